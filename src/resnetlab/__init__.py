@@ -1,0 +1,40 @@
+"""resnetlab: the experiments of 'Deep Residual Learning for Image Recognition', faithful and fast.
+
+The Python API mirrors the command line: every command is a function here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from resnetlab.errors import ResnetlabError
+from resnetlab.models import create_model, list_models
+
+__version__ = "0.1.0"
+
+# Heavier parts load on first use, so ``import resnetlab`` stays fast.
+_LAZY = {
+    "load_dataset": "resnetlab.data",
+    "TensorLoader": "resnetlab.data",
+    "TrainConfig": "resnetlab.training",
+    "resolve_config": "resnetlab.training",
+    "train": "resnetlab.training",
+    "load_checkpoint": "resnetlab.training.checkpoint",
+    "model_from_checkpoint": "resnetlab.training.checkpoint",
+    "evaluate": "resnetlab.evaluation",
+    "Predictor": "resnetlab.evaluation",
+    "finetune": "resnetlab.evaluation",
+    "export": "resnetlab.evaluation",
+    "report": "resnetlab.reports",
+    "sweep": "resnetlab.reports",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'resnetlab' has no attribute {name!r}")
+
+
+__all__ = ["ResnetlabError", "create_model", "list_models", *_LAZY]

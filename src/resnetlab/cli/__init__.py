@@ -1,0 +1,52 @@
+"""Command line: parses arguments and calls the Python API; no logic of its own.
+
+Each command lives in ``resnetlab/cli/<name>_cmd.py`` with a ``register(subparsers)`` function.
+A ``ResnetlabError`` becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from resnetlab.errors import ResnetlabError
+
+COMMAND_MODULES = ("models", "data", "train", "eval", "predict", "finetune", "export", "report", "sweep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resnetlab",
+        description="Reproduce and use the experiments of 'Deep Residual Learning for Image Recognition'.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"resnetlab.cli.{name}_cmd")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"resnetlab.cli.{name}_cmd":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ResnetlabError as exc:
+        print(f"resnetlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("resnetlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

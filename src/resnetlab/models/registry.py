@@ -1,0 +1,84 @@
+"""Model registry: every network is registered by name and built by ``create_model``.
+
+Tests and ``resnetlab models`` iterate ``list_models()``, so a new architecture is covered by
+registering it; there is no if/elif chain over names anywhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+from resnetlab.errors import ResnetlabError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a model before building it."""
+
+    name: str
+    family: str  # "cifar" (the paper's Section 4.2 nets) or "imagenet" (Table 1 nets)
+    depth: int  # weighted layers, as the paper counts them
+    input_size: tuple[int, int, int]  # native (C, H, W) of the data it was designed for
+    builder: Callable[..., nn.Module]
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str, *, family: str, depth: int, input_size: tuple[int, int, int]
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register ``builder(num_classes, in_channels, **options)`` under ``name``."""
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelInfo(name, family, depth, input_size, builder)
+        return builder
+
+    return decorate
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Registered model names (optionally of one family), in registration order."""
+    return [n for n, info in _REGISTRY.items() if family is None or info.family == family]
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``; an unknown name raises with the closest known names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ResnetlabError(
+            f"unknown model {name!r}.{hint} Run 'resnetlab models' to list all models."
+        ) from None
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **options: Any) -> nn.Module:
+    """Build a registered model with fresh (paper) initialisation.
+
+    ``options`` are the model's own keyword options (``shortcut``, ``stem``,
+    ``stride_in_1x1``, ``zero_init_residual``); an option the model does not take is an error.
+    """
+    info = model_info(name)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ResnetlabError(f"num_classes must be a positive whole number, got {num_classes!r}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ResnetlabError(f"in_channels must be a positive whole number, got {in_channels!r}")
+    accepted = set(inspect.signature(info.builder).parameters) - {"num_classes", "in_channels"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ResnetlabError(
+            f"model {name!r} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(sorted(accepted)) or 'none'}"
+        )
+    model = info.builder(num_classes=num_classes, in_channels=in_channels, **options)
+    model.model_name = name  # type: ignore[assignment]
+    return model

@@ -1,0 +1,114 @@
+"""Self-describing checkpoints: written atomically, read with ``weights_only=True``.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so that
+``torch.load(path, weights_only=True)`` reads it and untrusted files cannot run code:
+
+    format: "resnetlab-checkpoint", version: 1
+    model: {"name", "num_classes", "in_channels", "options"}    -> create_model(**)
+    classes: [str], normalization: {"mean": [...], "std": [...]}, input_size: [C, H, W]
+    dataset: {"name", "data_dir"}, config: {resolved training config as plain types}
+    epoch: completed epochs, batch: batches done in the current epoch, iteration: total steps
+    state_dict, optimizer, scheduler, rng: {...}, metrics: {...}   (training state; optional)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnetlab.errors import ResnetlabError
+from resnetlab.models import create_model
+
+FORMAT = "resnetlab-checkpoint"
+VERSION = 1
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_weights_file(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` with our own message for every way it can fail."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"):
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise ResnetlabError(f"{path} is a folder with no checkpoints/best.pt or checkpoints/last.pt: pass a run folder or a .pt file")
+    if not path.is_file():
+        raise ResnetlabError(f"checkpoint {path} does not exist: check the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ResnetlabError(
+            f"{path} is not a checkpoint resnetlab can load safely (it holds Python objects that "
+            f"weights-only loading refuses to run): {str(exc).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ResnetlabError(f"{path} is not a readable PyTorch file (truncated or corrupt?): {str(exc).splitlines()[0]}") from None
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
+    """Write a checkpoint dict (see module docstring) atomically."""
+    atomic_save({"format": FORMAT, "version": VERSION, **payload}, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read one of our checkpoints (a file, or a run folder: best.pt, else last.pt)."""
+    ckpt = read_weights_file(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ResnetlabError(
+            f"{path} is not a resnetlab checkpoint (no 'format: {FORMAT}' entry); "
+            "for a torchvision weights file use 'resnetlab finetune --from'"
+        )
+    if ckpt.get("version", 0) > VERSION:
+        raise ResnetlabError(f"{path} was written by a newer resnetlab (checkpoint version {ckpt['version']}): upgrade resnetlab")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """Build the checkpoint's architecture and load its weights (strict)."""
+    spec = ckpt["model"]
+    model = create_model(spec["name"], num_classes=spec["num_classes"], in_channels=spec["in_channels"], **spec.get("options", {}))
+    load_state_dict_or_explain(model, ckpt["state_dict"], source=spec["name"])
+    return model
+
+
+def load_state_dict_or_explain(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)``, turning key and shape mismatches into one clear message."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if wrong_shape:
+            k = wrong_shape[0]
+            parts.append(f"{len(wrong_shape)} tensor(s) of another shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})")
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        name = getattr(model, "model_name", type(model).__name__)
+        raise ResnetlabError(f"weights from {source} do not fit model {name}: {'; '.join(parts)}")
+    model.load_state_dict(state_dict, strict=True)

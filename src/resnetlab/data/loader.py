@@ -2,7 +2,8 @@
 
 Why not a DataLoader: on two cores, worker processes decoding PIL images compete with the
 training step for the same cores. Here the whole split sits in memory (50,000 CIFAR images are
-150 MB) and a batch is gathered, cropped, flipped and normalised on the training device.
+150 MB; kept zero-padded and channels-last) and a batch is gathered, cropped and flipped by one
+indexing op, then normalised on the training device.
 
 The loader has no hidden state: epoch ``e`` draws its order and augmentation from a generator
 seeded by ``(seed, e)``, and ``batches(e, start=k)`` resumes at batch ``k``. That is what makes
@@ -61,11 +62,15 @@ class TensorLoader:
         channels_last: bool = False,
     ) -> None:
         self.device = torch.device(device)
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
-        self.batch_size = batch_size
         self.train = train
         self.augmentation = (augmentation or Augmentation()) if train else NO_AUGMENTATION
+        self.image_size = tuple(data.images.shape[2:])  # (H, W)
+        p = self.augmentation.crop_padding
+        padded = torch.nn.functional.pad(data.images, (p, p, p, p)) if p else data.images  # zeros around
+        # Stored channels-last (N, H+2p, W+2p, C): a gathered batch is already in the fast layout.
+        self.pixels = padded.permute(0, 2, 3, 1).contiguous().to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.batch_size = batch_size
         self.seed = seed
         self.drop_last = train if drop_last is None else drop_last
         self.rank, self.world_size = rank, world_size
@@ -95,7 +100,7 @@ class TensorLoader:
             flips = (torch.rand(n, generator=torch.Generator().manual_seed(self.seed)) < 0.5) ^ bool(epoch % 2)
         else:
             flips = torch.zeros(n, dtype=torch.bool)
-        h, w = self.images.shape[2:]
+        h, w = self.image_size
         centres = torch.stack([torch.randint(0, h, (n,), generator=gen), torch.randint(0, w, (n,), generator=gen)], 1)
         return order, offsets, flips, centres
 
@@ -105,34 +110,32 @@ class TensorLoader:
         for b in range(start, len(self)):
             rows = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
             idx = rows.to(self.device)
-            x = self.images[idx]  # (B, C, H, W) uint8
-            x = self._augment(x, offsets[rows], flips[rows], centres[rows])
-            x = x.float().mul_(self.scale).add_(self.shift)
+            x = self._augmented(idx, offsets[rows], flips[rows], centres[rows])  # (B, H, W, C) uint8
+            x = x.permute(0, 3, 1, 2)  # (B, C, H, W) view with channels-last strides
+            x = x.float().mul_(self.scale).add_(self.shift)  # measured faster than a promoting uint8 * float mul
             yield x.contiguous(memory_format=self.memory_format), self.labels[idx]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(0)
 
-    def _augment(self, x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    def _augmented(self, idx: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Gather, crop and flip a batch with ONE advanced-indexing op on the padded pixels."""
         aug = self.augmentation
-        b, c, h, w = x.shape
-        if aug.crop_padding:
-            p = aug.crop_padding
-            padded = torch.nn.functional.pad(x, (p, p, p, p))  # (B, C, H+2p, W+2p), zeros
-            # Gather each image's crop with one advanced-indexing op: rows (B, H, 1), cols (B, 1, W).
-            off = offsets.to(x.device)
-            rows = (off[:, 0, None] + torch.arange(h, device=x.device))[:, :, None]
-            cols = (off[:, 1, None] + torch.arange(w, device=x.device))[:, None, :]
-            batch = torch.arange(b, device=x.device)[:, None, None]
-            x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (B, C, H, W)
+        if not aug.crop_padding and aug.flip == "none" and not aug.cutout:
+            return self.pixels[idx]
+        dev = self.device
+        h, w = self.image_size
+        ys, xs = torch.arange(h, device=dev), torch.arange(w, device=dev)
+        off = offsets.to(dev)  # all zeros without padding
+        cols = xs.expand(len(idx), w)
         if aug.flip != "none":
-            f = flips.to(x.device)
-            x = torch.where(f[:, None, None, None], x.flip(3), x)
+            cols = torch.where(flips.to(dev)[:, None], w - 1 - xs, xs)  # a mirrored crop reads columns backwards
+        rows = off[:, 0, None] + ys  # (B, H)
+        cols = off[:, 1, None] + cols  # (B, W)
+        x = self.pixels[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
         if aug.cutout:
             half = aug.cutout // 2
-            ys = torch.arange(h, device=x.device)[None, :, None]
-            xs = torch.arange(w, device=x.device)[None, None, :]
-            cy, cx = centres[:, 0, None, None].to(x.device), centres[:, 1, None, None].to(x.device)
-            mask = ((ys - cy).abs() <= half) & ((xs - cx).abs() <= half)  # (B, H, W)
-            x = x.masked_fill(mask[:, None], 0)
+            cy, cx = centres[:, 0, None, None].to(dev), centres[:, 1, None, None].to(dev)
+            mask = ((ys[None, :, None] - cy).abs() <= half) & ((xs[None, None, :] - cx).abs() <= half)  # (B, H, W)
+            x = x.masked_fill(mask[..., None], 0)
         return x

@@ -9,6 +9,14 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so t
     dataset: {"name", "data_dir"}, config: {resolved training config as plain types}
     epoch: completed epochs, batch: batches done in the current epoch, iteration: total steps
     state_dict, optimizer, scheduler, rng: {...}, metrics: {...}   (training state; optional)
+
+Written by training (``resnetlab.training.run``) on top of the above:
+    state_dict        the weights to evaluate (the EMA weights when ema_decay > 0)
+    train_state_dict  the raw training weights (only with EMA; resume loads these)
+    ema               AveragedModel state (only with EMA)
+    scheduler         {"scheduler": LambdaLR state without lambdas, "error_warmup": {...} | None}
+    scaler            GradScaler state;  rng: {"torch": uint8 tensor, "cuda": [uint8 tensors]}
+    metrics           {"epoch_stats", "train_seconds", "train_images", "best", "last", "pretrained"}
 """
 
 from __future__ import annotations
@@ -112,3 +120,14 @@ def load_state_dict_or_explain(model: nn.Module, state_dict: dict[str, torch.Ten
         name = getattr(model, "model_name", type(model).__name__)
         raise ResnetlabError(f"weights from {source} do not fit model {name}: {'; '.join(parts)}")
     model.load_state_dict(state_dict, strict=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states as tensors (weights-only loadable)."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

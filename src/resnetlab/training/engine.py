@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+import math
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from resnetlab.errors import ResnetlabError
 
 
 @torch.no_grad()
@@ -40,3 +46,90 @@ def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, f
         "loss": F.cross_entropy(logits, labels).item(),
         "acc": (logits.argmax(1) == labels).float().mean().item(),
     }
+
+
+class NonFiniteLoss(ResnetlabError):
+    """The training loss became NaN or infinite: the step was not taken."""
+
+
+@dataclass
+class EpochStats:
+    """Running training totals of one epoch, summed over all processes (saved in checkpoints
+    mid-epoch, so a resumed epoch reports exactly what an uninterrupted one would)."""
+
+    loss_sum: float = 0.0  # sum over images of the per-image loss
+    correct: float = 0.0  # images classified correctly
+    images: int = 0  # images seen
+    seconds: float = 0.0  # training wall time (data + step), evaluation excluded
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.images if self.images else float("nan")
+
+    @property
+    def acc(self) -> float:
+        return self.correct / self.images if self.images else float("nan")
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step reports to the loop's callback."""
+
+    iteration: int  # optimizer steps done, this one included
+    loss: float  # mean loss of this (global) batch
+    error: float  # training error (fraction) of this batch
+    images: int  # images in this global batch
+
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    *,
+    criterion: nn.Module,
+    stats: EpochStats,
+    iteration: int,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
+    reduce: Reduce | None = None,
+    after_step: Callable[[StepResult], bool] | None = None,
+) -> int:
+    """Train over ``batches`` (one step each) and return the iteration count reached.
+
+    ``schedule.step()`` runs after every optimizer step. ``reduce`` sums a small tensor over
+    processes (distributed runs), so every process sees the same global loss and error.
+    ``after_step`` returning True stops early (interrupt, iteration budget).
+    """
+    scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)
+    mark = time.perf_counter()
+    for images, labels in batches:
+        with autocast():
+            logits = model(images)
+            loss = criterion(logits, labels)
+        totals = torch.stack([loss.detach().float() * len(labels), (logits.argmax(1) == labels).sum().float(),
+                              torch.tensor(float(len(labels)), device=loss.device)])
+        loss_sum, correct, n = (reduce(totals) if reduce else totals).tolist()
+        if not math.isfinite(loss_sum):
+            raise NonFiniteLoss(f"the training loss became {loss_sum / n} at iteration {iteration + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        schedule.step()
+        iteration += 1
+        now = time.perf_counter()
+        stats.loss_sum, stats.correct, stats.images = stats.loss_sum + loss_sum, stats.correct + correct, stats.images + int(n)
+        stats.seconds += now - mark
+        stop = after_step(StepResult(iteration, loss_sum / n, 1 - correct / n, int(n))) if after_step else False
+        mark = time.perf_counter()
+        if stop:
+            break
+    return iteration

@@ -1,0 +1,17 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test` (the tests).
+# Both create .venv and install everything first.
+
+.PHONY: setup demo test test-fast
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/resnetlab train --model resnet20 --dataset fashion-mnist --epochs 3 --out runs/demo-resnet20-fashion-mnist --overwrite
+
+test:
+	bash scripts/setup.sh --with-browser
+	.venv/bin/python -m pytest -q
+
+test-fast: setup
+	.venv/bin/python -m pytest -q -m "not slow"

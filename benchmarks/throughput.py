@@ -1,0 +1,123 @@
+"""Training throughput of ResNet-20: our loader vs. a bare step vs. the seeds' PIL pipeline.
+
+Three measurements side by side, in one process, same model, batch and step count:
+
+1. bare      training steps on one ready, normalised channels_last batch (no data work at all);
+2. loader    ``TensorLoader`` with the paper's augmentation, channels_last;
+3. pil       a Dataset returning ``transforms(Image.fromarray(x))`` (RandomCrop(32, padding=4),
+             RandomHorizontalFlip, ToTensor, Normalize) in a DataLoader with 2 workers.
+
+Prints images/s for each and the two ratios the data issue asks for: loader/bare >= 0.97 and
+loader/pil >= 1.4. Run on a quiet machine:
+
+    python benchmarks/throughput.py --data-dir ../shared/data/cifar10-jpeg-unpacked --steps 100
+
+Without ``--data-dir`` it uses synthetic data of CIFAR-10's shape (50,000 x 3 x 32 x 32 uint8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from resnetlab.data import ImageSet, TensorLoader, load_dataset
+from resnetlab.models import create_model
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 JPEG folder (train/, test/); synthetic data if omitted")
+    p.add_argument("--steps", type=int, default=100, help="timed training steps per pipeline")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--batch-size", type=int, default=128)  # the paper's mini-batch
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    return p.parse_args()
+
+
+def load_train_split(data_dir: str | None) -> tuple[ImageSet, tuple[float, ...], tuple[float, ...]]:
+    if data_dir:
+        bundle = load_dataset("folder", data_dir)
+        return bundle.train, bundle.mean, bundle.std
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    return ImageSet(images, torch.randint(0, 10, (50_000,), generator=gen)), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+
+
+class SeedPipeline(Dataset):
+    """The seeds' per-image PIL pipeline over the same uint8 images (HWC for Image.fromarray)."""
+
+    def __init__(self, data: ImageSet, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.images = data.images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+        self.labels = data.labels.numpy()
+        self.transform = transforms.Compose([
+            transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(), transforms.Normalize(mean, std),
+        ])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(np.ascontiguousarray(self.images[i]))), int(self.labels[i])
+
+
+def endless(make_epoch: Callable[[int], Iterator]) -> Iterator:
+    epoch = 0
+    while True:
+        yield from make_epoch(epoch)
+        epoch += 1
+
+
+def images_per_second(batches: Iterator, steps: int, warmup: int, batch_size: int) -> float:
+    """Train a fresh ResNet-20 for ``warmup + steps`` steps on ``batches``; time the last ``steps``."""
+    torch.manual_seed(0)
+    model = create_model("resnet20", num_classes=10).to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        images, labels = next(batches)
+        images = images.contiguous(memory_format=torch.channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, mean, std = load_train_split(args.data_dir)
+    bs = args.batch_size
+    loader = TensorLoader(train, bs, mean=mean, std=std, train=True, seed=0, channels_last=True)
+    ready = next(loader.batches(0))
+    seed_loader = DataLoader(SeedPipeline(train, mean, std), batch_size=bs, shuffle=True, num_workers=2,
+                             drop_last=True, persistent_workers=True)
+    pipelines = {
+        "bare": lambda: iter(lambda: ready, None),
+        "loader": lambda: endless(loader.batches),
+        "pil": lambda: endless(lambda _epoch: iter(seed_loader)),
+    }
+    source = f"CIFAR-10 (JPEG copy) at {args.data_dir}" if args.data_dir else "synthetic CIFAR-10-shaped data"
+    print(f"ResNet-20, batch {bs}, {args.steps} timed steps, {torch.get_num_threads()} threads, {source}")
+    rates = {}
+    for name, make in pipelines.items():
+        rates[name] = images_per_second(make(), args.steps, args.warmup, bs)
+        print(f"  {name:<7} {rates[name]:>9.1f} images/s")
+    print(f"loader / bare = {rates['loader'] / rates['bare']:.3f}  (target >= 0.97)")
+    print(f"loader / pil  = {rates['loader'] / rates['pil']:.3f}  (target >= 1.4)")
+
+
+if __name__ == "__main__":
+    main()

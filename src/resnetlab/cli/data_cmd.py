@@ -1,0 +1,87 @@
+"""``resnetlab data info|stats|download``: what a dataset holds, its statistics, fetching it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from resnetlab.data import list_datasets, load_dataset
+from resnetlab.data.types import DatasetBundle
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect, download or cache a dataset")
+    data_sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    commands = (
+        ("info", "classes, split sizes, image shape, mean/std and location", run_info),
+        ("stats", "per-channel mean and std of the training split", run_stats),
+        ("download", "download and verify (or decode and cache an image folder) ahead of training", run_download),
+    )
+    for name, help_text, func in commands:
+        q = data_sub.add_parser(name, help=help_text)
+        add_dataset_arguments(q)
+        q.add_argument("--json", action="store_true", help="print JSON instead of text")
+        q.set_defaults(func=func)
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every command that loads a dataset shares (train uses the same names)."""
+    p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of: {', '.join(list_datasets())}")
+    p.add_argument("--data-dir", default=None, help="cache folder (default $RESNETLAB_DATA or ~/.cache/resnetlab); "
+                   "for 'folder' the folder holding train/ and test/")
+    p.add_argument("--val-split", type=int, default=0, metavar="N", help="hold out N training images for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="SIZE", help="resize to SIZE or H W")
+    p.add_argument("--skip-bad-images", action="store_true", help="leave out unreadable images instead of stopping")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+
+
+def load_from_args(args: argparse.Namespace) -> DatasetBundle:
+    size = args.image_size[0] if args.image_size and len(args.image_size) == 1 else args.image_size
+    return load_dataset(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed,
+                        download=not args.no_download, image_size=size, skip_bad_images=args.skip_bad_images)
+
+
+def dataset_info(bundle: DatasetBundle) -> dict:
+    """The JSON form of ``resnetlab data info``."""
+    splits = {"train": len(bundle.train), "test": len(bundle.test)}
+    if bundle.val is not None:
+        splits["val"] = len(bundle.val)
+    return {"dataset": bundle.name, "classes": bundle.classes, "splits": splits, "image_shape": list(bundle.image_shape),
+            "mean": list(bundle.mean), "std": list(bundle.std), "location": bundle.location}
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = dataset_info(load_from_args(args))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"dataset      {info['dataset']}  ({info['location']})")
+    print(f"classes      {len(info['classes'])}: {', '.join(info['classes'])}")
+    print(f"splits       {', '.join(f'{k} {v:,}' for k, v in info['splits'].items())}")
+    print(f"image shape  {'x'.join(map(str, info['image_shape']))} (C x H x W)")
+    print(f"mean         {_floats(info['mean'])}")
+    print(f"std          {_floats(info['std'])}")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    bundle = load_from_args(args)
+    if args.json:
+        print(json.dumps({"dataset": bundle.name, "train_images": len(bundle.train), "mean": list(bundle.mean), "std": list(bundle.std)}))
+        return 0
+    print(f"mean {_floats(bundle.mean)}\nstd  {_floats(bundle.std)}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    bundle = load_from_args(args)
+    if args.json:
+        print(json.dumps({"dataset": bundle.name, "location": bundle.location, **bundle.extra}))
+    else:
+        print(f"{bundle.name} ready in {bundle.location}")
+    return 0
+
+
+def _floats(values: list[float] | tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"

@@ -1,0 +1,46 @@
+"""``resnetlab eval``: accuracy, per-class accuracy, confusion matrix and mistakes of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+JSON_KEYS = ("top1", "top5", "loss", "n", "per_class")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint or run folder on its dataset",
+                       description="Top-1/top-5 accuracy, loss, per-class accuracy, confusion matrix (CSV + PNG) "
+                                   "and the most confidently wrong images (PNG). A run folder means its final "
+                                   "model (checkpoints/last.pt).")
+    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--dataset", default=None, help="default: the checkpoint's own dataset")
+    p.add_argument("--data-dir", default=None, help="default: the checkpoint's own data folder")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
+    p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help='print {"top1", "top5", "loss", "n", "per_class"} as JSON')
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from resnetlab.evaluation import evaluate
+
+    result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
+                      out=args.out, batch_size=args.batch_size, device=args.device)
+    if args.json:
+        print(json.dumps({k: result[k] for k in JSON_KEYS}, indent=2))
+        return 0
+    print(f"{result['checkpoint']} on {result['dataset']} {result['split']} ({result['n']} images"
+          f"{', flip TTA' if result['tta'] else ''}): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+          f"loss {result['loss']:.4f}")
+    width = max(len(c) for c in result["per_class"])
+    for name, acc in result["per_class"].items():
+        print(f"  {name:<{width}}  {'-' if math.isnan(acc) else f'{acc:.4f}'}")
+    for path in result["files"].values():
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,25 @@
+"""``resnetlab export``: a checkpoint as ONNX or TorchScript, checked against the model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript (dynamic batch size)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its best.pt)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from resnetlab.evaluation import export
+
+    result = export(args.checkpoint, args.out, format=args.format)
+    if result["checked_with"]:
+        check = f"checked with {result['checked_with']} (max difference {result['max_abs_diff']:.2g})"
+    else:
+        check = "not checked: onnxruntime is not installed (pip install 'resnetlab[onnx]')"
+    print(f"wrote {result['path']} ({result['format']}, dynamic batch size); {check}")
+    return 0

@@ -1,0 +1,30 @@
+"""``resnetlab predict``: the top-K classes of images, with the checkpoint's preprocessing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify images or folders of images with a checkpoint")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its best.pt)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
+    p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')
+    p.set_defaults(func=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from resnetlab.evaluation import Predictor
+
+    results = Predictor(args.checkpoint, device=args.device, batch_size=args.batch_size).predict(args.paths, topk=args.topk)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for item in results:
+        best = "  ".join(f"{p['class']} {p['probability']:.3f}" for p in item["predictions"])
+        print(f"{item['path']}: {best}")
+    return 0

@@ -1,0 +1,24 @@
+"""``resnetlab report RUN_DIR... --out DIR``: figures, results table and index.html for run folders."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="figures, a results table and one index.html for one or more run folders")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by 'resnetlab train'")
+    p.add_argument("--out", required=True, help="report folder (index.html, results.md/.csv, figures)")
+    p.add_argument("--no-checkpoints", action="store_true",
+                   help="skip confusion matrices and sample predictions (no model run, no data read)")
+    p.add_argument("--samples", type=int, default=32, help="test images in each prediction grid (default 32)")
+    p.add_argument("--title", default=None, help="page title")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from resnetlab.reports import report
+
+    index = report(args.run_dirs, args.out, checkpoints=not args.no_checkpoints, samples=args.samples, title=args.title)
+    print(f"report: {index}")
+    return 0

@@ -1,0 +1,46 @@
+"""``resnetlab sweep SWEEP [--out DIR]``: train a list of runs one after another, then report them.
+
+Run the same command again after an interruption: finished runs are skipped, the unfinished
+one resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="train the runs of a sweep file (resumable), then write their report")
+    p.add_argument("sweep", nargs="?", metavar="SWEEP", help="a sweep YAML file, or the name of a shipped sweep (see --list)")
+    p.add_argument("--out", default=None, help="output folder (default: the sweep's 'out', else runs/<sweep name>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
+                   help="config override for every run, e.g. --set data_dir=/data/cifar10-jpeg (repeatable)")
+    p.add_argument("--no-report", action="store_true", help="train only; write no report")
+    p.add_argument("--no-checkpoints", action="store_true", help="report without confusion matrices and sample predictions")
+    p.add_argument("--list", action="store_true", help="list the shipped sweeps and exit")
+    p.set_defaults(func=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from resnetlab.errors import ResnetlabError
+    from resnetlab.reports.sweep import list_sweeps, load_sweep, parse_set, sweep
+    from resnetlab.training.interrupt import TrainingInterrupted
+
+    if args.list:
+        for name in list_sweeps():
+            spec = load_sweep(name)
+            print(f"{name:<22}{len(spec.runs):>3} runs  {spec.description.splitlines()[0] if spec.description else ''}")
+        return 0
+    if not args.sweep:
+        raise ResnetlabError("name a sweep file or a shipped sweep (resnetlab sweep --list shows them)")
+    try:
+        result = sweep(args.sweep, args.out, overrides=parse_set(args.set_values),
+                       write_report=not args.no_report, checkpoints=not args.no_checkpoints)
+    except TrainingInterrupted as exc:
+        again = shlex.join(["resnetlab", "sweep", *sys.argv[2:]]) if sys.argv[1:2] == ["sweep"] else "the same command"
+        print(f"resnetlab: sweep {exc}\nrun {again} again to continue where it stopped", file=sys.stderr)
+        return 130
+    print(f"sweep done: {result}")
+    return 0

@@ -1,0 +1,105 @@
+"""``resnetlab train``: a flag for every TrainConfig field, then ``resnetlab.training.train``.
+
+Flags are generated from the dataclass, so a new config field is a new flag with no CLI change.
+Only flags given on the command line override the recipe and the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from resnetlab.cli.models_cmd import parse_options
+from resnetlab.errors import ResnetlabError
+from resnetlab.training.config import FIELDS, TrainConfig, list_recipes
+
+_SPECIAL = {"model_options", "recipe"}  # flags with their own definition below
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model and write a run folder (resumable)",
+                       description="Train a registered model. Defaults come from --recipe (paper unless "
+                                   "given), then --config FILE, then the flags below.")
+    p.add_argument("--recipe", choices=list_recipes(), default=argparse.SUPPRESS, help="recipe (default: paper)")
+    p.add_argument("--config", dest="config_file", default=None, metavar="FILE", help="YAML file of config fields")
+    p.add_argument("--model-option", dest="model_options", action="append", default=argparse.SUPPRESS,
+                   metavar="KEY=VALUE", help="model option, e.g. shortcut=B (repeatable)")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
+                   help="continue the run in DIR (or --out) from checkpoints/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in the --out folder")
+    hints = typing.get_type_hints(TrainConfig)
+    for name in FIELDS:
+        if name not in _SPECIAL:
+            _add_field_flag(p, name, hints[name])
+    p.set_defaults(func=run_train)
+
+
+def _add_field_flag(p: argparse.ArgumentParser, name: str, hint: Any) -> None:
+    flag = "--" + name.replace("_", "-")
+    default = FIELDS[name].default
+    help_text = "" if default is dataclasses.MISSING else f"TrainConfig default {default!r}"
+    args = typing.get_args(hint)
+    base = next((a for a in args if a is not type(None)), hint) if args and type(None) in args else hint
+    if base is bool:
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+    elif typing.get_origin(hint) is list:
+        p.add_argument(flag, nargs="*", type=float, default=argparse.SUPPRESS, help="fractions (<1) or counts")
+    else:
+        convert = _number if base is float else base
+        nullable = type(None) in args
+        p.add_argument(flag, type=_nullable(convert) if nullable else convert, default=argparse.SUPPRESS,
+                       help=help_text + (" ('none' to unset)" if nullable else ""))
+
+
+def _number(text: str) -> int | float:
+    """'5000' -> 5000 (a count), '0.1' -> 0.1 (a fraction)."""
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def _nullable(convert: Any) -> Any:
+    def parse(text: str) -> Any:
+        return None if text.lower() in ("none", "null") else convert(text)
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given on the command line (and nothing else)."""
+    values = {k: v for k, v in vars(args).items() if k in FIELDS}
+    if "model_options" in values:
+        values["model_options"] = parse_options(values["model_options"])
+    return values
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from resnetlab.training import TrainingInterrupted, resolve_config, train
+
+    overrides = overrides_from(args)
+    recipe = overrides.pop("recipe", None)
+    config_file = args.config_file
+    if args.resume:
+        out = args.resume if isinstance(args.resume, str) else overrides.get("out")
+        if not out:
+            raise ResnetlabError("--resume needs the run folder: --resume DIR (or --out DIR)")
+        overrides["out"] = out
+        config_file = config_file or Path(out) / "config.yaml"
+    config = resolve_config(recipe, config_file, overrides)
+    try:
+        summary = train(config, resume=bool(args.resume), overwrite=args.overwrite)
+    except TrainingInterrupted as exc:
+        print(f"resnetlab: {exc}\ncontinue with: resnetlab train --resume {config.out}", file=sys.stderr)
+        return 130
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # torchrun: one report, from rank 0
+    final = summary["final"]
+    print(f"{summary['model']} on {summary['dataset']}: test accuracy {final['test_acc']:.4f} "
+          f"(loss {final['test_loss']:.4f}) after {summary['epochs']} epochs, {summary['iterations']} iterations; "
+          f"run folder {config.out}")
+    return 0

@@ -1,0 +1,96 @@
+"""``load_dataset`` and ``create_loader``: the two calls training and the command line make.
+
+A registered source reads the official splits; this module applies what is common to every
+source, in one order: resize, validation split, subset, then statistics of what is left for
+training (so the held-out images never leak into the normalisation).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from resnetlab.data import cifar, mnist, folder  # noqa: F401, I001  (registers the sources, in this order)
+from resnetlab.data.loader import Augmentation, TensorLoader
+from resnetlab.data.sources import LoadOptions, get_source
+from resnetlab.data.splits import split_validation, take_subset
+from resnetlab.data.stats import channel_stats
+from resnetlab.data.streaming import StreamingLoader
+from resnetlab.data.types import DatasetBundle, ImageSet
+from resnetlab.errors import ResnetlabError
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    val_split: int = 0,
+    seed: int = 0,
+    download: bool = True,
+    image_size: int | Sequence[int] | None = None,
+    skip_bad_images: bool = False,
+    subset: int | None = None,
+) -> DatasetBundle:
+    """Load ``name`` (cifar10, cifar100, mnist, fashion-mnist, folder) into memory.
+
+    ``data_dir`` is the cache folder for the downloadable sets (default ``$RESNETLAB_DATA`` or
+    ``~/.cache/resnetlab``) and the image folder itself for ``folder``.
+    """
+    source = get_source(name)
+    size = normalise_size(image_size)
+    options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images)
+    raw = source.load(Path(data_dir).expanduser() if data_dir else None, options)
+    train, test = resize(raw.train, size), resize(raw.test, size)
+    train, val = split_validation(train, val_split, seed)
+    train = take_subset(train, subset, seed)
+    mean, std = channel_stats(train.images)
+    return DatasetBundle(name, raw.classes, train, test, val, mean, std, raw.location, raw.extra)
+
+
+def normalise_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    """``32`` or ``(32, 32)`` -> ``(32, 32)`` (H, W); None keeps the native size."""
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ResnetlabError(f"--image-size {image_size} must be one positive size or HEIGHT WIDTH")
+    return (int(size[0]), int(size[1]))
+
+
+def resize(split: ImageSet, size: tuple[int, int] | None) -> ImageSet:
+    """Resize a whole uint8 split with antialiasing (no-op when it already has that size)."""
+    if size is None or tuple(split.images.shape[2:]) == size:
+        return split
+    return ImageSet(TF.resize(split.images, list(size), antialias=True), split.labels)
+
+
+def create_loader(
+    data: ImageSet | str | os.PathLike,
+    batch_size: int,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str = "cpu",
+    train: bool = False,
+    augmentation: Augmentation | None = None,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    channels_last: bool = False,
+    drop_last: bool | None = None,
+    image_size: int | Sequence[int] | None = None,
+    num_workers: int = 2,
+) -> TensorLoader | StreamingLoader:
+    """A ``TensorLoader`` for an in-memory split, a ``StreamingLoader`` for a class-folder path.
+
+    Both yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
+    """
+    common = dict(mean=mean, std=std, device=device, train=train, augmentation=augmentation, seed=seed,
+                  rank=rank, world_size=world_size, channels_last=channels_last, drop_last=drop_last)
+    if isinstance(data, ImageSet):
+        return TensorLoader(data, batch_size, **common)
+    return StreamingLoader(Path(data), batch_size, image_size=normalise_size(image_size), num_workers=num_workers, **common)

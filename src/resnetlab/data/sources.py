@@ -1,0 +1,77 @@
+"""Registry of dataset sources: each format registers a loader by name; no if/elif over names.
+
+A source turns ``data_dir`` (and the load options) into the raw splits; everything common to
+all sources (resizing, validation split, subset, statistics) happens once in ``factory.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from resnetlab.data.types import ImageSet
+from resnetlab.errors import ResnetlabError
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What the user asked for, passed to every source (a source ignores what it cannot use)."""
+
+    download: bool = True
+    image_size: tuple[int, int] | None = None  # (H, W) to resize to; None keeps the native size
+    skip_bad_images: bool = False
+
+
+@dataclass
+class RawDataset:
+    """A source's output: the official train/test splits as in-memory uint8 tensors."""
+
+    classes: list[str]
+    train: ImageSet
+    test: ImageSet
+    location: str  # where the files are, for ``resnetlab data info``
+    extra: dict = field(default_factory=dict)  # source-specific facts (cache folder, skipped files)
+
+
+SourceLoader = Callable[[Path | None, LoadOptions], RawDataset]
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    name: str
+    description: str
+    load: SourceLoader
+
+
+_SOURCES: dict[str, DatasetSource] = {}
+
+
+def register_source(name: str, description: str) -> Callable[[SourceLoader], SourceLoader]:
+    """Decorator: register ``load(data_dir, options) -> RawDataset`` under ``name``."""
+
+    def decorate(load: SourceLoader) -> SourceLoader:
+        if name in _SOURCES:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        _SOURCES[name] = DatasetSource(name, description, load)
+        return load
+
+    return decorate
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, in registration order."""
+    return list(_SOURCES)
+
+
+def get_source(name: str) -> DatasetSource:
+    """The source registered as ``name``; an unknown name raises listing the known ones."""
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _SOURCES, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ResnetlabError(
+            f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(_SOURCES)}"
+        ) from None

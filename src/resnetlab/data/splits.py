@@ -1,0 +1,32 @@
+"""Deterministic validation split and training subset, both from a generator seeded by ``seed``."""
+
+from __future__ import annotations
+
+import torch
+
+from resnetlab.data.types import ImageSet
+from resnetlab.errors import ResnetlabError
+
+
+def split_validation(train: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet | None]:
+    """Hold out ``val_size`` training images chosen by a seeded permutation (e.g. CIFAR-10's 45k/5k).
+
+    Both parts keep the original order of the images they contain.
+    """
+    if val_size == 0:
+        return train, None
+    if not 0 < val_size < len(train):
+        raise ResnetlabError(f"--val-split {val_size} must be between 0 and the {len(train)} training images")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:val_size].sort().values, order[val_size:].sort().values
+    return train.take(train_idx), train.take(val_idx)
+
+
+def take_subset(train: ImageSet, size: int | None, seed: int) -> ImageSet:
+    """The first ``size`` training images after a seeded shuffle (quick experiments, tests)."""
+    if size is None or size >= len(train):
+        return train
+    if size <= 0:
+        raise ResnetlabError(f"--subset {size} must be a positive number of training images")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))
+    return train.take(order[:size].sort().values)

@@ -1,0 +1,113 @@
+"""Streaming batches for image folders too big for memory: DataLoader + transforms.v2.
+
+Same interface as ``TensorLoader`` (``len``, ``batches(epoch, start)``, global batch split
+over ranks) and the same augmentation options. Every image's augmentation is drawn from a
+generator seeded by (seed, epoch, index), so batches do not depend on which worker decoded
+them, and resuming at (epoch, batch) reproduces the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets import ImageFolder
+from torchvision.transforms import v2
+
+from resnetlab.data.folder import decode_image
+from resnetlab.data.loader import NO_AUGMENTATION, Augmentation
+
+
+class AugmentedFolder(Dataset):
+    """(image float (C, H, W) in [0, 1], label) for an (index, epoch) key, augmented reproducibly."""
+
+    def __init__(self, root: Path, augmentation: Augmentation, seed: int, image_size: tuple[int, int] | None) -> None:
+        self.folder = ImageFolder(str(root), loader=lambda path: path)  # decoding happens below
+        self.augmentation, self.seed, self.image_size = augmentation, seed, image_size
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, epoch = key
+        path, label = self.folder.samples[index]
+        array = decode_image(path, self.image_size)
+        if isinstance(array, str):
+            raise RuntimeError(f"cannot read image {path}: {array}")
+        x = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)  # (C, H, W) in [0, 1]
+        return self.augment(x, index, epoch), label
+
+    def augment(self, x: torch.Tensor, index: int, epoch: int) -> torch.Tensor:
+        aug = self.augmentation
+        gen = torch.Generator().manual_seed((self.seed * 100_003 + epoch) * 10_000_019 + index)
+        h, w = x.shape[1:]
+        if aug.crop_padding:
+            p = aug.crop_padding
+            top, left = torch.randint(0, 2 * p + 1, (2,), generator=gen).tolist()
+            x = v2.functional.pad(x, [p, p, p, p])[:, top : top + h, left : left + w]
+        flip = bool(torch.rand(1, generator=gen) < 0.5)
+        if aug.flip == "alternate":
+            flip = bool(torch.rand(1, generator=torch.Generator().manual_seed(self.seed * 10_000_019 + index)) < 0.5) ^ bool(epoch % 2)
+        if aug.flip != "none" and flip:
+            x = x.flip(2)
+        if aug.cutout:
+            cy, cx = torch.randint(0, h, (1,), generator=gen).item(), torch.randint(0, w, (1,), generator=gen).item()
+            half = aug.cutout // 2
+            x[:, max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1] = 0
+        return x
+
+
+class StreamingLoader:
+    """Batches of (normalised float images, labels) on ``device`` decoded from a class folder."""
+
+    def __init__(
+        self,
+        root: Path,
+        batch_size: int,
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device | str = "cpu",
+        train: bool = False,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        drop_last: bool | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        channels_last: bool = False,
+        image_size: tuple[int, int] | None = None,
+        num_workers: int = 2,
+    ) -> None:
+        aug = (augmentation or Augmentation()) if train else NO_AUGMENTATION
+        self.dataset = AugmentedFolder(root, aug, seed, image_size)
+        self.classes = self.dataset.folder.classes
+        self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.drop_last = train if drop_last is None else drop_last
+        self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.normalize = v2.Normalize(list(mean), list(std))
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield this rank's batches of ``epoch``, beginning at batch index ``start``."""
+        n = len(self.dataset)
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
+        plan = [
+            [(i, epoch) for i in order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size].tolist()]
+            for b in range(start, len(self))
+        ]
+        loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.num_workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        for images, labels in loader:
+            images = self.normalize(images.to(self.device, non_blocking=True))
+            yield images.contiguous(memory_format=self.memory_format), labels.to(self.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(0)

@@ -1,0 +1,136 @@
+"""``evaluate``: a checkpoint's accuracy on its own dataset, with the files that explain it.
+
+It reuses the training evaluation path (``TensorLoader`` + ``engine.collect_logits`` +
+``engine.loss_and_accuracy``) with the checkpoint's own normalisation, so on a run folder the
+top-1 accuracy is the ``final.test_acc`` of its summary.json, not a near-miss from another loop.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, load_dataset
+from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
+from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
+from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.training.engine import collect_logits, loss_and_accuracy
+
+SPLITS = ("test", "val")
+
+
+def evaluate(
+    source: str | Path,
+    *,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    split: str = "test",
+    tta: bool | None = None,
+    out: str | Path | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    mistakes: int = 32,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint file or a run folder (its ``checkpoints/last.pt``: the final model).
+
+    ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
+    validation split from its config (same size, same seed). ``tta=None`` evaluates as the run
+    did (its ``test_time_flip``). Writes ``eval-<split>-confusion.csv``/``.png`` and
+    ``eval-<split>-mistakes.png`` to ``out`` (default: the run folder, or beside the checkpoint file).
+
+    Returns {"top1", "top5", "loss", "n", "per_class", "confusion", "mistakes", "files", ...}.
+    """
+    if split not in SPLITS:
+        raise ResnetlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    path = checkpoint_path(source)
+    ckpt = load_checkpoint(path)
+    config = ckpt.get("config") or {}
+    tta = bool(config.get("test_time_flip", False)) if tta is None else tta
+    bundle = _load_split_source(ckpt, dataset, data_dir, split)
+    images = bundle.test if split == "test" else bundle.val
+    model = model_from_checkpoint(ckpt).to(device)
+    norm = ckpt["normalization"]
+    batch_size = batch_size or max(256, int(config.get("batch_size", 256)))  # training's evaluation batch
+    loader = TensorLoader(images, batch_size, mean=norm["mean"], std=norm["std"], device=device, train=False)
+    logits, labels = collect_logits(model, loader.batches(0), tta=tta)
+
+    classes = list(ckpt["classes"])
+    confusion = confusion_matrix(logits, labels, len(classes))
+    n = len(labels)
+    result: dict[str, Any] = {
+        # correct / n as an exact fraction (as training's summary records it), not a float32 mean
+        "top1": confusion.trace().item() / n if n else float("nan"),
+        "top5": topk_accuracy(logits, labels, 5),
+        "loss": loss_and_accuracy(logits, labels)["loss"],
+        "n": n,
+        "per_class": per_class_accuracy(confusion, classes),
+        "split": split, "tta": tta, "checkpoint": str(path), "dataset": bundle.name,
+        "confusion": confusion.tolist(),
+        "mistakes": most_confident_errors(logits, labels, mistakes),
+    }
+    folder = Path(out) if out else (Path(source) if Path(source).is_dir() else path.parent)
+    result["files"] = _write_files(folder, split, confusion, classes, result["mistakes"], images)
+    return result
+
+
+def checkpoint_path(source: str | Path) -> Path:
+    """A run folder means its final model (last.pt, which summary.json's ``final`` describes), else best.pt."""
+    source = Path(source)
+    if source.is_dir():
+        for name in ("last.pt", "best.pt"):
+            if (source / "checkpoints" / name).is_file():
+                return source / "checkpoints" / name
+        raise ResnetlabError(f"{source} is a folder with no checkpoints/last.pt or checkpoints/best.pt: pass a run folder or a .pt file")
+    if not source.is_file():
+        raise ResnetlabError(f"checkpoint {source} does not exist: check the path")
+    return source
+
+
+def _load_split_source(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path | None, split: str) -> DatasetBundle:
+    """The dataset the checkpoint was trained on (or the one asked for), checked against its classes."""
+    own = ckpt.get("dataset") or {}
+    config = ckpt.get("config") or {}
+    name = dataset or own.get("name")
+    if not name:
+        raise ResnetlabError("the checkpoint does not name its dataset: pass --dataset (and --data-dir)")
+    if data_dir is None and name == own.get("name"):
+        data_dir = own.get("data_dir")
+    val_split = config.get("val_split", 0) if split == "val" else 0
+    if split == "val" and not val_split:
+        raise ResnetlabError("this run was trained without a validation split (val_split 0): use --split test")
+    val_split = int(val_split) if val_split >= 1 else val_split  # a count, or a fraction (as training reads it)
+    channels, height, width = ckpt["input_size"]
+    # The run's own data is read exactly as training read it; other data is resized to the model's input.
+    image_size = config.get("image_size") if name == own.get("name") else (height, width)
+    bundle = load_dataset(name, data_dir, val_split=val_split, seed=config.get("seed", 0), image_size=image_size)
+    if bundle.classes != list(ckpt["classes"]):
+        raise ResnetlabError(
+            f"the checkpoint was trained on {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:5])}...) but "
+            f"dataset {name} has {len(bundle.classes)} ({', '.join(bundle.classes[:5])}...): evaluate it on data with its classes"
+        )
+    if tuple(bundle.image_shape) != (channels, height, width):
+        raise ResnetlabError(
+            f"the checkpoint expects {channels}x{height}x{width} images but dataset {name} has "
+            f"{'x'.join(map(str, bundle.image_shape))}: evaluate on data of the same kind"
+        )
+    return bundle
+
+
+def _write_files(folder: Path, split: str, confusion: torch.Tensor, classes: list[str],
+                 mistakes: list[dict[str, Any]], images: ImageSet) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = folder / f"eval-{split}-confusion.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *classes])
+        for name, row in zip(classes, confusion.tolist()):
+            writer.writerow([name, *row])
+    png = plot_confusion_matrix(confusion, classes, folder / f"eval-{split}-confusion.png", title=f"confusion matrix ({split})")
+    rows = torch.tensor([m["index"] for m in mistakes], dtype=torch.long)
+    captions = [f"{classes[m['label']]} -> {classes[m['predicted']]}\n{m['probability']:.2f}" for m in mistakes]
+    grid = plot_image_grid(images.images[rows], captions, folder / f"eval-{split}-mistakes.png")
+    return {"confusion_csv": str(csv_path), "confusion_png": str(png), "mistakes_png": str(grid)}

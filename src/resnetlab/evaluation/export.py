@@ -1,0 +1,109 @@
+"""Export a checkpoint to ONNX or TorchScript, and prove the file computes what the model does.
+
+The file is written under a temporary name, checked on a batch of a different size than the
+one it was traced with (so the dynamic batch dimension is exercised), and only then renamed to
+``out``: a failed export or check never leaves a file behind.
+
+ONNX uses the TorchScript-based exporter (``dynamo=False``): it needs only the ``onnx`` package,
+whereas the newer exporter also needs ``onnxscript``. The check runs with onnxruntime when it is
+installed (``pip install 'resnetlab[onnx]'``) and is reported as skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from resnetlab.errors import ResnetlabError
+from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+TRACE_BATCH = 2  # batch size the graph is recorded with
+CHECK_BATCH = 3  # a different size, to prove the batch dimension is dynamic
+
+
+def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", atol: float = 1e-4) -> dict[str, Any]:
+    """Write ``checkpoint``'s model to ``out`` as ``format`` ("onnx" or "torchscript").
+
+    Returns {"path", "format", "checked_with", "max_abs_diff"}; raises ``ResnetlabError`` if the
+    exported file's outputs differ from the model's by more than ``atol`` (relative to the logits' scale).
+    """
+    if format not in EXPORTERS:
+        raise ResnetlabError(f"unknown export format {format!r}: choose one of {', '.join(EXPORTERS)}")
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt).eval()
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(TRACE_BATCH, *ckpt["input_size"], generator=gen)
+    probe = torch.randn(CHECK_BATCH, *ckpt["input_size"], generator=gen)
+    with torch.no_grad():
+        expected = model(probe)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write, run = EXPORTERS[format]
+        write(model, example, tmp)
+        checked_with, actual = run(tmp, probe)
+        diff = None
+        if actual is not None:
+            diff = (actual - expected).abs().max().item()
+            if not diff <= atol * max(1.0, expected.abs().max().item()):
+                raise ResnetlabError(f"exported {format} model differs from the checkpoint by {diff:.3g} on a test batch: not written")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"path": str(out), "format": format, "checked_with": checked_with, "max_abs_diff": diff}
+
+
+def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, still the portable format
+        traced = torch.jit.trace(model, example)
+    torch.jit.save(traced, str(path))
+
+
+def _run_torchscript(path: Path, images: torch.Tensor) -> tuple[str, torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return "torch.jit.load", loaded(images)
+
+
+def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    if importlib.util.find_spec("onnx") is None:
+        raise ResnetlabError("ONNX export needs the onnx package: pip install 'resnetlab[onnx]'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding notes
+        torch.onnx.export(
+            model, (example,), str(path), dynamo=False, input_names=["images"], output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+        )
+
+
+def _run_onnx(path: Path, images: torch.Tensor) -> tuple[str | None, torch.Tensor | None]:
+    if importlib.util.find_spec("onnxruntime") is None:
+        warnings.warn("onnxruntime is not installed: the exported ONNX file was not checked (pip install 'resnetlab[onnx]')")
+        return None, None
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"images": images.numpy()})
+    return "onnxruntime", torch.from_numpy(logits)
+
+
+Writer = Callable[[nn.Module, torch.Tensor, Path], None]
+Runner = Callable[[Path, torch.Tensor], tuple[Any, Any]]
+EXPORTERS: dict[str, tuple[Writer, Runner]] = {
+    "onnx": (_write_onnx, _run_onnx),
+    "torchscript": (_write_torchscript, _run_torchscript),
+}

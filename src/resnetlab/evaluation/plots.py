@@ -1,0 +1,65 @@
+"""PNG figures for evaluation: the confusion matrix and a grid of confidently wrong images.
+
+Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly, not pyplot:
+no global backend switch, no display needed, and nothing leaks between calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, classes: list[str], path: str | Path, title: str = "") -> Path:
+    """Row-normalised heat map (rows = true class) with the raw counts written in each cell."""
+    k = len(classes)
+    counts = confusion.double()
+    rates = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    side = max(4.0, 0.55 * k + 2)
+    fig = Figure(figsize=(side, side))
+    ax = fig.add_subplot()
+    image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix")
+    if k <= 30:  # beyond that the numbers are unreadable
+        for i in range(k):
+            for j in range(k):
+                color = "white" if rates[i, j] > 0.5 else "black"
+                ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7, color=color)
+    return _save(fig, Path(path))
+
+
+def plot_image_grid(images: torch.Tensor, captions: list[str], path: str | Path, columns: int = 8) -> Path:
+    """uint8 images (N, C, H, W) with one caption each, ``columns`` per row."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    cols = max(1, min(columns, n))
+    fig = Figure(figsize=(1.9 * cols, 2.1 * rows))
+    for i in range(rows * cols):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.axis("off")
+        if i >= n:
+            continue
+        picture = images[i].permute(1, 2, 0).numpy()  # (H, W, C)
+        if picture.shape[2] == 1:
+            ax.imshow(picture[:, :, 0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(picture[:, :, :3])
+        ax.set_title(captions[i], fontsize=7)
+    if n == 0:
+        fig.axes[0].text(0.5, 0.5, "no errors", ha="center", va="center")
+    return _save(fig, Path(path))

@@ -1,0 +1,21 @@
+"""Key renaming for checkpoints of the popular CIFAR reproductions.
+
+The most used PyTorch reproduction of the paper's CIFAR nets names its classifier ``linear``
+and saves through ``DataParallel`` (a ``module.`` prefix); its option-A shortcuts have no
+parameters, so everything else already matches our (torchvision) names.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def from_reference_cifar(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a reference CIFAR ResNet state dict (``module.linear.weight`` ...) to ours (``fc.weight``)."""
+    renamed = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        if key.startswith("linear."):
+            key = "fc." + key.removeprefix("linear.")
+        renamed[key] = value
+    return renamed

@@ -1,0 +1,98 @@
+"""A run's final model on its own test split: the confusion matrix and a sample of predictions.
+
+This is the one part of a report that needs more than the run folder's text files: the
+checkpoint and the data. It goes through the same path as ``resnetlab eval`` (checkpoint ->
+``model_from_checkpoint``, the checkpoint's normalisation, ``TensorLoader``,
+``engine.collect_logits``, ``evaluation.metrics.confusion_matrix``), so the matrix agrees with
+the test accuracy in summary.json. When the checkpoint or the data is missing it raises a
+``ResnetlabError`` whose message the report prints in place of the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from resnetlab.data import DatasetBundle, TensorLoader, load_dataset
+from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.metrics import confusion_matrix
+from resnetlab.reports.runs import Run
+from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.training.engine import collect_logits
+
+BATCH_SIZE = 256
+
+
+@dataclass
+class TestPredictions:
+    """Everything the report shows about a model's predictions on the test split."""
+
+    checkpoint: Path
+    classes: list[str]
+    confusion: torch.Tensor  # (K, K) int64, row = true class, column = predicted
+    sample_images: np.ndarray  # (S, C, H, W) uint8, a seeded random sample of the test split
+    sample_labels: list[int]
+    sample_predictions: list[int]
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.confusion.diag().sum() / max(int(self.confusion.sum()), 1))
+
+    @property
+    def count(self) -> int:
+        return int(self.confusion.sum())
+
+
+class DatasetCache:
+    """Loads each (dataset, folder, image size) once per report: four runs on CIFAR-10 decode it once."""
+
+    def __init__(self) -> None:
+        self._bundles: dict[tuple[Any, ...], DatasetBundle] = {}
+
+    def get(self, name: str, data_dir: str | None, image_size: tuple[int, int]) -> DatasetBundle:
+        key = (name, data_dir, image_size)
+        if key not in self._bundles:
+            # download=False: a report never fetches data; it says the data is missing instead.
+            self._bundles[key] = load_dataset(name, data_dir, download=False, image_size=image_size)
+        return self._bundles[key]
+
+
+def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed: int = 0,
+                       device: str = "cpu") -> TestPredictions:
+    """Run the final checkpoint over the whole test split; raises ResnetlabError saying what is missing."""
+    path = run.checkpoint()
+    if path is None:
+        raise ResnetlabError(f"no checkpoint in {run.path / 'checkpoints'} (last.pt or best.pt)")
+    ckpt = load_checkpoint(path)
+    dataset = ckpt.get("dataset") or {}
+    if not dataset.get("name"):
+        raise ResnetlabError(f"{path} does not name its dataset")
+    _, height, width = ckpt["input_size"]
+    try:
+        bundle = cache.get(dataset["name"], dataset.get("data_dir"), (int(height), int(width)))
+    except OSError as exc:
+        raise ResnetlabError(f"the data of {dataset['name']} could not be read: {exc}") from None
+    classes = list(ckpt["classes"])
+    if bundle.classes != classes:
+        raise ResnetlabError(f"dataset {dataset['name']} at {dataset.get('data_dir')} no longer has the run's classes")
+
+    model = model_from_checkpoint(ckpt).to(device)
+    norm = ckpt["normalization"]
+    loader = TensorLoader(bundle.test, BATCH_SIZE, mean=norm["mean"], std=norm["std"], device=device, train=False)
+    tta = bool((ckpt.get("config") or {}).get("test_time_flip", False))  # evaluate as the run did
+    logits, labels = collect_logits(model, loader.batches(0), tta=tta)
+    predicted = logits.argmax(1)
+
+    rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]
+    return TestPredictions(
+        checkpoint=path,
+        classes=classes,
+        confusion=confusion_matrix(logits, labels, len(classes)),
+        sample_images=bundle.test.images[rows].numpy(),
+        sample_labels=labels[rows].tolist(),
+        sample_predictions=predicted[rows].tolist(),
+    )

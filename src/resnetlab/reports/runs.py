@@ -1,0 +1,176 @@
+"""Reading run folders: the only place that knows the file names training writes.
+
+A report is built from what ``resnetlab.training.train`` leaves on disk (config.yaml,
+metrics.csv, summary.json), never from live objects, so a report can be rebuilt at any time
+from folders copied off another machine. An unfinished run (no summary.json yet) still reads:
+its curves are shown and the table says it is unfinished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from resnetlab.errors import ResnetlabError
+from resnetlab.models.registry import model_info
+
+METRIC_COLUMNS = (
+    "epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+    "test_loss", "test_acc", "epoch_seconds", "images_per_second",
+)
+
+
+@dataclass
+class Run:
+    """One run folder as the report sees it: names, configuration, summary and per-epoch metrics."""
+
+    path: Path
+    name: str  # folder name; unique label in tables and legends
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # column -> one value per epoch (nan if empty)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.summary)
+
+    @property
+    def model(self) -> str:
+        return str(self.summary.get("model") or self.config.get("model") or "?")
+
+    @property
+    def depth(self) -> int | None:
+        """Weighted layers as the paper counts them (from the model registry), None if unknown."""
+        try:
+            return model_info(self.model).depth
+        except ResnetlabError:
+            return None
+
+    @property
+    def command(self) -> str | None:
+        return self.summary.get("command") or self.config.get("command")
+
+    @property
+    def recipe(self) -> str | None:
+        return self.summary.get("recipe") or self.config.get("recipe")
+
+    @property
+    def is_cifar10(self) -> bool:
+        """Trained on CIFAR-10 (official or a copy of it): only then are the paper's figures comparable."""
+        dataset = self.summary.get("dataset") or self.config.get("dataset") or ""
+        text = f"{dataset} {self.config.get('data_dir') or ''}".lower().replace("-", "")
+        return "cifar10" in text and "cifar100" not in text
+
+    def final(self, key: str) -> float | None:
+        """``summary.final[key]``, else the last non-empty value of that metrics column."""
+        value = self.summary.get("final", {}).get(key)
+        if value is not None:
+            return float(value)
+        values = [v for v in self.metrics.get(key, []) if not math.isnan(v)]
+        return values[-1] if values else None
+
+    def planned_lr(self) -> tuple[list[int], list[float], list[int]] | None:
+        """(iterations, lr at each, multistep drop iterations) from the run's own schedule code.
+
+        Per-epoch lr values in metrics.csv only bracket a drop within an epoch; recomputing the
+        schedule from config.yaml with ``training.schedules`` places it at its exact iteration.
+        None when the config is missing or not readable by this version.
+        """
+        from resnetlab.training.config import config_from_dict
+        from resnetlab.training.schedules import lr_multiplier, to_iterations
+
+        first = [v for v in self.metrics.get("iteration", []) if not math.isnan(v)]
+        if not self.config or not first:
+            return None
+        try:
+            config = config_from_dict(dict(self.config), f"{self.path / 'config.yaml'}")
+        except (ResnetlabError, TypeError):
+            return None
+        per_epoch = int(first[0])
+        total = int(self.summary.get("iterations") or min(x for x in (
+            config.epochs * per_epoch if config.epochs else None, config.max_iters) if x))
+        multiplier = lr_multiplier(config, total, per_epoch)
+        iterations = list(range(total))
+        drops = []
+        if config.schedule == "multistep":
+            drops = sorted({to_iterations(m, total, per_epoch, config.schedule_unit) for m in config.milestones})
+            drops = [d for d in drops if 0 < d < total]
+        return iterations, [config.lr * multiplier(i) for i in iterations], drops
+
+    def checkpoint(self) -> Path | None:
+        """The checkpoint whose test accuracy is ``final.test_acc``: last.pt, else best.pt."""
+        for name in ("last.pt", "best.pt"):
+            path = self.path / "checkpoints" / name
+            if path.is_file():
+                return path
+        return None
+
+
+def read_run(path: str | Path) -> Run:
+    """Read one run folder; a folder with neither summary.json nor metrics.csv is refused."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ResnetlabError(f"run folder {path} does not exist: pass folders written by 'resnetlab train'")
+    summary_file, metrics_file = path / "summary.json", path / "metrics.csv"
+    if not summary_file.is_file() and not metrics_file.is_file():
+        raise ResnetlabError(f"{path} is not a run folder (no summary.json or metrics.csv): pass folders written by 'resnetlab train'")
+    return Run(
+        path=path,
+        name=path.resolve().name,
+        config=_read_yaml(path / "config.yaml"),
+        summary=_read_json(summary_file),
+        metrics=read_metrics(metrics_file),
+    )
+
+
+def read_runs(paths: list[str | Path]) -> list[Run]:
+    """Read several run folders; folder names that repeat get their parent's name prepended."""
+    runs = [read_run(p) for p in paths]
+    if not runs:
+        raise ResnetlabError("no run folders given: pass at least one folder written by 'resnetlab train'")
+    names = [r.name for r in runs]
+    for run in runs:
+        if names.count(run.name) > 1:
+            run.name = f"{run.path.resolve().parent.name}/{run.name}"
+    return runs
+
+
+def read_metrics(path: Path) -> dict[str, list[float]]:
+    """metrics.csv as columns of floats (an empty cell, e.g. val_* without a split, becomes nan)."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns: dict[str, list[float]] = {}
+    for key in (rows[0].keys() if rows else METRIC_COLUMNS):
+        columns[key] = [_to_float(row.get(key)) for row in rows]
+    return columns
+
+
+def _to_float(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ResnetlabError(f"{path} is not valid JSON ({exc}): was the run interrupted while writing it?") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text())
+    return data if isinstance(data, dict) else {}

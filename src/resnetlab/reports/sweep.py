@@ -1,0 +1,186 @@
+"""``sweep(sweep_yaml, out)``: several trainings one after another, resumable, then one report.
+
+A sweep file is a name, shared defaults and a list of runs, each a name plus config overrides:
+
+    name: degradation
+    out: runs/degradation            # default output folder (relative to the working directory)
+    defaults: {recipe: paper, dataset: cifar10}
+    runs:
+      - {name: plain20, model: plain20}
+      - {name: resnet56, model: resnet56}
+
+Run ``name`` trains into ``<out>/<name>``; the report goes to ``<out>/report``. Resumability
+comes from the run folders alone, so an interrupted sweep (Ctrl-C, a crash, a reboot) is
+continued by running the same command again: a run with summary.json is finished and skipped,
+a run with checkpoints/last.pt is resumed (``train(resume=True)``), a folder with neither is
+started over. Every run's config is resolved before the first one trains, so a typo in the
+last run fails in a second, not after hours.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from resnetlab.errors import ResnetlabError
+
+SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names become folder names
+
+
+@dataclass
+class SweepRun:
+    """One training of a sweep: its folder name, recipe and config overrides."""
+
+    name: str
+    recipe: str | None
+    overrides: dict[str, Any]
+
+
+@dataclass
+class Sweep:
+    name: str
+    source: str  # the file it was read from
+    description: str = ""
+    out: str | None = None
+    runs: list[SweepRun] = field(default_factory=list)
+
+
+def list_sweeps() -> list[str]:
+    """Names of the sweeps shipped in ``resnetlab/sweeps`` (``resnetlab sweep NAME`` finds them)."""
+    folder = resources.files("resnetlab") / "sweeps"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_sweep(spec: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
+    """Read a sweep file, or a shipped sweep by name; ``overrides`` win over every run's values."""
+    text, source = _sweep_text(str(spec))
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ResnetlabError(f"sweep {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
+        raise ResnetlabError(f"sweep {source} must be a mapping with a non-empty 'runs' list")
+    unknown = sorted(set(data) - SWEEP_KEYS)
+    if unknown:
+        raise ResnetlabError(f"sweep {source} has unknown key(s) {', '.join(unknown)}: use {', '.join(sorted(SWEEP_KEYS))}")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ResnetlabError(f"sweep {source}: 'defaults' must be a mapping of config keys to values")
+    sweep = Sweep(name=str(data.get("name") or Path(source).stem), source=source,
+                  description=str(data.get("description") or ""), out=data.get("out"))
+    for entry in data["runs"]:
+        sweep.runs.append(_sweep_run(entry, defaults, overrides or {}, source))
+    names = [r.name for r in sweep.runs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ResnetlabError(f"sweep {source}: run name(s) {', '.join(repeated)} appear twice; each run needs its own folder")
+    return sweep
+
+
+def _sweep_text(spec: str) -> tuple[str, str]:
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path.read_text(), str(path)
+    name = spec[: -len(".yaml")] if spec.endswith(".yaml") else spec
+    if name in list_sweeps():
+        return (resources.files("resnetlab") / "sweeps" / f"{name}.yaml").read_text(), f"{name} (shipped)"
+    raise ResnetlabError(f"sweep {spec!r} is neither a file nor a shipped sweep: shipped are {', '.join(list_sweeps()) or 'none'}")
+
+
+def _sweep_run(entry: Any, defaults: dict[str, Any], overrides: dict[str, Any], source: str) -> SweepRun:
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ResnetlabError(f"sweep {source}: every run must be a mapping with a 'name', got {entry!r}")
+    values = {**defaults, **{k: v for k, v in entry.items() if k != "name"}, **overrides}
+    name = str(entry["name"])
+    if not NAME.match(name):
+        raise ResnetlabError(f"sweep {source}: run name {name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+    if "out" in values:
+        raise ResnetlabError(f"sweep {source}: run {name} sets 'out'; the sweep puts each run in <out>/<name>")
+    return SweepRun(name=name, recipe=values.pop("recipe", None), overrides=values)
+
+
+STATE_MESSAGES = {
+    "finished": "finished (summary.json present), skipped",
+    "resumable": "unfinished, resuming from checkpoints/last.pt",
+    "stale": "unfinished without a checkpoint, starting over",
+    "new": "training",
+}
+
+
+def run_state(folder: Path) -> str:
+    """finished (summary.json), resumable (checkpoints/last.pt), stale (other run files), or new."""
+    if (folder / "summary.json").is_file():
+        return "finished"
+    if (folder / "checkpoints" / "last.pt").is_file():
+        return "resumable"
+    if folder.is_dir() and any(folder.iterdir()):
+        return "stale"
+    return "new"
+
+
+def sweep(
+    sweep_yaml: str | Path,
+    out: str | Path | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    write_report: bool = True,
+    checkpoints: bool = True,
+) -> Path:
+    """Train every run of the sweep that is not finished, then write the report.
+
+    Returns ``<out>/report/index.html`` (or the output folder with ``write_report=False``).
+    """
+    from resnetlab import training
+    from resnetlab.training.config import resolve_config
+
+    spec = load_sweep(sweep_yaml, overrides)
+    out = Path(out or spec.out or Path("runs") / spec.name).expanduser()
+    configs = [resolve_config(run.recipe, overrides={**run.overrides, "out": str(out / run.name)}) for run in spec.runs]
+    command = equivalent_command(sweep_yaml, out, overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (run, config) in enumerate(zip(spec.runs, configs), 1):
+        folder = out / run.name
+        state = run_state(folder)
+        print(f"[sweep {spec.name} {i}/{len(configs)}] {run.name}: {STATE_MESSAGES[state]}", flush=True)
+        if state == "finished":
+            continue
+        training.train(config, resume=state == "resumable", overwrite=state == "stale")
+    if not write_report:
+        return out
+    from resnetlab.reports.report import report
+
+    index = report([out / run.name for run in spec.runs], out / "report", checkpoints=checkpoints,
+                   title=f"resnetlab sweep: {spec.name}", sweep_command=command)
+    print(f"[sweep {spec.name}] report: {index}", flush=True)
+    return index
+
+
+def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None) -> str:
+    """The command line that does what this call does (named on the report page)."""
+    words = ["resnetlab", "sweep", str(sweep_yaml), "--out", str(out)]
+    for key, value in (overrides or {}).items():
+        words += ["--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
+    return shlex.join(words)
+
+
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """``["epochs=2", "data_dir=/data"]`` -> ``{"epochs": 2, "data_dir": "/data"}`` (values read as YAML)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ResnetlabError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set epochs=2")
+        try:
+            values[key.strip().replace("-", "_")] = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            values[key.strip().replace("-", "_")] = text
+    return values

@@ -1,0 +1,99 @@
+"""The results table in the paper's Table 6 form, as Markdown (for reading) and CSV (for tools).
+
+One row per run, with the figures taken verbatim from its summary.json; the CSV keeps raw
+numbers (parameters as an integer, errors in percent, seconds) so nothing is lost to rounding,
+the Markdown rounds them the way the paper prints them (0.27M, 8.75).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Sequence
+
+from resnetlab.models.paper import PAPER_CIFAR10_ERROR
+from resnetlab.reports.runs import Run
+
+COLUMNS = (
+    "run", "model", "layers", "params", "train_error_pct", "test_error_pct", "paper_error_pct",
+    "train_seconds", "epochs", "iterations", "recipe", "dataset", "status",
+)
+HEADERS = {
+    "run": "run", "model": "model", "layers": "layers", "params": "params",
+    "train_error_pct": "train error (%)", "test_error_pct": "test error (%)",
+    "paper_error_pct": "paper error (%)", "train_seconds": "train time", "epochs": "epochs",
+    "iterations": "iterations", "recipe": "recipe", "dataset": "dataset", "status": "status",
+}
+
+
+def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One dict per run with the COLUMNS keys (None where the run does not say)."""
+    rows = []
+    for run in runs:
+        s = run.summary
+        train_acc, test_acc = run.final("train_acc"), run.final("test_acc")
+        rows.append({
+            "run": run.name,
+            "model": run.model,
+            "layers": run.depth,
+            "params": s.get("params"),
+            "train_error_pct": None if train_acc is None else 100 * (1 - train_acc),
+            "test_error_pct": None if test_acc is None else 100 * (1 - test_acc),
+            "paper_error_pct": PAPER_CIFAR10_ERROR.get(run.model) if run.is_cifar10 else None,
+            "train_seconds": s.get("train_seconds"),
+            "epochs": s.get("epochs", run.config.get("epochs")),
+            "iterations": s.get("iterations"),
+            "recipe": run.recipe,
+            "dataset": s.get("dataset", run.config.get("dataset")),
+            "status": "finished" if run.finished else "unfinished",
+        })
+    return rows
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+    return path
+
+
+def format_cell(key: str, value: Any) -> str:
+    """How a value is printed in Markdown and HTML: parameters in millions, errors to 2 decimals."""
+    if value is None:
+        return "-"
+    if key == "params":
+        return f"{value / 1e6:.2f}M" if value >= 1e5 else f"{value / 1e3:.1f}K"
+    if key.endswith("_pct"):
+        return f"{value:.2f}"
+    if key == "train_seconds":
+        return format_duration(float(value))
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    """12.3 -> '12s', 754 -> '12m 34s', 7300 -> '2h 01m'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A GitHub-flavoured Markdown table (numbers right-aligned)."""
+    numeric = {"layers", "params", "train_error_pct", "test_error_pct", "paper_error_pct", "train_seconds", "epochs", "iterations"}
+    lines = ["| " + " | ".join(HEADERS[k] for k in COLUMNS) + " |",
+             "|" + "|".join("---:" if k in numeric else "---" for k in COLUMNS) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(format_cell(k, row[k]) for k in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    note = ("\nErrors are top-1 on the test split after the last epoch; paper error is the CIFAR-10 figure "
+            "of He et al. (2016), Table 6, for comparison only when the data set is the same.\n")
+    path.write_text(markdown_table(rows) + note)
+    return path

@@ -1,0 +1,192 @@
+"""Training configuration: one typed dataclass whose defaults are the paper's CIFAR-10 recipe.
+
+Layers, last one wins: ``TrainConfig`` defaults < recipe YAML (``recipes/<name>.yaml``, plus
+its ``per_model`` section for the chosen model) < ``--config FILE`` < overrides (command-line
+flags). The resolved config is written to the run folder as ``config.yaml`` (itself a valid
+``--config`` file) and stored inside every checkpoint as plain types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from resnetlab.errors import ResnetlabError
+
+DEFAULT_RECIPE = "paper"
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("multistep", "cosine", "onecycle")
+SCHEDULE_UNITS = ("iterations", "epochs")
+FLIPS = ("random", "alternate", "none")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run. Defaults: He et al. 2016, Section 4.2."""
+
+    # What to train, on what, and where the run folder goes
+    model: str = "resnet20"
+    model_options: dict[str, Any] = field(default_factory=dict)  # create_model keyword options
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    out: str = "runs/run"
+    recipe: str | None = None  # the recipe this config was resolved from (for the record)
+
+    # Budget: the run stops at min(epochs * iterations per epoch, max_iters)
+    epochs: int | None = None  # passes over the training split (None: as many as max_iters needs)
+    max_iters: int | None = 64_000  # optimizer steps; paper: 64k
+    batch_size: int = 128  # images per optimizer step, GLOBAL over all processes
+
+    # Optimizer
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.1  # peak learning rate (for batch_size images per step)
+    momentum: float = 0.9  # SGD momentum (Adam: beta1)
+    nesterov: bool = False
+    weight_decay: float = 1e-4  # L2 penalty coefficient
+    no_weight_decay_on_bn_and_bias: bool = False  # weight decay only on conv/linear weights
+    label_smoothing: float = 0.0  # fraction of the target mass spread over all classes
+
+    # Learning-rate schedule (stepped every iteration)
+    schedule: str = "multistep"  # multistep | cosine | onecycle (= warm-up then linear decay to 0)
+    schedule_unit: str = "iterations"  # lr changes every iteration, or only at epoch boundaries
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # <1: fraction of budget; >=1: count in schedule_unit
+    lr_decay: float = 0.1  # multistep: lr multiplier at each milestone
+    warmup: float = 0.0  # linear warm-up length: <1 fraction of budget, >=1 count in schedule_unit
+    error_warmup_lr: float | None = None  # paper's ResNet-110 warm-up: this lr until train error < threshold
+    error_warmup_threshold: float = 0.8  # training error (fraction) that ends the error warm-up
+
+    # Weight averaging and evaluation
+    ema_decay: float = 0.0  # exponential moving average of weights per step (0: off); evaluated when on
+    test_time_flip: bool = False  # evaluate the mean of each image's and its mirror image's logits
+
+    # Augmentation (data.loader.Augmentation)
+    crop_padding: int = 4  # pixels of zero padding before the random crop (0: no crop)
+    flip: str = "random"  # random | alternate (mirror every other epoch) | none
+    cutout: int = 0  # side of a zeroed square in pixels (0: off)
+
+    # Data
+    val_split: float = 0  # validation images held out of train: count (>=1) or fraction (<1)
+    subset: int | None = None  # keep only this many training images (quick runs)
+    image_size: int | None = None  # resize images to this side (None: native)
+
+    # Execution
+    device: str = "auto"  # auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps
+    amp: bool = True  # mixed precision (bf16, else fp16) autocast; GPU only
+    channels_last: bool = True  # NHWC memory format; GPU only
+    compile: bool = False  # torch.compile the model
+    seed: int = 0  # model init, data order and augmentation
+    quiet: bool = False  # no progress bars or per-epoch lines on the console
+
+    # Starting weights (fine-tuning)
+    init_from: str | None = None  # checkpoint or torchvision weights loaded on a fresh run
+    freeze_backbone: bool = False  # train only fc; backbone BatchNorm stays in eval mode
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (YAML, JSON and weights-only checkpoints)."""
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "epochs", "max_iters")  # may change on --resume
+
+
+def resolve_config(
+    recipe: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
+    file_values = _read_yaml(Path(config_file), "config file") if config_file else {}
+    overrides = dict(overrides or {})
+    name = recipe or file_values.get("recipe") or DEFAULT_RECIPE
+    recipe_values = load_recipe(name)
+    per_model = recipe_values.pop("per_model", {}) or {}
+    _check_keys(file_values, f"config file {config_file}")
+    _check_keys(overrides, "overrides")
+    merged = {**recipe_values, **file_values, **overrides}
+    model = merged.get("model", TrainConfig.model)
+    model_values = per_model.get(model, {})
+    _check_keys(model_values, f"recipe {name!r} per_model.{model}")
+    merged = {**recipe_values, **model_values, **file_values, **overrides, "recipe": name}
+    return validate(TrainConfig(**merged))
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped in ``resnetlab/training/recipes``."""
+    folder = resources.files("resnetlab.training") / "recipes"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """A recipe's raw values (including its ``per_model`` section)."""
+    if name not in list_recipes():
+        raise ResnetlabError(f"unknown recipe {name!r}: choose one of {', '.join(list_recipes())}")
+    text = (resources.files("resnetlab.training") / "recipes" / f"{name}.yaml").read_text()
+    values = yaml.safe_load(text) or {}
+    _check_keys({k: v for k, v in values.items() if k != "per_model"}, f"recipe {name!r}")
+    return values
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
+    """A config saved in a run folder or checkpoint, checked like any other."""
+    _check_keys(values, source)
+    return validate(TrainConfig(**values))
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ResnetlabError(f"{what} {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ResnetlabError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise ResnetlabError(f"{what} {path} must be a mapping of config keys to values")
+    return values
+
+
+def _check_keys(values: dict[str, Any], source: str) -> None:
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, FIELDS, n=1)) else k for k in unknown]
+        raise ResnetlabError(f"unknown training option(s) in {source}: {', '.join(hints)}")
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS}
+    for key, allowed in choices.items():
+        if getattr(config, key) not in allowed:
+            raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
+    if config.epochs is None and not config.max_iters:
+        raise ResnetlabError("set epochs or max_iters: the run needs a budget")
+    for key in ("epochs", "max_iters", "subset", "batch_size"):
+        value = getattr(config, key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")
+    if config.batch_size < 1:
+        raise ResnetlabError("batch_size must be at least 1")
+    if not 0 <= config.ema_decay < 1:
+        raise ResnetlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    if not isinstance(config.model_options, dict):
+        raise ResnetlabError("model_options must be a mapping of option names to values")
+    config.milestones = [float(m) for m in (config.milestones or [])]
+    for key in ("lr", "momentum", "weight_decay", "label_smoothing", "lr_decay", "warmup", "val_split"):
+        setattr(config, key, _number(key, getattr(config, key)))
+    return config
+
+
+def _number(key: str, value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResnetlabError(f"{key} must be a number, got {value!r}")
+    if value < 0:
+        raise ResnetlabError(f"{key} must be >= 0, got {value}")
+    return value

@@ -1,0 +1,122 @@
+"""Starting a model from other weights: one of our checkpoints or a torchvision state dict.
+
+Fine-tuning keeps everything that fits and starts the classifier afresh when the class count
+changes. Anything else that does not fit (another depth, another stem, another shortcut type)
+means the weights belong to another network, and copying "whatever matches" would silently
+train a half-random model, so it is refused with a message naming the likely architecture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnetlab.errors import ResnetlabError
+from resnetlab.models import create_model, list_models
+from resnetlab.models.registry import model_info
+from resnetlab.training.checkpoint import FORMAT, read_weights_file
+
+CLASSIFIER_PREFIX = "fc."  # every registered model names its classifier ``fc`` (as torchvision does)
+# Option sets that change tensor names or shapes, tried when guessing where weights come from.
+_SHAPE_OPTIONS = {"cifar": ({}, {"shortcut": "B"}), "imagenet": ({}, {"stem": "cifar"})}
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(state dict, our checkpoint or None) from a checkpoint, a bare state dict or a common wrapper."""
+    source = read_weights_file(path)
+    if isinstance(source, dict) and source.get("format") == FORMAT:
+        return source["state_dict"], source
+    for key in ("state_dict", "model"):  # Lightning / timm-style wrappers around the state dict
+        if isinstance(source, dict) and isinstance(source.get(key), dict) and _all_tensors(source[key]):
+            source = source[key]
+            break
+    if not isinstance(source, dict) or not source or not _all_tensors(source):
+        raise ResnetlabError(f"{path} is neither a resnetlab checkpoint nor a state dict (name -> tensor): pass model weights")
+    if all(k.startswith("module.") for k in source):  # saved from DistributedDataParallel
+        source = {k[len("module.") :]: v for k, v in source.items()}
+    return source, None
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
+    """Copy the weights in ``path`` into ``model``: {"loaded": [names], "new": [names]}.
+
+    The classifier stays freshly initialised when its shape differs (another class count).
+    Raises ``ResnetlabError`` when the backbone does not fit.
+    """
+    state, _ = read_state_dict(path)
+    loaded, new = match_weights(model, state, source=str(path))
+    counters = [k for k in _counters(model) if k in state]  # BatchNorm step counts: kept, not reported
+    model.load_state_dict({k: state[k] for k in loaded + counters}, strict=False)
+    return {"loaded": loaded, "new": new}
+
+
+def match_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> tuple[list[str], list[str]]:
+    """(names to copy, names left new); raise if anything outside the classifier does not fit."""
+    own = model.state_dict()
+    counters = _counters(model) | {k for k in state if k.endswith("num_batches_tracked")}
+    missing = [k for k in own if k not in state and k not in counters and not k.startswith(CLASSIFIER_PREFIX)]
+    unexpected = [k for k in state if k not in own and k not in counters]
+    reshaped = [k for k in own if k in state and k not in counters and own[k].shape != state[k].shape]
+    misfit = [k for k in reshaped if not k.startswith(CLASSIFIER_PREFIX)]
+    if missing or unexpected or misfit:
+        raise ResnetlabError(_misfit_message(model, state, source, missing, unexpected, misfit))
+    loaded = [k for k in own if k in state and k not in counters and k not in reshaped]
+    new = [k for k in own if k not in counters and k not in loaded]
+    return loaded, new
+
+
+def guess_model(state: dict[str, torch.Tensor]) -> dict[str, Any] | None:
+    """The registered architecture whose tensor names and shapes match ``state`` (classifier aside).
+
+    Returns {"name", "num_classes", "in_channels", "options"} or None. Models are built on the
+    meta device, so trying every registered network costs no memory and little time.
+    """
+    if "fc.weight" not in state or "conv1.weight" not in state:
+        return None
+    num_classes, in_channels = state["fc.weight"].shape[0], state["conv1.weight"].shape[1]
+    # The paper's depth counts weighted layers: every convolution outside the shortcuts, plus fc.
+    depth = 1 + sum(1 for k, v in state.items() if v.ndim == 4 and "downsample" not in k)
+    for name in (n for n in list_models() if model_info(n).depth == depth):
+        for options in _SHAPE_OPTIONS.get(model_info(name).family, ({},)):
+            if name.startswith("plain") and options:
+                continue
+            with torch.device("meta"):
+                candidate = create_model(name, num_classes=num_classes, in_channels=in_channels, **options)
+            own = candidate.state_dict()
+            wanted = {k for k in own if not k.endswith("num_batches_tracked")}
+            given = {k for k in state if not k.endswith("num_batches_tracked")}
+            if wanted == given and all(own[k].shape == state[k].shape for k in wanted):
+                return {"name": name, "num_classes": num_classes, "in_channels": in_channels, "options": options}
+    return None
+
+
+def _counters(model: nn.Module) -> set[str]:
+    return {k for k in model.state_dict() if k.endswith("num_batches_tracked")}
+
+
+def _all_tensors(d: dict) -> bool:
+    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
+
+
+def _misfit_message(model: nn.Module, state: dict[str, torch.Tensor], source: str,
+                    missing: list[str], unexpected: list[str], misfit: list[str]) -> str:
+    name = getattr(model, "model_name", type(model).__name__)
+    own = model.state_dict()
+    parts = []
+    if misfit:
+        k = misfit[0]
+        parts.append(f"{len(misfit)} tensor(s) of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model)")
+    if missing:
+        parts.append(f"{len(missing)} missing from the file (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in the model (e.g. {unexpected[0]})")
+    guess = guess_model(state)
+    hint = f"they look like {guess['name']}{_options_text(guess['options'])} weights" if guess else "pass weights of the same architecture"
+    return f"weights in {source} do not fit the backbone of {name}: {'; '.join(parts)}; {hint}"
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    return f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else ""

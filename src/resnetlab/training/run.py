@@ -1,0 +1,378 @@
+"""``train(config)``: plain functions (data, model, optimizer, schedule, epochs, evaluation,
+checkpoints) tied together in one short loop that survives interruption bit-exactly.
+
+Resume is exact on the CPU because nothing hides state: the loader's order and augmentation
+come from (seed, epoch), and the checkpoint holds model, optimizer, schedule (with the error
+warm-up), EMA, RNG, the position (epoch, batch) and the running totals of the current epoch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from resnetlab.data import Augmentation, DatasetBundle, TensorLoader
+from resnetlab.errors import ResnetlabError
+from resnetlab.models import create_model
+from resnetlab.training import distributed
+from resnetlab.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from resnetlab.training.config import FIELDS, RESUME_MUTABLE, TrainConfig, config_from_dict
+from resnetlab.training.devices import mixed_precision, resolve_device, uses_gpu_speedups
+from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, collect_logits, train_one_epoch
+from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
+from resnetlab.training.optim import create_optimizer
+from resnetlab.training.run_folder import RunFolder
+from resnetlab.training.schedules import Schedule, create_schedule
+
+
+@dataclass
+class Parts:
+    """Everything built from the config and the data before the first step."""
+
+    model: nn.Module  # the plain model: its state_dict is what checkpoints hold
+    forward: nn.Module  # what runs training batches: model, wrapped in DDP and/or torch.compile
+    ema: torch.optim.swa_utils.AveragedModel | None
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    scaler: torch.amp.GradScaler
+    autocast: Callable[[], Any]
+    criterion: nn.Module
+    train_loader: TensorLoader
+    val_loader: TensorLoader | None
+    test_loader: TensorLoader
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
+@dataclass
+class Progress:
+    """Where the run is; saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current epoch
+    iteration: int = 0  # optimizer steps done
+    stats: EpochStats = field(default_factory=EpochStats)  # current epoch's running totals
+    train_seconds: float = 0.0  # completed epochs' training time (evaluation excluded)
+    train_images: int = 0
+    best: dict[str, Any] | None = None  # metrics row of the best epoch by validation accuracy
+    last: dict[str, Any] | None = None  # last metrics row
+    pretrained: dict[str, Any] | None = None  # what init_from loaded
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    bundle: DatasetBundle | None = None,
+    on_iteration: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` into the run folder ``config.out`` and return its summary.json content.
+
+    ``bundle`` replaces ``load_dataset`` (tests, notebooks with their own data);
+    ``on_iteration(i)`` is called after every step (tests use it to send a signal mid-epoch).
+    Raises ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
+    """
+    ctx = distributed.from_environment()
+    device = distributed.process_device(ctx, resolve_device(config.device))
+    distributed.init_process_group(ctx, device)
+    run = RunFolder(config.out, writer=ctx.is_main)
+    try:
+        run.prepare(resume=resume, overwrite=overwrite)
+        checkpoint = load_checkpoint(run.last) if resume else None
+        if checkpoint is not None:
+            config = resume_config(config, checkpoint["config"])
+        log = run.open_log(config.quiet)
+        bundle = bundle if bundle is not None else load_data(config)
+        parts = build_parts(config, bundle, device, ctx)
+        progress = Progress()
+        if checkpoint is not None:
+            restore(checkpoint, parts, progress)
+            run.truncate_metrics(progress.epoch)
+            log.info(f"resuming {run.path} at iteration {progress.iteration} (epoch {progress.epoch + 1}, batch {progress.batch})")
+        else:
+            progress.pretrained = load_initial_weights(parts.model, config.init_from, log)
+            run.write_start(config, bundle.classes)
+        train_loop(config, bundle, parts, progress, run, ctx, on_iteration)
+        summary = make_summary(config, bundle, parts, progress, ctx)
+        run.write_summary(summary)
+        return summary
+    finally:
+        run.close()
+        distributed.shutdown()
+
+
+def load_data(config: TrainConfig) -> DatasetBundle:
+    """The one place training reads data (``train(..., bundle=)`` bypasses it)."""
+    from resnetlab.data import load_dataset
+
+    val_split = int(config.val_split) if config.val_split >= 1 else config.val_split
+    return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed,
+                        subset=config.subset, image_size=config.image_size)
+
+
+def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's config, with only the fields that may change on resume taken from ``given``."""
+    saved = config_from_dict(dict(saved_values), "the checkpoint's config")
+    changed = {k for k in FIELDS if getattr(given, k) != getattr(saved, k)}
+    fixed = sorted(changed - set(RESUME_MUTABLE) - {"recipe"})
+    if fixed:
+        detail = ", ".join(f"{k} ({getattr(saved, k)!r} -> {getattr(given, k)!r})" for k in fixed)
+        raise ResnetlabError(f"cannot change {detail} when resuming: resume with the run's own config.yaml")
+    return replace(saved, **{k: getattr(given, k) for k in changed & set(RESUME_MUTABLE)})
+
+
+def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, num_classes=bundle.num_classes, in_channels=bundle.image_shape[0], **config.model_options)
+    memory_format = torch.channels_last if config.channels_last and uses_gpu_speedups(device) else torch.preserve_format
+    return model.to(device, memory_format=memory_format)
+
+
+def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed):
+    """Training loader (this rank's share of each global batch) and evaluation loaders."""
+    common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
+                  channels_last=config.channels_last and uses_gpu_speedups(device))
+    augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+    train_loader = TensorLoader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
+    if len(train_loader) == 0:
+        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
+    eval_batch = max(256, config.batch_size)
+    val_loader = TensorLoader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
+    return train_loader, val_loader, TensorLoader(bundle.test, eval_batch, **common)
+
+
+def build_parts(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed) -> Parts:
+    model = build_model(config, bundle, device)
+    train_loader, val_loader, test_loader = build_loaders(config, bundle, device, ctx)
+    optimizer = create_optimizer(model, config)
+    schedule = create_schedule(optimizer, config, training_budget(config, len(train_loader)), len(train_loader))
+    autocast, scaler = mixed_precision(device, config.amp)
+    ema = None
+    if config.ema_decay:
+        ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_fn, use_buffers=True)
+    forward = distributed.wrap_model(model, ctx, device)
+    if config.compile:
+        forward = torch.compile(forward)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    return Parts(model, forward, ema, optimizer, schedule, scaler, autocast, criterion, train_loader, val_loader, test_loader)
+
+
+def training_budget(config: TrainConfig, iters_per_epoch: int) -> int:
+    """Optimizer steps of the whole run: min(epochs * iterations per epoch, max_iters)."""
+    limits = [config.epochs * iters_per_epoch if config.epochs is not None else math.inf, config.max_iters or math.inf]
+    return int(min(limits))
+
+
+def load_initial_weights(model: nn.Module, init_from: str | None, log: Any) -> dict[str, Any] | None:
+    """Fresh runs only: weights from a checkpoint or a torchvision file (``init_from``)."""
+    if not init_from:
+        return None
+    from resnetlab.training.pretrained import load_pretrained  # fine-tuning module, loaded on demand
+
+    report = load_pretrained(model, init_from)
+    log.info(f"initialised from {init_from}: {_short(report)}")
+    return report
+
+
+def set_train_mode(model: nn.Module, freeze_backbone: bool) -> None:
+    """Training mode, except the frozen backbone's BatchNorm, which keeps its running statistics."""
+    model.train()
+    if freeze_backbone:
+        for name, module in model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith("fc"):
+                module.eval()
+
+
+def train_loop(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress, run: RunFolder,
+               ctx: distributed.Distributed, on_iteration: Callable[[int], None] | None) -> None:
+    """Epochs until the budget is spent; a signal saves a checkpoint and raises TrainingInterrupted."""
+    total = parts.schedule.total_iters
+    epochs = math.ceil(total / len(parts.train_loader))
+    log = run.log
+    with stop_on_signals() as stop:
+        while progress.iteration < total:
+            if train_epoch(config, parts, progress, stop, ctx, epochs, on_iteration, log):
+                save(run.last, config, bundle, parts, progress, run)
+                raise TrainingInterrupted(str(run.last), progress.epoch, progress.batch, progress.iteration)
+            end_epoch(config, bundle, parts, progress, run, ctx, epochs)
+
+
+def train_epoch(config: TrainConfig, parts: Parts, progress: Progress, stop: StopRequest, ctx: distributed.Distributed,
+                epochs: int, on_iteration: Callable[[int], None] | None, log: Any) -> bool:
+    """Continue the current epoch from ``progress.batch`` until its end, the budget or a signal
+    (then True: every process saw the stop request at the same step)."""
+    loader = parts.train_loader
+    remaining = parts.schedule.total_iters - progress.iteration
+    batches = itertools.islice(loader.batches(progress.epoch, start=progress.batch), remaining)
+    bar = tqdm(total=len(loader), initial=progress.batch, desc=f"epoch {progress.epoch + 1}/{epochs}", unit="batch",
+               leave=False, dynamic_ncols=True, disable=config.quiet or not ctx.is_main)
+
+    def after_step(step: StepResult) -> bool:
+        progress.batch += 1
+        warmup = parts.schedule.error_warmup
+        if warmup is not None and warmup.observe(step.error):
+            log.info(f"error warm-up over at iteration {step.iteration} (training error {warmup.error:.3f}): lr back to {config.lr}")
+        if parts.ema is not None:
+            parts.ema.update_parameters(parts.model)
+        stats = progress.stats
+        bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.acc:.3f}", img_s=f"{stats.images_per_second:.0f}", refresh=False)
+        bar.update()
+        if on_iteration is not None:
+            on_iteration(step.iteration)
+        stopped[0] = _agree(stop.requested, ctx)
+        return stopped[0]
+
+    stopped = [False]
+    set_train_mode(parts.model, config.freeze_backbone)
+    try:
+        progress.iteration = train_one_epoch(
+            parts.forward, batches, parts.optimizer, parts.schedule, criterion=parts.criterion, stats=progress.stats,
+            iteration=progress.iteration, autocast=parts.autocast, scaler=parts.scaler,
+            reduce=distributed.sum_over_processes if ctx.enabled else None, after_step=after_step)
+    except NonFiniteLoss as exc:
+        raise NonFiniteLoss(f"{exc} (epoch {progress.epoch + 1}, lr {parts.schedule.lr:g}): training stopped; "
+                            f"try a lower --lr. The last good checkpoint, if any, is in {config.out}/checkpoints") from None
+    finally:
+        bar.close()
+    return stopped[0]
+
+
+def _agree(flag: bool, ctx: distributed.Distributed) -> bool:
+    """All processes stop together when any one of them got the signal."""
+    if not ctx.enabled:
+        return flag
+    return bool(distributed.sum_over_processes(torch.tensor([float(flag)])).item())
+
+
+def evaluate(model: nn.Module, loader: TensorLoader | None, tta: bool, ctx: distributed.Distributed) -> dict[str, float]:
+    """Loss and accuracy over a whole split, summed over the processes' shards."""
+    if loader is None:
+        return {"loss": math.nan, "acc": math.nan}
+    logits, labels = collect_logits(model, loader.batches(0), tta=tta)
+    n = float(len(labels))
+    loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if n else 0.0
+    correct = (logits.argmax(1) == labels).sum().item() if n else 0.0
+    totals = torch.tensor([loss_sum, float(correct), n], dtype=torch.float64)
+    loss_sum, correct, n = (distributed.sum_over_processes(totals) if ctx.enabled else totals).tolist()
+    return {"loss": loss_sum / n, "acc": correct / n}
+
+
+def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress, run: RunFolder,
+              ctx: distributed.Distributed, epochs: int) -> None:
+    """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt)."""
+    if ctx.enabled:
+        distributed.broadcast_buffers(parts.eval_model)
+    val = evaluate(parts.eval_model, parts.val_loader, config.test_time_flip, ctx)
+    test = evaluate(parts.eval_model, parts.test_loader, config.test_time_flip, ctx)
+    stats = progress.stats
+    row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": parts.schedule.lr,
+           "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
+           "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
+           "images_per_second": stats.images_per_second}
+    run.append_metrics(row)
+    run.log.info(epoch_line(row, epochs))
+    progress.epoch, progress.batch, progress.last = progress.epoch + 1, 0, row
+    progress.train_seconds += stats.seconds
+    progress.train_images += stats.images
+    progress.stats = EpochStats()
+    improved = parts.val_loader is not None and (progress.best is None or row["val_acc"] > progress.best["val_acc"])
+    if improved:
+        progress.best = row
+    save(run.last, config, bundle, parts, progress, run)
+    if improved or parts.val_loader is None:
+        save(run.best, config, bundle, parts, progress, run)
+
+
+def epoch_line(row: dict[str, Any], epochs: int) -> str:
+    val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if not math.isnan(row["val_acc"]) else ""
+    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {row['lr']:.4g}  "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}{val}  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
+            f"{row['epoch_seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
+
+
+def save(path: Any, config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress, run: RunFolder) -> None:
+    """A self-describing checkpoint (see checkpoint.py); only the main process writes."""
+    if run.writer:
+        save_checkpoint(checkpoint_payload(config, bundle, parts, progress), path)
+
+
+def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress) -> dict[str, Any]:
+    payload = {
+        "model": {"name": config.model, "num_classes": bundle.num_classes, "in_channels": bundle.image_shape[0],
+                  "options": dict(config.model_options)},
+        "classes": list(bundle.classes),
+        "normalization": {"mean": [float(m) for m in bundle.mean], "std": [float(s) for s in bundle.std]},
+        "input_size": list(bundle.image_shape),
+        "dataset": {"name": config.dataset, "data_dir": config.data_dir},
+        "config": config.to_dict(),
+        "epoch": progress.epoch, "batch": progress.batch, "iteration": progress.iteration,
+        "state_dict": parts.eval_model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.schedule.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "rng": rng_state(),
+        "metrics": {"epoch_stats": asdict(progress.stats), "train_seconds": progress.train_seconds,
+                    "train_images": progress.train_images, "best": progress.best, "last": progress.last,
+                    "pretrained": progress.pretrained},
+    }
+    if parts.ema is not None:
+        payload["train_state_dict"] = parts.model.state_dict()
+        payload["ema"] = parts.ema.state_dict()
+    return payload
+
+
+def restore(ckpt: dict[str, Any], parts: Parts, progress: Progress) -> None:
+    """Put a run back exactly where ``ckpt`` left it."""
+    parts.model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
+    if parts.ema is not None:
+        parts.ema.load_state_dict(ckpt["ema"])
+    parts.optimizer.load_state_dict(ckpt["optimizer"])
+    parts.schedule.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        parts.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    m = ckpt["metrics"]
+    progress.epoch, progress.batch, progress.iteration = ckpt["epoch"], ckpt["batch"], ckpt["iteration"]
+    progress.stats = EpochStats(**m["epoch_stats"])
+    progress.train_seconds, progress.train_images = m["train_seconds"], m["train_images"]
+    progress.best, progress.last, progress.pretrained = m["best"], m["last"], m["pretrained"]
+
+
+def make_summary(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress,
+                 ctx: distributed.Distributed) -> dict[str, Any]:
+    """The summary.json content (the run folder's contract in ARCHITECTURE.md)."""
+    last = progress.last or {}
+    final = {k: last.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    summary: dict[str, Any] = {
+        "model": config.model, "dataset": config.dataset, "recipe": config.recipe,
+        "epochs": progress.epoch, "iterations": progress.iteration,
+        "params": sum(p.numel() for p in parts.model.parameters()),
+        "world_size": ctx.world_size, "device": str(next(parts.model.parameters()).device),
+        "train_seconds": progress.train_seconds,
+        "images_per_second": progress.train_images / progress.train_seconds if progress.train_seconds else 0.0,
+        "final": final, "classes": list(bundle.classes), "command": " ".join(sys.argv),
+    }
+    if parts.val_loader is not None:
+        final.update(val_loss=last.get("val_loss"), val_acc=last.get("val_acc"))
+        summary["best"] = {k: progress.best[k] for k in ("epoch", "iteration", "val_loss", "val_acc", "test_loss", "test_acc")}
+    if progress.pretrained is not None:
+        summary["pretrained"] = progress.pretrained
+    return summary
+
+
+def _short(report: Any) -> str:
+    if isinstance(report, dict):
+        return ", ".join(f"{k}: {len(v) if isinstance(v, (list, tuple)) else v}" for k, v in report.items())
+    return str(report)

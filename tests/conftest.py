@@ -1,0 +1,60 @@
+"""Shared fixtures: real data shipped beside the repository and tiny generated datasets.
+
+Each area keeps its own fixtures in ``tests/<area>/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnetlab.data.types import DatasetBundle, ImageSet
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CIFAR10_JPEG_TARBALL = SHARED_DATA / "cifar10-jpeg.tar.gz"
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared CIFAR-10 JPEG copy unpacked once per test session (train/ and test/ inside)."""
+    if not CIFAR10_JPEG_TARBALL.is_file():
+        pytest.skip(f"{CIFAR10_JPEG_TARBALL} not found (it ships in ../shared/data beside the repo)")
+    target = tmp_path_factory.mktemp("cifar10-jpeg")
+    with tarfile.open(CIFAR10_JPEG_TARBALL) as tar:
+        tar.extractall(target, filter="data")
+    roots = [p.parent for p in target.rglob("train") if p.is_dir()]
+    return roots[0]
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir() -> Path:
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
+    return FASHION_MNIST_DIR
+
+
+def make_tiny_bundle(num_classes: int = 3, per_class: int = 16, size: int = 8, channels: int = 3, seed: int = 0) -> DatasetBundle:
+    """A learnable synthetic dataset: each class is a different mean brightness per channel."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def split(n_per_class: int) -> ImageSet:
+        labels = torch.arange(num_classes).repeat_interleave(n_per_class)
+        base = (labels.float() + 0.5) / num_classes * 200
+        noise = torch.randn(len(labels), channels, size, size, generator=gen) * 20
+        images = (base[:, None, None, None] + noise).clamp(0, 255).to(torch.uint8)
+        return ImageSet(images, labels)
+
+    return DatasetBundle(
+        name="tiny", classes=[f"class{i}" for i in range(num_classes)], train=split(per_class),
+        test=split(per_class // 2), mean=(0.4,) * channels, std=(0.25,) * channels, location="memory",
+    )
+
+
+@pytest.fixture
+def tiny_bundle() -> DatasetBundle:
+    return make_tiny_bundle()

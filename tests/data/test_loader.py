@@ -1,0 +1,143 @@
+"""The tensor loader's augmentation and determinism, and the streaming loader's interface."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resnetlab.data import Augmentation, ImageSet, StreamingLoader, TensorLoader, create_loader
+from tests.data.conftest import make_image_folder
+
+IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)  # normalisation that leaves pixel values as they are
+
+
+def random_set(n: int = 64, size: int = 8, seed: int = 0) -> ImageSet:
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(1, 256, (n, 3, size, size), generator=gen, dtype=torch.uint8)  # no zeros: padding is visible
+    return ImageSet(images, torch.arange(n) % 10)
+
+
+def loader(data: ImageSet, **kwargs) -> TensorLoader:
+    options = dict(IDENTITY, train=True, seed=0) | kwargs
+    return TensorLoader(data, kwargs.pop("batch_size", 16), **{k: v for k, v in options.items() if k != "batch_size"})
+
+
+def all_batches(tl, epoch: int = 0, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*tl.batches(epoch, start))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def test_every_crop_lies_inside_the_padded_image_and_flips_about_half() -> None:
+    data = random_set(n=400, size=6)
+    x, y = all_batches(loader(data, batch_size=50))
+    padded = F.pad(data.images, (4, 4, 4, 4)).float()
+    flipped = 0
+    order = torch.randperm(400, generator=torch.Generator().manual_seed(0))
+    for image, row in zip(x, order[: len(x)]):
+        source = padded[row]  # the loader's epoch-0 order is randperm seeded by (seed 0, epoch 0)
+        matches = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)
+                   if torch.equal(source[:, dy:dy + 6, dx:dx + 6].flip(2) if f else source[:, dy:dy + 6, dx:dx + 6], image)]
+        assert matches, "an output is not a (mirrored) crop of its padded source image"
+        flipped += matches[0][2]
+    assert 0.4 < flipped / len(x) < 0.6
+    assert x.min() == 0  # some crops reach into the zero padding
+    assert torch.equal(y, data.labels[order[: len(y)]])
+
+
+def test_same_seed_same_batches_other_epoch_or_seed_differs() -> None:
+    data = random_set()
+    a, b = all_batches(loader(data)), all_batches(loader(data))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(all_batches(loader(data), epoch=1)[0], a[0])
+    assert not torch.equal(all_batches(loader(data, seed=1))[0], a[0])
+
+
+def test_resume_at_batch_is_exact() -> None:
+    tl = loader(random_set())
+    full = list(tl.batches(3))
+    resumed = list(tl.batches(3, start=2))
+    assert len(resumed) == len(full) - 2
+    assert all(torch.equal(f[0], r[0]) and torch.equal(f[1], r[1]) for f, r in zip(full[2:], resumed))
+
+
+def test_rank_shards_union_is_the_single_process_batch() -> None:
+    data = random_set()
+    single = list(loader(data, batch_size=16).batches(1))
+    shards = [list(loader(data, batch_size=16, rank=r, world_size=2).batches(1)) for r in range(2)]
+    for b, (x, y) in enumerate(single):
+        assert torch.equal(shards[0][b][0], x[0::2]) and torch.equal(shards[1][b][0], x[1::2])
+        assert sorted(shards[0][b][1].tolist() + shards[1][b][1].tolist()) == sorted(y.tolist())
+
+
+def test_eval_loader_keeps_order_and_pixels_and_normalises() -> None:
+    data = random_set(n=10)
+    tl = TensorLoader(data, 4, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5), train=False)
+    assert len(tl) == 3  # the last, partial batch is kept for evaluation
+    x, y = all_batches(tl)
+    expected = (data.images.float() / 255 - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.25, 0.5]).view(1, 3, 1, 1)
+    assert torch.allclose(x, expected, atol=1e-5) and torch.equal(y, data.labels)
+
+
+def test_train_loader_drops_the_partial_batch_and_channels_last() -> None:
+    tl = loader(random_set(n=40), batch_size=16, channels_last=True)
+    assert len(tl) == 2
+    x, _ = next(tl.batches(0))
+    assert x.shape == (16, 3, 8, 8) and x.dtype == torch.float32
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    y, _ = next(loader(random_set(n=40), batch_size=16).batches(0))
+    assert y.is_contiguous() and torch.equal(x, y)
+
+
+def test_alternate_flip_mirrors_each_image_every_other_epoch() -> None:
+    data = random_set(n=32)
+    aug = Augmentation(crop_padding=0, flip="alternate")
+    tl = loader(data, augmentation=aug, batch_size=32)
+    order0 = torch.randperm(32, generator=torch.Generator().manual_seed(0))
+    order1 = torch.randperm(32, generator=torch.Generator().manual_seed(1))
+    x0, x1 = all_batches(tl, 0)[0], all_batches(tl, 1)[0]
+    by_row0 = torch.empty_like(x0); by_row0[order0] = x0
+    by_row1 = torch.empty_like(x1); by_row1[order1] = x1
+    assert torch.equal(by_row0, by_row1.flip(3))
+    assert 0 < sum(torch.equal(by_row0[i], data.images[i].float()) for i in range(32)) < 32
+
+
+def test_cutout_zeroes_one_square_per_image() -> None:
+    data = random_set(n=16, size=16)
+    tl = loader(data, augmentation=Augmentation(crop_padding=0, flip="none", cutout=4), batch_size=16)
+    x, _ = all_batches(tl)
+    zeros = (x == 0).all(1).sum((1, 2))  # zeroed pixels per image
+    assert ((zeros >= 9) & (zeros <= 25)).all()  # a 5x5 square (half=2 each side), cut by the border at most to 3x3
+
+
+def test_create_loader_picks_tensor_or_streaming(tmp_path) -> None:
+    assert isinstance(create_loader(random_set(), 8, **IDENTITY), TensorLoader)
+    root = make_image_folder(tmp_path / "s", per_class=6)
+    streaming = create_loader(root / "train", 8, **IDENTITY, train=True, num_workers=0)
+    assert isinstance(streaming, StreamingLoader) and len(streaming) == 2
+
+
+def test_streaming_loader_is_seeded_resumable_and_augments_in_bounds(tmp_path) -> None:
+    root = make_image_folder(tmp_path / "s", per_class=6, size=8)
+    make = lambda **kw: StreamingLoader(root / "train", 6, **IDENTITY, train=True, seed=3, num_workers=0, **kw)  # noqa: E731
+    full = list(make().batches(2))
+    assert len(full) == 3 and full[0][0].shape == (6, 3, 8, 8)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(full[1:], make().batches(2, start=1)))
+    assert not torch.equal(torch.cat([b[0] for b in full]), torch.cat([b[0] for b in make().batches(3)]))
+    x = torch.cat([b[0] for b in full])
+    assert x.min() == 0 and x.max() <= 255  # zero padding appears; values stay pixel values
+    evaluation = StreamingLoader(root / "test", 5, **IDENTITY, num_workers=0)
+    ex, ey = zip(*evaluation.batches(0))
+    assert len(evaluation) == 4 and torch.cat(ey).tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    # the same folder through load_dataset + TensorLoader gives the same evaluation pixels
+    from resnetlab.data import load_dataset
+
+    bundle = load_dataset("folder", root)
+    assert torch.allclose(torch.cat(ex), bundle.test.images.float(), atol=1e-3)
+
+
+def test_streaming_loader_with_worker_processes(tmp_path) -> None:
+    root = make_image_folder(tmp_path / "w", per_class=4)
+    serial = list(StreamingLoader(root / "train", 4, **IDENTITY, train=True, num_workers=0).batches(0))
+    workers = list(StreamingLoader(root / "train", 4, **IDENTITY, train=True, num_workers=2).batches(0))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(serial, workers))

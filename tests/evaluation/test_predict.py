@@ -1,0 +1,64 @@
+"""Predictor: preprocessing derived from the checkpoint, batched, sorted top-k."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from resnetlab.evaluation import Predictor
+from resnetlab.evaluation.preprocess import build_transform, find_images, read_image
+from tests.evaluation.conftest import make_checkpoint, write_image
+
+
+def test_transform_normalises_with_the_checkpoint_statistics(tmp_path: Path) -> None:
+    path = write_image(tmp_path / "a.png", size=(16, 16))
+    raw = read_image(path)
+    x = build_transform((3, 16, 16), [0.5, 0.4, 0.3], [0.2, 0.25, 0.5])(raw)
+    expected = (raw.float() / 255 - torch.tensor([0.5, 0.4, 0.3])[:, None, None]) / torch.tensor([0.2, 0.25, 0.5])[:, None, None]
+    assert torch.allclose(x, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode, size", [("RGBA", (40, 24)), ("L", (16, 16)), ("RGB", (64, 64))])
+def test_any_image_becomes_the_input_the_model_expects(tmp_path: Path, mode: str, size: tuple[int, int]) -> None:
+    path = write_image(tmp_path / f"x.{mode}.png", size=size, mode=mode)
+    for channels in (1, 3):
+        x = build_transform((channels, 16, 16), [0.5] * channels, [0.25] * channels)(read_image(path))
+        assert x.shape == (channels, 16, 16) and x.dtype == torch.float32
+
+
+def test_centre_crop_keeps_the_middle(tmp_path: Path) -> None:
+    picture = torch.zeros(32, 64, 3, dtype=torch.uint8)
+    picture[:, 12:52] = 255  # white middle of a 2:1 image, black sides
+    Image.fromarray(picture.numpy()).save(tmp_path / "wide.png")
+    x = build_transform((3, 16, 16), [0.0] * 3, [1.0] * 3)(read_image(tmp_path / "wide.png"))
+    assert x.min() > 0.99  # the crop is all centre, none of the black sides
+
+
+def test_predictions_match_the_model_and_are_sorted(tmp_path: Path) -> None:
+    ckpt = make_checkpoint(tmp_path / "c.pt", classes=["a", "b", "c", "d"], seed=4)
+    paths = [write_image(tmp_path / "imgs" / f"{i}.png", seed=i) for i in range(5)]
+    write_image(tmp_path / "imgs" / "sub" / "deep.jpg", seed=9)
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image, skipped inside folders")
+    predictor = Predictor(ckpt, batch_size=2)  # 6 images: three batches
+    results = predictor.predict([tmp_path / "imgs"], topk=3)
+    assert [Path(r["path"]).name for r in results] == ["0.png", "1.png", "2.png", "3.png", "4.png", "deep.jpg"]
+    batch = torch.stack([predictor.transform(read_image(p)) for p in paths])
+    with torch.no_grad():
+        probs = predictor.model(batch).softmax(1)
+    for r, row in zip(results, probs):
+        got = [(p["index"], p["probability"]) for p in r["predictions"]]
+        values, indices = row.topk(3)
+        assert [i for i, _ in got] == indices.tolist()
+        assert [p for _, p in got] == pytest.approx(values.tolist(), abs=1e-6)
+        assert all(p["class"] == "abcd"[p["index"]] for p in r["predictions"])
+    assert len(predictor.predict([paths[0]], topk=99)[0]["predictions"]) == 4  # capped at the class count
+
+
+def test_find_images_expands_folders_sorted(tmp_path: Path) -> None:
+    b = write_image(tmp_path / "d" / "b.png")
+    a = write_image(tmp_path / "d" / "a.JPG")
+    single = write_image(tmp_path / "z.png")
+    assert find_images([single, tmp_path / "d"]) == [single, a, b]

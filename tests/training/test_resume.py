@@ -1,0 +1,56 @@
+"""An interrupted run, resumed, ends bit-identical to one that never stopped (on the CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from resnetlab.training import TrainingInterrupted, train
+from resnetlab.training.run_folder import read_metrics
+from tests.training.conftest import tiny_config
+
+RESULT_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
+# EMA and the error warm-up add state that must survive the interrupt too.
+EXTRAS = {"ema_decay": 0.9, "error_warmup_lr": 0.01, "error_warmup_threshold": 0.5, "label_smoothing": 0.1}
+
+
+def interrupt_at(iteration: int, sig: int = signal.SIGINT):
+    """An on_iteration hook sending a real signal to this process after ``iteration`` steps."""
+    def hook(i: int) -> None:
+        if i == iteration:
+            os.kill(os.getpid(), sig)
+    return hook
+
+
+def final_weights(out):
+    return torch.load(out / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize(("stop", "extras"), [(8, {}), (6, {}), (10, EXTRAS)], ids=["mid-epoch", "epoch-end", "mid-epoch-ema-warmup"])
+def test_resume_is_bit_identical(tmp_path, bundle, stop, extras):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    expected = train(tiny_config(straight, **extras), bundle=bundle)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny_config(broken, **extras), bundle=bundle, on_iteration=interrupt_at(stop, signal.SIGTERM))
+    assert info.value.iteration == stop and info.value.batch == (stop - 1) % 6 + 1
+    saved = torch.load(broken / "checkpoints" / "last.pt", weights_only=True)
+    assert (saved["iteration"], saved["batch"]) == (stop, info.value.batch)
+    resumed = train(tiny_config(broken, **extras), bundle=bundle, resume=True)
+
+    want, got = final_weights(straight), final_weights(broken)
+    assert want.keys() == got.keys()
+    for key in want:  # weights and BatchNorm running statistics
+        assert torch.equal(want[key], got[key]), key
+    rows = lambda out: [[r[c] for c in RESULT_COLUMNS] for r in read_metrics(out / "metrics.csv")]  # noqa: E731
+    assert rows(broken) == rows(straight)
+    assert resumed["final"] == expected["final"] and resumed["iterations"] == expected["iterations"]
+
+
+def test_resume_needs_a_checkpoint(tmp_path, bundle):
+    from resnetlab.errors import ResnetlabError
+
+    with pytest.raises(ResnetlabError, match="cannot resume"):
+        train(tiny_config(tmp_path / "none"), bundle=bundle, resume=True)

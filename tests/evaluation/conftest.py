@@ -23,15 +23,6 @@ FINETUNE_TRAIN, FINETUNE_TEST = 100, 40  # per class for the 5-class fine-tuning
 FINETUNE_CLASSES = ["airplane", "automobile", "ship", "truck", "frog"]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread() -> Any:
-    """One intra-op thread while these tests run: on two cores shared with other jobs, two spinning
-    OpenMP threads made a resnet20 training step 7x slower (0.74 s vs 0.11 s) than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_checkpoint(path: Path, *, model: str = "resnet20", classes: list[str] | None = None,
                     input_size: tuple[int, int, int] = (3, 16, 16), seed: int = 0, **extra: Any) -> Path:

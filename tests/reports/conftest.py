@@ -36,11 +36,6 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with one_thread():
-        yield
-
 
 def fake_run(folder: Path, model: str, *, epochs: int = 6, iters_per_epoch: int = 100, params: int = 270_000,
              final_test_acc: float = 0.9, final_train_acc: float = 0.95, train_seconds: float = 125.0,

@@ -23,11 +23,3 @@ def tiny_config(out: Path, **overrides: Any) -> TrainConfig:
 def bundle():
     return make_tiny_bundle()
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Shared cores: one intra-op thread keeps the tests fast and the numbers reproducible."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -6,10 +6,8 @@ Every other training field is a flag too (generated as for ``resnetlab train``).
 from __future__ import annotations
 
 import argparse
-import typing
 
-from resnetlab.cli.train_cmd import _add_field_flag, overrides_from
-from resnetlab.training.config import FIELDS, TrainConfig
+from resnetlab.cli.train_cmd import add_config_flags, overrides_from
 
 _OWN = {"model", "dataset", "data_dir", "out", "init_from", "freeze_backbone", "epochs", "recipe", "model_options"}
 
@@ -28,10 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", dest="ft_epochs", type=int, default=None, metavar="N", help="default: the recipe's (10)")
     p.add_argument("--config", dest="config_file", default=None, metavar="FILE")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the --out folder")
-    hints = typing.get_type_hints(TrainConfig)
-    for name in FIELDS:
-        if name not in _OWN:
-            _add_field_flag(p, name, hints[name])
+    add_config_flags(p, exclude=_OWN)
     p.set_defaults(func=run_finetune)
 
 

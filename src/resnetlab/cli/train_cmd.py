@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -32,23 +34,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
                    help="continue the run in DIR (or --out) from checkpoints/last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the --out folder")
-    hints = typing.get_type_hints(TrainConfig)
-    for name in FIELDS:
-        if name not in _SPECIAL:
-            _add_field_flag(p, name, hints[name])
+    add_config_flags(p, exclude=_SPECIAL)
     p.set_defaults(func=run_train)
 
 
-def _add_field_flag(p: argparse.ArgumentParser, name: str, hint: Any) -> None:
+def add_config_flags(p: argparse.ArgumentParser, exclude: set[str] = frozenset()) -> None:
+    """One flag per TrainConfig field (except ``exclude``), its help taken from the field's comment."""
+    hints = typing.get_type_hints(TrainConfig)
+    comments = field_comments()
+    for name in FIELDS:
+        if name not in exclude:
+            add_field_flag(p, name, hints[name], comments.get(name, ""))
+
+
+def field_comments() -> dict[str, str]:
+    """The ``# comment`` after each field in config.py: one source of truth for code and --help."""
+    source = inspect.getsource(TrainConfig)
+    return dict(re.findall(r"^\s+(\w+): [^#\n]*#\s*(.+)$", source, flags=re.M))
+
+
+def add_field_flag(p: argparse.ArgumentParser, name: str, hint: Any, comment: str = "") -> None:
     flag = "--" + name.replace("_", "-")
     default = FIELDS[name].default
-    help_text = "" if default is dataclasses.MISSING else f"TrainConfig default {default!r}"
+    if default is dataclasses.MISSING:
+        default = FIELDS[name].default_factory()  # type: ignore[misc]
+    help_text = f"{comment} (base default {default!r}; a recipe may change it)".replace("%", "%%").lstrip()
     args = typing.get_args(hint)
     base = next((a for a in args if a is not type(None)), hint) if args and type(None) in args else hint
     if base is bool:
         p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
     elif typing.get_origin(hint) is list:
-        p.add_argument(flag, nargs="*", type=float, default=argparse.SUPPRESS, help="fractions (<1) or counts")
+        p.add_argument(flag, nargs="*", type=float, default=argparse.SUPPRESS, help=help_text)
     else:
         convert = _number if base is float else base
         nullable = type(None) in args

@@ -69,8 +69,9 @@ def read_weights_file(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ResnetlabError(
-            f"{path} is not a checkpoint resnetlab can load safely (it holds Python objects that "
-            f"weights-only loading refuses to run): {str(exc).splitlines()[0]}"
+            f"{path} is not a checkpoint resnetlab can load safely: it holds Python objects that "
+            f"weights-only loading refuses to run. Load only checkpoints and weights files you trust, "
+            f"saved as tensors (torch.save(model.state_dict(), ...))"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise ResnetlabError(f"{path} is not a readable PyTorch file (truncated or corrupt?): {str(exc).splitlines()[0]}") from None

@@ -47,7 +47,7 @@ class TrainConfig:
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.1  # peak learning rate (for batch_size images per step)
     momentum: float = 0.9  # SGD momentum (Adam: beta1)
-    nesterov: bool = False
+    nesterov: bool = False  # Nesterov momentum (SGD)
     weight_decay: float = 1e-4  # L2 penalty coefficient
     no_weight_decay_on_bn_and_bias: bool = False  # weight decay only on conv/linear weights
     label_smoothing: float = 0.0  # fraction of the target mass spread over all classes

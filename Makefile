@@ -7,7 +7,8 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/resnetlab train --model resnet20 --dataset fashion-mnist --epochs 3 --out runs/demo-resnet20-fashion-mnist --overwrite
+	.venv/bin/resnetlab train --model resnet20 --dataset fashion-mnist --epochs 3 --subset 20000 \
+	    --out runs/demo-resnet20-fashion-mnist --overwrite
 
 test:
 	bash scripts/setup.sh --with-browser

@@ -10,7 +10,7 @@ Three measurements side by side, in one process, same model, batch and step coun
 Prints images/s for each and the two ratios the data issue asks for: loader/bare >= 0.97 and
 loader/pil >= 1.4. Run on a quiet machine:
 
-    python benchmarks/throughput.py --data-dir ../shared/data/cifar10-jpeg-unpacked --steps 100
+    python benchmarks/throughput.py --data-dir ../shared/data/cifar10-jpeg-unpacked --steps 60 --rounds 3
 
 Without ``--data-dir`` it uses synthetic data of CIFAR-10's shape (50,000 x 3 x 32 x 32 uint8).
 """
@@ -18,6 +18,7 @@ Without ``--data-dir`` it uses synthetic data of CIFAR-10's shape (50,000 x 3 x 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from typing import Callable, Iterator
 
@@ -35,9 +36,10 @@ from resnetlab.models import create_model
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None, help="CIFAR-10 JPEG folder (train/, test/); synthetic data if omitted")
-    p.add_argument("--steps", type=int, default=100, help="timed training steps per pipeline")
+    p.add_argument("--steps", type=int, default=60, help="timed training steps per pipeline and round")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--batch-size", type=int, default=128)  # the paper's mini-batch
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (bare, loader, pil, bare, ...); medians reported")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     return p.parse_args()
 
@@ -111,10 +113,15 @@ def main() -> None:
     }
     source = f"CIFAR-10 (JPEG copy) at {args.data_dir}" if args.data_dir else "synthetic CIFAR-10-shaped data"
     print(f"ResNet-20, batch {bs}, {args.steps} timed steps, {torch.get_num_threads()} threads, {source}")
-    rates = {}
-    for name, make in pipelines.items():
-        rates[name] = images_per_second(make(), args.steps, args.warmup, bs)
-        print(f"  {name:<7} {rates[name]:>9.1f} images/s")
+    samples: dict[str, list[float]] = {name: [] for name in pipelines}
+    streams = {name: make() for name, make in pipelines.items()}
+    for round_ in range(args.rounds):  # interleaved, so drift in machine load hits all three alike
+        for name, batches in streams.items():
+            samples[name].append(images_per_second(batches, args.steps, args.warmup, bs))
+        print(f"  round {round_ + 1}: " + "  ".join(f"{n} {v[-1]:.1f}" for n, v in samples.items()), flush=True)
+    rates = {name: statistics.median(values) for name, values in samples.items()}
+    for name, rate in rates.items():
+        print(f"  {name:<7} {rate:>9.1f} images/s (median of {args.rounds})")
     print(f"loader / bare = {rates['loader'] / rates['bare']:.3f}  (target >= 0.97)")
     print(f"loader / pil  = {rates['loader'] / rates['pil']:.3f}  (target >= 1.4)")
 

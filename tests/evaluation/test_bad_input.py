@@ -104,6 +104,6 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path, tiny_checkp
 
 def test_a_real_process_exits_2_without_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "resnetlab", "predict", str(tmp_path / "missing.pt"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.startswith("resnetlab: error: checkpoint") and "Traceback" not in proc.stderr

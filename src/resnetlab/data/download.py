@@ -59,7 +59,7 @@ def _fetch_verified(url: str, dest: Path, md5: str, *, quiet: bool) -> None:
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=quiet) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=True if quiet else None) as bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)

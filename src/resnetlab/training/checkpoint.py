@@ -110,17 +110,25 @@ def load_state_dict_or_explain(model: nn.Module, state_dict: dict[str, torch.Ten
     unexpected = [k for k in state_dict if k not in own]
     wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
     if missing or unexpected or wrong_shape:
-        parts = []
-        if wrong_shape:
-            k = wrong_shape[0]
-            parts.append(f"{len(wrong_shape)} tensor(s) of another shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})")
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         name = getattr(model, "model_name", type(model).__name__)
-        raise ResnetlabError(f"weights from {source} do not fit model {name}: {'; '.join(parts)}")
+        reasons = describe_misfit(own, state_dict, missing, unexpected, wrong_shape)
+        raise ResnetlabError(f"weights from {source} do not fit model {name}: {reasons}")
     model.load_state_dict(state_dict, strict=True)
+
+
+def describe_misfit(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], missing: list[str],
+                    unexpected: list[str], wrong_shape: list[str]) -> str:
+    """'N tensor(s) of another shape (e.g. ...); N missing from the file (e.g. ...); ...' for errors."""
+    parts = []
+    if wrong_shape:
+        k = wrong_shape[0]
+        parts.append(f"{len(wrong_shape)} tensor(s) of another shape (e.g. {k}: {tuple(state[k].shape)} "
+                     f"in the file, {tuple(own[k].shape)} in the model)")
+    if missing:
+        parts.append(f"{len(missing)} missing from the file (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in the model (e.g. {unexpected[0]})")
+    return "; ".join(parts)
 
 
 def rng_state() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from torch import nn
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model, list_models
 from resnetlab.models.registry import model_info
-from resnetlab.training.checkpoint import FORMAT, read_weights_file
+from resnetlab.training.checkpoint import FORMAT, describe_misfit, read_weights_file
 
 CLASSIFIER_PREFIX = "fc."  # every registered model names its classifier ``fc`` (as torchvision does)
 # Option sets that change tensor names or shapes, tried when guessing where weights come from.
@@ -104,18 +104,10 @@ def _all_tensors(d: dict) -> bool:
 def _misfit_message(model: nn.Module, state: dict[str, torch.Tensor], source: str,
                     missing: list[str], unexpected: list[str], misfit: list[str]) -> str:
     name = getattr(model, "model_name", type(model).__name__)
-    own = model.state_dict()
-    parts = []
-    if misfit:
-        k = misfit[0]
-        parts.append(f"{len(misfit)} tensor(s) of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model)")
-    if missing:
-        parts.append(f"{len(missing)} missing from the file (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} not in the model (e.g. {unexpected[0]})")
+    reasons = describe_misfit(model.state_dict(), state, missing, unexpected, misfit)
     guess = guess_model(state)
     hint = f"they look like {guess['name']}{_options_text(guess['options'])} weights" if guess else "pass weights of the same architecture"
-    return f"weights in {source} do not fit the backbone of {name}: {'; '.join(parts)}; {hint}"
+    return f"weights in {source} do not fit the backbone of {name}: {reasons}; {hint}"
 
 
 def _options_text(options: dict[str, Any]) -> str:

@@ -216,7 +216,8 @@ def train_epoch(config: TrainConfig, parts: Parts, progress: Progress, stop: Sto
     remaining = parts.schedule.total_iters - progress.iteration
     batches = itertools.islice(loader.batches(progress.epoch, start=progress.batch), remaining)
     bar = tqdm(total=len(loader), initial=progress.batch, desc=f"epoch {progress.epoch + 1}/{epochs}", unit="batch",
-               leave=False, dynamic_ncols=True, disable=config.quiet or not ctx.is_main)
+               leave=False, dynamic_ncols=True,
+               disable=True if config.quiet or not ctx.is_main else None)  # None: no bar when not a terminal
 
     def after_step(step: StepResult) -> bool:
         progress.batch += 1

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model")
     p.add_argument("--input-size", nargs=3, type=int, metavar=("C", "H", "W"), help="default: the model's native size")
     p.add_argument("--num-classes", type=int, default=None, help="default: 10 for CIFAR nets, 1000 for ImageNet nets")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--model-option", "--option", dest="option", action="append", default=[], metavar="KEY=VALUE",
                    help="model option, e.g. shortcut=B, stem=cifar, stride_in_1x1=true (repeatable)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_summary)

@@ -74,6 +74,7 @@ class TrainConfig:
     val_split: float = 0  # validation images held out of train: count (>=1) or fraction (<1)
     subset: int | None = None  # keep only this many training images (quick runs)
     image_size: int | None = None  # resize images to this side (None: native)
+    skip_bad_images: bool = False  # image folders: leave out unreadable images (named in the log) instead of stopping
 
     # Execution
     device: str = "auto"  # auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps

@@ -117,7 +117,7 @@ def load_data(config: TrainConfig) -> DatasetBundle:
 
     val_split = int(config.val_split) if config.val_split >= 1 else config.val_split
     return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed,
-                        subset=config.subset, image_size=config.image_size)
+                        subset=config.subset, image_size=config.image_size, skip_bad_images=config.skip_bad_images)
 
 
 def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:

@@ -238,32 +238,30 @@ def depth_vs_error(runs: Sequence[Run], path: Path, show_paper: bool) -> Path:
 
 def params_vs_accuracy(runs: Sequence[Run], path: Path) -> Path:
     """Test accuracy against parameter count (log scale)."""
-    fig, ax = _axes()
-    points = [(r, float(r.summary["params"]), 100 * r.final("test_acc")) for r in runs
-              if r.summary.get("params") and r.final("test_acc") is not None]
-    _scatter_by_family(ax, points)
-    if points:
-        ax.set_xscale("log")
-        ax.legend(loc="best")
-    else:
-        _no_data(ax, "parameters and accuracy")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Parameters vs test accuracy")
-    return _save(fig, path)
+    return _accuracy_scatter(runs, path, "params", 1.0, log_x=True, xlabel="parameters",
+                             title="Parameters vs test accuracy", missing="parameters and accuracy")
 
 
 def time_vs_accuracy(runs: Sequence[Run], path: Path) -> Path:
     """Test accuracy against wall-clock training time in minutes."""
+    return _accuracy_scatter(runs, path, "train_seconds", 1 / 60, log_x=False, xlabel="training time (minutes)",
+                             title="Training time vs test accuracy", missing="training time and accuracy")
+
+
+def _accuracy_scatter(runs: Sequence[Run], path: Path, key: str, scale: float, *, log_x: bool,
+                      xlabel: str, title: str, missing: str) -> Path:
+    """Test accuracy (%) against ``summary[key] * scale``, one marker style per model family."""
     fig, ax = _axes()
-    points = [(r, float(r.summary["train_seconds"]) / 60, 100 * r.final("test_acc")) for r in runs
-              if r.summary.get("train_seconds") is not None and r.final("test_acc") is not None]
+    points = [(r, float(r.summary[key]) * scale, 100 * r.final("test_acc")) for r in runs
+              if r.summary.get(key) and r.final("test_acc") is not None]
     _scatter_by_family(ax, points)
     if points:
+        if log_x:
+            ax.set_xscale("log")
         ax.legend(loc="best")
     else:
-        _no_data(ax, "training time and accuracy")
-    ax.set_xlabel("training time (minutes)")
+        _no_data(ax, missing)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Training time vs test accuracy")
+    ax.set_title(title)
     return _save(fig, path)

@@ -5,6 +5,7 @@ Each area keeps its own fixtures in ``tests/<area>/conftest.py``.
 
 from __future__ import annotations
 
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,20 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Image-folder caches and downloads go to a session folder, not the user's ~/.cache/resnetlab
+    (subprocesses inherit it): a test run must leave nothing behind."""
+    cache = tmp_path_factory.mktemp("resnetlab-cache")
+    before = os.environ.get("RESNETLAB_DATA")
+    os.environ["RESNETLAB_DATA"] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop("RESNETLAB_DATA", None)
+    else:
+        os.environ["RESNETLAB_DATA"] = before
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,8 @@ def test_eval_writes_confusion_matrix_and_mistakes(source_run: Path, tmp_path: P
     assert probs == sorted(probs, reverse=True) and all(m["label"] != m["predicted"] for m in result["mistakes"])
     flipped = evaluate(source_run, out=tmp_path, tta=True)
     assert flipped["tta"] and flipped["n"] == result["n"] and flipped["loss"] != result["loss"]
+    shifted = evaluate(source_run, out=tmp_path, tta=True, tta_shift=1)
+    assert shifted["tta_shift"] == 1 and shifted["n"] == result["n"] and shifted["loss"] != flipped["loss"]
 
 
 def test_finetune_reports_weights_and_learns_the_five_new_classes(finetuned_run: tuple[Path, dict], source_run: Path) -> None:

@@ -39,12 +39,13 @@ def one_thread() -> Iterator[None]:
 
 def fake_run(folder: Path, model: str, *, epochs: int = 6, iters_per_epoch: int = 100, params: int = 270_000,
              final_test_acc: float = 0.9, final_train_acc: float = 0.95, train_seconds: float = 125.0,
-             recipe: str = "paper", dataset: str = "cifar10", finished: bool = True) -> Path:
+             recipe: str = "paper", dataset: str = "cifar10", finished: bool = True,
+             model_options: dict[str, Any] | None = None) -> Path:
     """A run folder with plausible curves ending at the given accuracies, lr divided by 10 at 50% and 75%."""
     folder.mkdir(parents=True, exist_ok=True)
     command = f"resnetlab train --model {model} --epochs {epochs} --out {folder}"
     config = {"model": model, "dataset": dataset, "data_dir": None, "out": str(folder), "recipe": recipe,
-              "epochs": epochs, "batch_size": 128, "lr": 0.1, "seed": 0}
+              "epochs": epochs, "batch_size": 128, "lr": 0.1, "seed": 0, "model_options": model_options or {}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     rows = []
     for e in range(epochs):
@@ -77,7 +78,7 @@ def fake_run(folder: Path, model: str, *, epochs: int = 6, iters_per_epoch: int 
 def two_fake_runs(tmp_path: Path) -> list[Path]:
     return [
         fake_run(tmp_path / "runs" / "resnet20", "resnet20", params=272_474, final_test_acc=0.9125,
-                 final_train_acc=0.97, train_seconds=600.0),
+                 final_train_acc=0.97, train_seconds=600.0, model_options={"zero_init_residual": True}),
         fake_run(tmp_path / "runs" / "plain56", "plain56", params=855_770, final_test_acc=0.8617,
                  final_train_acc=0.88, train_seconds=1850.0),
     ]

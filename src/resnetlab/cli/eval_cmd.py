@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
+    p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
+                   help="also average views translated by PIXELS (0: off; default: as the run was evaluated)")
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="cpu")
@@ -31,12 +33,13 @@ def run_eval(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import evaluate
 
     result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                      out=args.out, batch_size=args.batch_size, device=args.device)
+                      tta_shift=args.tta_shift, out=args.out, batch_size=args.batch_size, device=args.device)
+    shift_note = f", {result['tta_shift']}-pixel shift TTA" if result["tta_shift"] else ""
     if args.json:
         print(json.dumps({k: result[k] for k in JSON_KEYS}, indent=2))
         return 0
     print(f"{result['checkpoint']} on {result['dataset']} {result['split']} ({result['n']} images"
-          f"{', flip TTA' if result['tta'] else ''}): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+          f"{', flip TTA' if result['tta'] else ''}{shift_note}): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
           f"loss {result['loss']:.4f}")
     width = max(len(c) for c in result["per_class"])
     for name, acc in result["per_class"].items():

@@ -30,6 +30,7 @@ def evaluate(
     data_dir: str | Path | None = None,
     split: str = "test",
     tta: bool | None = None,
+    tta_shift: int | None = None,
     out: str | Path | None = None,
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
@@ -39,7 +40,7 @@ def evaluate(
 
     ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
     validation split from its config (same size, same seed). ``tta=None`` evaluates as the run
-    did (its ``test_time_flip``). Writes ``eval-<split>-confusion.csv``/``.png`` and
+    did (its ``test_time_flip``), ``tta_shift=None`` likewise (its ``test_time_shift``). Writes ``eval-<split>-confusion.csv``/``.png`` and
     ``eval-<split>-mistakes.png`` to ``out`` (default: the run folder, or beside the checkpoint file).
 
     Returns {"top1", "top5", "loss", "n", "per_class", "confusion", "mistakes", "files", ...}.
@@ -50,13 +51,14 @@ def evaluate(
     ckpt = load_checkpoint(path)
     config = ckpt.get("config") or {}
     tta = bool(config.get("test_time_flip", False)) if tta is None else tta
+    tta_shift = int(config.get("test_time_shift", 0)) if tta_shift is None else tta_shift
     bundle = _load_split_source(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
     model = model_from_checkpoint(ckpt).to(device)
     norm = ckpt["normalization"]
     batch_size = batch_size or max(256, int(config.get("batch_size", 256)))  # training's evaluation batch
     loader = TensorLoader(images, batch_size, mean=norm["mean"], std=norm["std"], device=device, train=False)
-    logits, labels = collect_logits(model, loader.batches(0), tta=tta)
+    logits, labels = collect_logits(model, loader.batches(0), tta=tta, shift=tta_shift)
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -68,7 +70,7 @@ def evaluate(
         "loss": loss_and_accuracy(logits, labels)["loss"],
         "n": n,
         "per_class": per_class_accuracy(confusion, classes),
-        "split": split, "tta": tta, "checkpoint": str(path), "dataset": bundle.name,
+        "split": split, "tta": tta, "tta_shift": tta_shift, "checkpoint": str(path), "dataset": bundle.name,
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }

@@ -83,8 +83,9 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     model = model_from_checkpoint(ckpt).to(device)
     norm = ckpt["normalization"]
     loader = TensorLoader(bundle.test, BATCH_SIZE, mean=norm["mean"], std=norm["std"], device=device, train=False)
-    tta = bool((ckpt.get("config") or {}).get("test_time_flip", False))  # evaluate as the run did
-    logits, labels = collect_logits(model, loader.batches(0), tta=tta)
+    config = ckpt.get("config") or {}  # evaluate as the run did
+    logits, labels = collect_logits(model, loader.batches(0), tta=bool(config.get("test_time_flip", False)),
+                                    shift=int(config.get("test_time_shift", 0)))
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]

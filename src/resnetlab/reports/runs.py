@@ -45,6 +45,12 @@ class Run:
         return str(self.summary.get("model") or self.config.get("model") or "?")
 
     @property
+    def model_options(self) -> dict[str, Any]:
+        """Options the model was built with (e.g. zero_init_residual): a row must say when a run
+        is not the paper's model as defined."""
+        return dict(self.config.get("model_options") or {})
+
+    @property
     def depth(self) -> int | None:
         """Weighted layers as the paper counts them (from the model registry), None if unknown."""
         try:

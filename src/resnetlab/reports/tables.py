@@ -15,11 +15,11 @@ from resnetlab.models.paper import PAPER_CIFAR10_ERROR
 from resnetlab.reports.runs import Run
 
 COLUMNS = (
-    "run", "model", "layers", "params", "train_error_pct", "test_error_pct", "paper_error_pct",
+    "run", "model", "model_options", "layers", "params", "train_error_pct", "test_error_pct", "paper_error_pct",
     "train_seconds", "epochs", "iterations", "recipe", "dataset", "status",
 )
 HEADERS = {
-    "run": "run", "model": "model", "layers": "layers", "params": "params",
+    "run": "run", "model": "model", "model_options": "model options", "layers": "layers", "params": "params",
     "train_error_pct": "train error (%)", "test_error_pct": "test error (%)",
     "paper_error_pct": "paper error (%)", "train_seconds": "train time", "epochs": "epochs",
     "iterations": "iterations", "recipe": "recipe", "dataset": "dataset", "status": "status",
@@ -35,6 +35,7 @@ def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
         rows.append({
             "run": run.name,
             "model": run.model,
+            "model_options": ", ".join(f"{k}={v}" for k, v in run.model_options.items()) or None,
             "layers": run.depth,
             "params": s.get("params"),
             "train_error_pct": None if train_acc is None else 100 * (1 - train_acc),

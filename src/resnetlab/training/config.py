@@ -64,6 +64,7 @@ class TrainConfig:
     # Weight averaging and evaluation
     ema_decay: float = 0.0  # exponential moving average of weights per step (0: off); evaluated when on
     test_time_flip: bool = False  # evaluate the mean of each image's and its mirror image's logits
+    test_time_shift: int = 0  # also average views translated by this many pixels (0: off)
 
     # Augmentation (data.loader.Augmentation)
     crop_padding: int = 4  # pixels of zero padding before the random crop (0: no crop)
@@ -169,7 +170,7 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
     if config.epochs is None and not config.max_iters:
         raise ResnetlabError("set epochs or max_iters: the run needs a budget")
-    for key in ("epochs", "max_iters", "subset", "batch_size"):
+    for key in ("epochs", "max_iters", "subset", "batch_size", "test_time_shift"):
         value = getattr(config, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")

@@ -17,25 +17,43 @@ from resnetlab.errors import ResnetlabError
 
 @torch.no_grad()
 def collect_logits(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tta: bool = False
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tta: bool = False, shift: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` in eval mode over ``batches``: (logits float32 (N, K) on CPU, labels (N,)).
 
-    With ``tta`` the logits are the mean of the image's and its mirror image's.
+    With ``tta`` the logits are the mean of the image's and its mirror image's; ``shift`` > 0 adds
+    views translated by that many pixels (see ``view_averaged_logits``).
     """
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     for images, labels in batches:
-        logits = model(images).float()
-        if tta:
-            logits = 0.5 * (logits + model(images.flip(3)).float())
+        logits = view_averaged_logits(model, images, flip=tta, shift=shift)
         all_logits.append(logits.cpu())
         all_labels.append(labels.cpu())
     model.train(was_training)
     if not all_logits:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
     return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def view_averaged_logits(model: nn.Module, images: torch.Tensor, *, flip: bool, shift: int = 0) -> torch.Tensor:
+    """Logits averaged over test-time views: the image (and its mirror image with ``flip``); with
+    ``shift`` > 0, half the weight goes to the views moved by ``shift`` pixels up-left and
+    down-right (borders reflected), the small translations training's random crops taught the net
+    (the test-time averaging of Keller Jordan's airbench)."""
+    def mirrored(views: torch.Tensor) -> torch.Tensor:
+        logits = model(views).float()
+        return 0.5 * (logits + model(views.flip(3)).float()) if flip else logits
+
+    logits = mirrored(images)
+    if shift <= 0:
+        return logits
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (shift,) * 4, mode="reflect")
+    moved_down_right = padded[..., :height, :width]
+    moved_up_left = padded[..., 2 * shift :, 2 * shift :]
+    return 0.5 * logits + 0.25 * (mirrored(moved_down_right) + mirrored(moved_up_left))
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

@@ -256,11 +256,13 @@ def _agree(flag: bool, ctx: distributed.Distributed) -> bool:
     return bool(distributed.sum_over_processes(torch.tensor([float(flag)])).item())
 
 
-def evaluate(model: nn.Module, loader: TensorLoader | None, tta: bool, ctx: distributed.Distributed) -> dict[str, float]:
-    """Loss and accuracy over a whole split, summed over the processes' shards."""
+def evaluate(model: nn.Module, loader: TensorLoader | None, config: TrainConfig,
+             ctx: distributed.Distributed) -> dict[str, float]:
+    """Loss and accuracy over a whole split (with the config's test-time views), summed over the
+    processes' shards."""
     if loader is None:
         return {"loss": math.nan, "acc": math.nan}
-    logits, labels = collect_logits(model, loader.batches(0), tta=tta)
+    logits, labels = collect_logits(model, loader.batches(0), tta=config.test_time_flip, shift=config.test_time_shift)
     n = float(len(labels))
     loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if n else 0.0
     correct = (logits.argmax(1) == labels).sum().item() if n else 0.0
@@ -274,8 +276,8 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
     """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt)."""
     if ctx.enabled:
         distributed.broadcast_buffers(parts.eval_model)
-    val = evaluate(parts.eval_model, parts.val_loader, config.test_time_flip, ctx)
-    test = evaluate(parts.eval_model, parts.test_loader, config.test_time_flip, ctx)
+    val = evaluate(parts.eval_model, parts.val_loader, config, ctx)
+    test = evaluate(parts.eval_model, parts.test_loader, config, ctx)
     stats = progress.stats
     row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": parts.schedule.lr,
            "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],

@@ -38,6 +38,7 @@ class FakeTrain:
             (folder / "checkpoints" / "last.pt").write_bytes(b"checkpoint")
             raise TrainingInterrupted(str(folder / "checkpoints" / "last.pt"), 1, 3, 103)
         fake_run(folder, config.model, epochs=config.epochs)
+        (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))  # the settings it was trained with
         return {}
 
 
@@ -158,3 +159,18 @@ def test_real_sweep_interrupted_and_run_again_does_not_retrain_finished_runs(
     assert calls == [("a", False), ("b", False), ("b", False), ("b", True)]
     assert {p: p.stat().st_mtime_ns for p in (out / "a").rglob("*") if p.is_file()} == files_of_a
     assert (out / "b" / "summary.json").is_file() and index.is_file()
+
+
+def test_a_finished_run_with_other_settings_is_refused_before_any_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTrain()
+    monkeypatch.setattr(training, "train", fake, raising=False)
+    runs = [{"name": "a", "model": "resnet20"}, {"name": "b", "model": "resnet56"}]
+    out = tmp_path / "out"
+    sweep(write_sweep(tmp_path / "s.yaml", runs), out, write_report=False)
+    # the same file again: both kept; b's options changed: refused, naming the folder and the setting
+    sweep(write_sweep(tmp_path / "s.yaml", runs), out, write_report=False)
+    runs[1]["model_options"] = {"zero_init_residual": True}
+    (out / "a" / "summary.json").unlink()  # a is unfinished now: still nothing may train before the refusal
+    with pytest.raises(ResnetlabError, match=r"out/b finished with other settings.*model_options \{\} -> \{'zero_init_residual': True\}"):
+        sweep(write_sweep(tmp_path / "s.yaml", runs), out, write_report=False)
+    assert fake.calls == [("a", False, False), ("b", False, False)]

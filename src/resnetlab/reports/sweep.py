@@ -14,7 +14,8 @@ comes from the run folders alone, so an interrupted sweep (Ctrl-C, a crash, a re
 continued by running the same command again: a run with summary.json is finished and skipped,
 a run with checkpoints/last.pt is resumed (``train(resume=True)``), a folder with neither is
 started over. Every run's config is resolved before the first one trains, so a typo in the
-last run fails in a second, not after hours.
+last run fails in a second, not after hours; a finished run whose config.yaml differs from what
+the sweep file now asks for is refused then too, rather than silently kept in the report.
 """
 
 from __future__ import annotations
@@ -127,6 +128,25 @@ def run_state(folder: Path) -> str:
     return "new"
 
 
+# Where and how a run was trained, not what it is: these may differ without making it another run.
+SAME_RUN_ANYWHERE = ("out", "data_dir", "device", "quiet", "compile", "recipe")
+
+
+def refuse_outdated_run(folder: Path, config: Any) -> None:
+    """A finished run trained with other settings than ``config`` stops the sweep before any training."""
+    from resnetlab.training.config import differing_fields, read_run_config
+
+    if run_state(folder) != "finished" or not (folder / "config.yaml").is_file():
+        return
+    saved = read_run_config(folder / "config.yaml")
+    changed = differing_fields(saved, config, ignore=SAME_RUN_ANYWHERE)
+    if changed:
+        detail = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
+        raise ResnetlabError(
+            f"{folder} finished with other settings than the sweep now asks for ({detail}): move that folder "
+            "away (or pass another --out) to train it again, or undo the change to keep it")
+
+
 def sweep(
     sweep_yaml: str | Path,
     out: str | Path | None = None,
@@ -146,6 +166,8 @@ def sweep(
     out = Path(out or spec.out or Path("runs") / spec.name).expanduser()
     configs = [resolve_config(run.recipe, overrides={**run.overrides, "out": str(out / run.name)}) for run in spec.runs]
     command = equivalent_command(sweep_yaml, out, overrides)
+    for config in configs:
+        refuse_outdated_run(Path(config.out), config)
     out.mkdir(parents=True, exist_ok=True)
     for i, (run, config) in enumerate(zip(spec.runs, configs), 1):
         folder = out / run.name

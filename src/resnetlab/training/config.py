@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -135,6 +136,17 @@ def load_recipe(name: str) -> dict[str, Any]:
 
 def save_config(config: TrainConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def differing_fields(first: TrainConfig, second: TrainConfig, ignore: Iterable[str] = ()) -> list[str]:
+    """Names of the fields whose values differ between two configs, leaving out ``ignore``."""
+    skipped = set(ignore)
+    return sorted(k for k in FIELDS if k not in skipped and getattr(first, k) != getattr(second, k))
+
+
+def read_run_config(path: Path) -> TrainConfig:
+    """The config.yaml of a run folder, checked like any other."""
+    return config_from_dict(_read_yaml(path, "run config"), str(path))
 
 
 def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:

@@ -23,7 +23,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.training import distributed
 from resnetlab.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from resnetlab.training.config import FIELDS, RESUME_MUTABLE, TrainConfig, config_from_dict
+from resnetlab.training.config import RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
 from resnetlab.training.devices import mixed_precision, resolve_device, uses_gpu_speedups
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, collect_logits, train_one_epoch
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
@@ -123,7 +123,7 @@ def load_data(config: TrainConfig) -> DatasetBundle:
 def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:
     """The checkpoint's config, with only the fields that may change on resume taken from ``given``."""
     saved = config_from_dict(dict(saved_values), "the checkpoint's config")
-    changed = {k for k in FIELDS if getattr(given, k) != getattr(saved, k)}
+    changed = set(differing_fields(saved, given))
     fixed = sorted(changed - set(RESUME_MUTABLE) - {"recipe"})
     if fixed:
         detail = ", ".join(f"{k} ({getattr(saved, k)!r} -> {getattr(given, k)!r})" for k in fixed)

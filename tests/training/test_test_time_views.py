@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
+from resnetlab.errors import ResnetlabError
 from resnetlab.training.engine import collect_logits, view_averaged_logits
 
 
@@ -42,3 +44,8 @@ def test_shifted_views_keep_the_image_size_and_collect_logits_passes_them() -> N
     logits, labels = collect_logits(net, batches, tta=True, shift=1)
     assert logits.shape == (2, 3) and labels.tolist() == [0, 1]
     assert seen == [(2, 1, 4, 4)] * 6  # image, mirror, and both for each of the two shifts
+
+
+def test_a_shift_as_large_as_the_image_is_refused_in_words() -> None:
+    with pytest.raises(ResnetlabError, match="shift of 4 pixels needs images larger than 4x4"):
+        view_averaged_logits(OnePixel(), squares(), flip=False, shift=4)

@@ -18,7 +18,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-from resnetlab.training.engine import collect_logits, loss_and_accuracy
+from resnetlab.training.engine import collect_logits, loss_and_accuracy, run_test_time_views
 
 SPLITS = ("test", "val")
 
@@ -40,8 +40,8 @@ def evaluate(
 
     ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
     validation split from its config (same size, same seed). ``tta=None`` evaluates as the run
-    did (its ``test_time_flip``), ``tta_shift=None`` likewise (its ``test_time_shift``). Writes ``eval-<split>-confusion.csv``/``.png`` and
-    ``eval-<split>-mistakes.png`` to ``out`` (default: the run folder, or beside the checkpoint file).
+    did (its ``test_time_flip``), ``tta_shift=None`` likewise (its ``test_time_shift``). Writes
+    ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run folder, or beside the checkpoint file).
 
     Returns {"top1", "top5", "loss", "n", "per_class", "confusion", "mistakes", "files", ...}.
     """
@@ -50,8 +50,9 @@ def evaluate(
     path = checkpoint_path(source)
     ckpt = load_checkpoint(path)
     config = ckpt.get("config") or {}
-    tta = bool(config.get("test_time_flip", False)) if tta is None else tta
-    tta_shift = int(config.get("test_time_shift", 0)) if tta_shift is None else tta_shift
+    run_flip, run_shift = run_test_time_views(config)
+    tta = run_flip if tta is None else tta
+    tta_shift = run_shift if tta_shift is None else tta_shift
     bundle = _load_split_source(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
     model = model_from_checkpoint(ckpt).to(device)

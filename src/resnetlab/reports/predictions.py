@@ -22,7 +22,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.reports.runs import Run
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-from resnetlab.training.engine import collect_logits
+from resnetlab.training.engine import collect_logits, run_test_time_views
 
 BATCH_SIZE = 256
 
@@ -83,9 +83,8 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     model = model_from_checkpoint(ckpt).to(device)
     norm = ckpt["normalization"]
     loader = TensorLoader(bundle.test, BATCH_SIZE, mean=norm["mean"], std=norm["std"], device=device, train=False)
-    config = ckpt.get("config") or {}  # evaluate as the run did
-    logits, labels = collect_logits(model, loader.batches(0), tta=bool(config.get("test_time_flip", False)),
-                                    shift=int(config.get("test_time_shift", 0)))
+    flip, shift = run_test_time_views(ckpt.get("config") or {})  # evaluate as the run did
+    logits, labels = collect_logits(model, loader.batches(0), tta=flip, shift=shift)
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]

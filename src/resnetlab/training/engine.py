@@ -37,6 +37,11 @@ def collect_logits(
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
+def run_test_time_views(config: dict[str, Any]) -> tuple[bool, int]:
+    """(flip, shift) as a run evaluated itself, from its saved config (older runs: no shift)."""
+    return bool(config.get("test_time_flip", False)), int(config.get("test_time_shift", 0))
+
+
 def view_averaged_logits(model: nn.Module, images: torch.Tensor, *, flip: bool, shift: int = 0) -> torch.Tensor:
     """Logits averaged over test-time views: the image (and its mirror image with ``flip``); with
     ``shift`` > 0, half the weight goes to the views moved by ``shift`` pixels up-left and
@@ -50,6 +55,8 @@ def view_averaged_logits(model: nn.Module, images: torch.Tensor, *, flip: bool, 
     if shift <= 0:
         return logits
     height, width = images.shape[-2:]
+    if shift >= min(height, width):
+        raise ResnetlabError(f"a test-time shift of {shift} pixels needs images larger than {height}x{width}")
     padded = F.pad(images, (shift,) * 4, mode="reflect")
     moved_down_right = padded[..., :height, :width]
     moved_up_left = padded[..., 2 * shift :, 2 * shift :]

@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make demo` (the main job) and `make test` (the tests).
 # Both create .venv and install everything first.
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo test test-fast lint
 
 setup:
 	bash scripts/setup.sh
@@ -12,7 +12,11 @@ demo: setup
 
 test:
 	bash scripts/setup.sh --with-browser
+	.venv/bin/ruff check
 	.venv/bin/python -m pytest -q
 
 test-fast: setup
 	.venv/bin/python -m pytest -q -m "not slow"
+
+lint: setup
+	.venv/bin/ruff check

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -75,7 +74,8 @@ def test_eval_loader_keeps_order_and_pixels_and_normalises() -> None:
     tl = TensorLoader(data, 4, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5), train=False)
     assert len(tl) == 3  # the last, partial batch is kept for evaluation
     x, y = all_batches(tl)
-    expected = (data.images.float() / 255 - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.25, 0.5]).view(1, 3, 1, 1)
+    mean, std = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1), torch.tensor([0.2, 0.25, 0.5]).view(1, 3, 1, 1)
+    expected = (data.images.float() / 255 - mean) / std
     assert torch.allclose(x, expected, atol=1e-5) and torch.equal(y, data.labels)
 
 
@@ -96,8 +96,8 @@ def test_alternate_flip_mirrors_each_image_every_other_epoch() -> None:
     order0 = torch.randperm(32, generator=torch.Generator().manual_seed(0))
     order1 = torch.randperm(32, generator=torch.Generator().manual_seed(1))
     x0, x1 = all_batches(tl, 0)[0], all_batches(tl, 1)[0]
-    by_row0 = torch.empty_like(x0); by_row0[order0] = x0
-    by_row1 = torch.empty_like(x1); by_row1[order1] = x1
+    by_row0, by_row1 = torch.empty_like(x0), torch.empty_like(x1)
+    by_row0[order0], by_row1[order1] = x0, x1
     assert torch.equal(by_row0, by_row1.flip(3))
     assert 0 < sum(torch.equal(by_row0[i], data.images[i].float()) for i in range(32)) < 32
 

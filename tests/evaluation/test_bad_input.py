@@ -6,15 +6,15 @@ import argparse
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
 
 from resnetlab.cli import main
 from resnetlab.models import create_model
-from tests.evaluation.conftest import make_checkpoint, write_image
+from tests.evaluation.conftest import write_image
 
 
 def _not_an_image(tmp: Path, ckpt: Path) -> list[str]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch

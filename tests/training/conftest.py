@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from resnetlab.training import TrainConfig, resolve_config
 from tests.conftest import make_tiny_bundle

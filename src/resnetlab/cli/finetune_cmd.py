@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "differs, and train with the fine-tune recipe into a normal run folder.")
     p.add_argument("--from", dest="source", required=True, metavar="CHECKPOINT_OR_WEIGHTS",
                    help="a resnetlab checkpoint/run folder or a torchvision state dict (.pth)")
-    p.add_argument("--dataset", dest="ft_dataset", default="folder", metavar="NAME", help="default: folder (DIR/train/<class>, DIR/test/<class>)")
+    p.add_argument("--dataset", dest="ft_dataset", default="folder", metavar="NAME",
+                   help="default: folder (DIR/train/<class>, DIR/test/<class>)")
     p.add_argument("--data-dir", dest="ft_data_dir", default=None, metavar="DIR")
     p.add_argument("--out", dest="ft_out", required=True, metavar="RUN_DIR")
     p.add_argument("--model", dest="ft_model", default=None, metavar="NAME", help="default: the architecture of the weights")

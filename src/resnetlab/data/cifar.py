@@ -109,7 +109,8 @@ def read_split(folder: Path, files: tuple[str, ...], label_key: bytes) -> ImageS
         data, batch_labels = batch.get(b"data"), batch.get(label_key)
         if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
                 or batch_labels is None or len(batch_labels) != len(data):
-            raise ResnetlabError(f"{folder / name} lacks uint8 b'data' (N, 3072) with matching {label_key!r}: delete the folder and run again")
+            raise ResnetlabError(f"{folder / name} lacks uint8 b'data' (N, 3072) with matching {label_key!r}: "
+                                  "delete the folder and run again")
         images.append(data.reshape(-1, 3, 32, 32))  # rows are R (1024), G (1024), B (1024) planes
         labels.append(np.asarray(batch_labels, dtype=np.int64))
     return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))

@@ -8,13 +8,15 @@ training (so the held-out images never leak into the normalisation).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from resnetlab.data import cifar, mnist, folder  # noqa: F401, I001  (registers the sources, in this order)
+# isort: off
+from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the sources, in this order)
+# isort: on
 from resnetlab.data.loader import Augmentation, TensorLoader
 from resnetlab.data.sources import LoadOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset

@@ -7,9 +7,9 @@ all sources (resizing, validation split, subset, statistics) happens once in ``f
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError

@@ -8,8 +8,8 @@ them, and resuming at (epoch, batch) reproduces the uninterrupted run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset

@@ -23,7 +23,7 @@ class ImageSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def take(self, indices: torch.Tensor) -> "ImageSet":
+    def take(self, indices: torch.Tensor) -> ImageSet:
         return ImageSet(self.images[indices], self.labels[indices])
 
 

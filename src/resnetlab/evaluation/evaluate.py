@@ -41,7 +41,8 @@ def evaluate(
     ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
     validation split from its config (same size, same seed). ``tta=None`` evaluates as the run
     did (its ``test_time_flip``), ``tta_shift=None`` likewise (its ``test_time_shift``). Writes
-    ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run folder, or beside the checkpoint file).
+    ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
+    folder, or beside the checkpoint file).
 
     Returns {"top1", "top5", "loss", "n", "per_class", "confusion", "mistakes", "files", ...}.
     """

@@ -15,8 +15,9 @@ import importlib.util
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,7 +93,7 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
 
 def _run_onnx(path: Path, images: torch.Tensor) -> tuple[str | None, torch.Tensor | None]:
     if importlib.util.find_spec("onnxruntime") is None:
-        warnings.warn("onnxruntime is not installed: the exported ONNX file was not checked (pip install 'resnetlab[onnx]')")
+        warnings.warn("onnxruntime is not installed: the exported ONNX file was not checked (pip install 'resnetlab[onnx]')", stacklevel=3)
         return None, None
     import onnxruntime
 

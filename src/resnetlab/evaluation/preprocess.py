@@ -7,8 +7,8 @@ its training set. Decoding errors become a ``ResnetlabError`` naming the file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -44,7 +44,8 @@ def read_image(path: str | Path) -> torch.Tensor:
             image.load()
             rgb = image.convert("RGB")  # palette, grayscale, 16-bit and RGBA (alpha dropped) -> RGB
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ResnetlabError(f"{path} is not an image Pillow can read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResnetlabError(f"{path} is not an image Pillow can read: {reason}") from None
     return v2.functional.pil_to_tensor(rgb)
 
 

@@ -8,8 +8,9 @@ on the page is decided in ``report.py``.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from resnetlab.reports.tables import COLUMNS, HEADERS, format_cell
 

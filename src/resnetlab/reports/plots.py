@@ -9,8 +9,8 @@ matplotlib runs with the Agg backend: reports are written on servers without a d
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 import numpy as np

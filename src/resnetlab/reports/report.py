@@ -16,9 +16,9 @@ named on the page instead of failing the report: a report is most wanted when so
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.plots import plot_confusion_matrix

@@ -8,8 +8,9 @@ the Markdown rounds them the way the paper prints them (0.27M, 8.75).
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
 from resnetlab.reports.runs import Run

@@ -67,7 +67,7 @@ def read_weights_file(path: str | Path) -> Any:
         raise ResnetlabError(f"checkpoint {path} does not exist: check the path")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError:
         raise ResnetlabError(
             f"{path} is not a checkpoint resnetlab can load safely: it holds Python objects that "
             f"weights-only loading refuses to run. Load only checkpoints and weights files you trust, "

@@ -89,6 +89,7 @@ class TrainConfig:
     # Starting weights (fine-tuning)
     init_from: str | None = None  # checkpoint or torchvision weights loaded on a fresh run
     freeze_backbone: bool = False  # train only fc; backbone BatchNorm stays in eval mode
+    whiten_first_conv: bool = False  # start the first convolution as a whitening of training-image patches (fresh runs)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (YAML, JSON and weights-only checkpoints)."""
@@ -190,6 +191,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ResnetlabError("batch_size must be at least 1")
     if not 0 <= config.ema_decay < 1:
         raise ResnetlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    if config.whiten_first_conv and config.init_from:
+        raise ResnetlabError("whiten_first_conv initialises a fresh model; it cannot be combined with init_from")
     if not isinstance(config.model_options, dict):
         raise ResnetlabError("model_options must be a mapping of option names to values")
     config.milestones = [float(m) for m in (config.milestones or [])]

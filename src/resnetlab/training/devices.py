@@ -5,9 +5,9 @@ Model code never names a device or dtype; this is the one place that decides the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from typing import Callable
 
 import torch
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_
 from resnetlab.training.optim import create_optimizer
 from resnetlab.training.run_folder import RunFolder
 from resnetlab.training.schedules import Schedule, create_schedule
+from resnetlab.training.whitening import whiten_first_convolution
 
 
 @dataclass
@@ -101,6 +103,9 @@ def train(
             log.info(f"resuming {run.path} at iteration {progress.iteration} (epoch {progress.epoch + 1}, batch {progress.batch})")
         else:
             progress.pretrained = load_initial_weights(parts.model, config.init_from, log)
+            if config.whiten_first_conv:
+                whitened = whiten_first_convolution(parts.model, bundle.train.images, bundle.mean, bundle.std, config.seed)
+                log.info(f"first convolution: {whitened} filters from whitened training-image patches")
             run.write_start(config, bundle.classes)
         train_loop(config, bundle, parts, progress, run, ctx, on_iteration)
         summary = make_summary(config, bundle, parts, progress, ctx)

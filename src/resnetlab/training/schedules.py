@@ -10,8 +10,9 @@ The paper recipe (milestones 0.5 and 0.75 of 64k iterations) gives lr 0.1 for it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR

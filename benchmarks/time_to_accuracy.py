@@ -21,6 +21,8 @@ import tarfile
 from pathlib import Path
 
 from resnetlab.data.download import cache_root
+from resnetlab.errors import ResnetlabError
+from resnetlab.reports.sweep import refuse_outdated_run
 from resnetlab.training import resolve_config, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +61,7 @@ def run_recipe(recipe: str, data_dir: Path, args: argparse.Namespace) -> Path:
                  "epochs": args.epochs, "max_iters": None, "seed": args.seed, "quiet": True,
                  "subset": args.subset}
     config = resolve_config(recipe=recipe, overrides=overrides)
+    refuse_outdated_run(out, config, asker=f"the {recipe} recipe")  # never report an older recipe's run
     finished = (out / "summary.json").is_file()
     if not finished:
         train(config, resume=(out / "checkpoints" / "last.pt").is_file())
@@ -82,7 +85,10 @@ def first_reach(curve: list[tuple[int, float, float]], threshold: float) -> floa
 def main() -> None:
     args = parse_args()
     data_dir = cifar10_jpeg_dir(args.data_dir)
-    curves = {recipe: read_curve(run_recipe(recipe, data_dir, args)) for recipe in RECIPES}
+    try:
+        curves = {recipe: read_curve(run_recipe(recipe, data_dir, args)) for recipe in RECIPES}
+    except ResnetlabError as exc:  # a run folder of another recipe, bad data: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
 
     print(f"\nResNet-20, CIFAR-10 (JPEG copy), {args.epochs} epochs, seed {args.seed}: test accuracy per epoch")
     print(f"{'epoch':>5}  " + "  ".join(f"{r:>8}" for r in RECIPES))

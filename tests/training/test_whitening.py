@@ -36,7 +36,7 @@ def test_filters_come_in_sign_pairs_and_whiten_the_patches() -> None:
     filters = patch_whitening_filters(images, kernel_size=3, out_channels=16, eps=0.0)
     assert filters.shape == (16, 3, 3, 3)
     assert torch.equal(filters[1::2], -filters[0::2])  # each direction followed by its negative
-    responses = nn.functional.conv2d(images, filters[0::2].double().float())  # the 8 directions
+    responses = nn.functional.conv2d(images, filters[0::2])  # the 8 directions
     covariance = torch.cov(responses.transpose(0, 1).reshape(8, -1).double())
     assert torch.allclose(covariance, torch.eye(8, dtype=torch.float64), atol=1e-3)  # unit variance, uncorrelated
 

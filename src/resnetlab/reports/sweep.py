@@ -132,8 +132,8 @@ def run_state(folder: Path) -> str:
 SAME_RUN_ANYWHERE = ("out", "data_dir", "device", "quiet", "compile", "recipe")
 
 
-def refuse_outdated_run(folder: Path, config: Any) -> None:
-    """A finished run trained with other settings than ``config`` stops the sweep before any training."""
+def refuse_outdated_run(folder: Path, config: Any, asker: str = "the sweep") -> None:
+    """A finished run trained with other settings than ``config`` stops ``asker`` before any training."""
     from resnetlab.training.config import differing_fields, read_run_config
 
     if run_state(folder) != "finished" or not (folder / "config.yaml").is_file():
@@ -143,7 +143,7 @@ def refuse_outdated_run(folder: Path, config: Any) -> None:
     if changed:
         detail = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
         raise ResnetlabError(
-            f"{folder} finished with other settings than the sweep now asks for ({detail}): move that folder "
+            f"{folder} finished with other settings than {asker} now asks for ({detail}): move that folder "
             "away (or pass another --out) to train it again, or undo the change to keep it")
 
 

@@ -9,7 +9,8 @@ ratio paper / fast. Time counts training and the per-epoch test pass, as a user 
 
     python benchmarks/time_to_accuracy.py --data-dir DIR --epochs 15 --out runs/time-to-accuracy
 
-``DIR`` holds train/ and test/ (the shared tarball unpacked); without ``--data-dir`` the tarball in
+``--only fast`` / ``--only paper`` trains one half (a sitting each); a finished run of an older recipe
+stops the benchmark before anything trains. ``DIR`` holds train/ and test/ (the shared tarball unpacked); without ``--data-dir`` the tarball in
 ``../shared/data`` is unpacked into the resnetlab cache first. About an hour on two cores.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from resnetlab.data.download import cache_root
 from resnetlab.errors import ResnetlabError
 from resnetlab.reports.sweep import refuse_outdated_run
-from resnetlab.training import resolve_config, train
+from resnetlab.training import TrainConfig, resolve_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TARBALL = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -38,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", default="runs/time-to-accuracy", help="parent folder of the two run folders")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--subset", type=int, default=None, help="train on fewer images (a quick trial only)")
+    p.add_argument("--only", choices=RECIPES, default=None,
+                   help="train only this recipe (the two halves in separate sittings); the table shows what has run")
     return p.parse_args()
 
 
@@ -55,17 +58,21 @@ def cifar10_jpeg_dir(data_dir: str | None) -> Path:
     return roots[0]
 
 
-def run_recipe(recipe: str, data_dir: Path, args: argparse.Namespace) -> Path:
-    out = Path(args.out) / f"resnet20-{recipe}-{args.epochs}ep-seed{args.seed}"
-    overrides = {"model": "resnet20", "dataset": "folder", "data_dir": str(data_dir), "out": str(out),
-                 "epochs": args.epochs, "max_iters": None, "seed": args.seed, "quiet": True,
-                 "subset": args.subset}
-    config = resolve_config(recipe=recipe, overrides=overrides)
-    refuse_outdated_run(out, config, asker=f"the {recipe} recipe")  # never report an older recipe's run
-    finished = (out / "summary.json").is_file()
-    if not finished:
+def run_folder(recipe: str, args: argparse.Namespace) -> Path:
+    return Path(args.out) / f"resnet20-{recipe}-{args.epochs}ep-seed{args.seed}"
+
+
+def recipe_config(recipe: str, data_dir: Path, args: argparse.Namespace) -> TrainConfig:
+    overrides = {"model": "resnet20", "dataset": "folder", "data_dir": str(data_dir), "out": str(run_folder(recipe, args)),
+                 "epochs": args.epochs, "max_iters": None, "seed": args.seed, "quiet": True, "subset": args.subset}
+    return resolve_config(recipe=recipe, overrides=overrides)
+
+
+def run_recipe(config: TrainConfig) -> None:
+    """Train, resume, or keep a finished run of exactly this config."""
+    out = Path(config.out)
+    if not (out / "summary.json").is_file():
         train(config, resume=(out / "checkpoints" / "last.pt").is_file())
-    return out
 
 
 def read_curve(run: Path) -> list[tuple[int, float, float]]:
@@ -86,20 +93,26 @@ def main() -> None:
     args = parse_args()
     data_dir = cifar10_jpeg_dir(args.data_dir)
     try:
-        curves = {recipe: read_curve(run_recipe(recipe, data_dir, args)) for recipe in RECIPES}
+        configs = {recipe: recipe_config(recipe, data_dir, args) for recipe in RECIPES}
+        for recipe, config in configs.items():  # never train beside, or report, a run of an older recipe
+            refuse_outdated_run(Path(config.out), config, asker=f"the {recipe} recipe")
+        for recipe in [args.only] if args.only else RECIPES:
+            run_recipe(configs[recipe])
     except ResnetlabError as exc:  # a run folder of another recipe, bad data: one line, no traceback
         raise SystemExit(f"error: {exc}") from None
+    finished = {r: run_folder(r, args) for r in RECIPES if (run_folder(r, args) / "summary.json").is_file()}
+    curves = {recipe: read_curve(folder) for recipe, folder in finished.items()}
 
     print(f"\nResNet-20, CIFAR-10 (JPEG copy), {args.epochs} epochs, seed {args.seed}: test accuracy per epoch")
-    print(f"{'epoch':>5}  " + "  ".join(f"{r:>8}" for r in RECIPES))
+    print(f"{'epoch':>5}  " + "  ".join(f"{r:>8}" for r in curves))
     for i in range(args.epochs):
-        print(f"{i + 1:>5}  " + "  ".join(f"{curves[r][i][2]:>8.2%}" if i < len(curves[r]) else f"{'-':>8}" for r in RECIPES))
+        print(f"{i + 1:>5}  " + "  ".join(f"{curves[r][i][2]:>8.2%}" if i < len(curves[r]) else f"{'-':>8}" for r in curves))
 
-    print(f"\n{'reach':>5}  " + "  ".join(f"{r + ' s':>8}" for r in RECIPES) + "  paper/fast")
+    print(f"\n{'reach':>5}  " + "  ".join(f"{r + ' s':>8}" for r in curves) + ("  paper/fast" if len(curves) == 2 else ""))
     for threshold in THRESHOLDS:
-        times = {r: first_reach(curves[r], threshold) for r in RECIPES}
+        times = {r: first_reach(curves[r], threshold) for r in curves}
         cells = "  ".join(f"{t:>8.0f}" if t is not None else f"{'never':>8}" for t in times.values())
-        ratio = f"{times['paper'] / times['fast']:.2f}x" if None not in times.values() else "-"
+        ratio = f"{times['paper'] / times['fast']:.2f}x" if len(times) == 2 and None not in times.values() else "-"
         print(f"{threshold:>5.0%}  {cells}  {ratio:>10}")
 
 

@@ -9,9 +9,10 @@ ratio paper / fast. Time counts training and the per-epoch test pass, as a user 
 
     python benchmarks/time_to_accuracy.py --data-dir DIR --epochs 15 --out runs/time-to-accuracy
 
-``--only fast`` / ``--only paper`` trains one half (a sitting each); a finished run of an older recipe
-stops the benchmark before anything trains. ``DIR`` holds train/ and test/ (the shared tarball unpacked); without ``--data-dir`` the tarball in
-``../shared/data`` is unpacked into the resnetlab cache first. About an hour on two cores.
+``DIR`` holds train/ and test/ (the shared tarball unpacked); without ``--data-dir`` the tarball in
+``../shared/data`` is unpacked into the resnetlab cache first. Each half takes 40-60 minutes on two
+cores; ``--only fast`` / ``--only paper`` trains one half per sitting. A finished run of an older
+recipe stops the benchmark before anything trains.
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ Three measurements side by side, in one process, same model, batch and step coun
 1. bare      training steps on one ready, normalised channels_last batch (no data work at all);
 2. loader    ``TensorLoader`` with the paper's augmentation, channels_last;
 3. pil       a Dataset returning ``transforms(Image.fromarray(x))`` (RandomCrop(32, padding=4),
-             RandomHorizontalFlip, ToTensor, Normalize) in a DataLoader with 2 workers.
+             RandomHorizontalFlip, ToTensor, Normalize) in a DataLoader with 2 workers;
+4. bare-nchw the bare step with model and batch in the default (N, C, H, W) layout: what
+             channels_last buys, which is why training uses it on the CPU too.
 
-Prints images/s for each and the two ratios the data issue asks for: loader/bare >= 0.97 and
-loader/pil >= 1.4. Run on a quiet machine:
+Prints images/s for each and the ratios: loader/bare >= 0.97 and loader/pil >= 1.4 (the data
+issue's targets), and bare/bare-nchw. Run on a quiet machine:
 
     python benchmarks/throughput.py --data-dir ../shared/data/cifar10-jpeg-unpacked --steps 60 --rounds 3
 
@@ -78,10 +80,11 @@ def endless(make_epoch: Callable[[int], Iterator]) -> Iterator:
         epoch += 1
 
 
-def images_per_second(batches: Iterator, steps: int, warmup: int, batch_size: int) -> float:
+def images_per_second(batches: Iterator, steps: int, warmup: int, batch_size: int,
+                      memory_format: torch.memory_format = torch.channels_last) -> float:
     """Train a fresh ResNet-20 for ``warmup + steps`` steps on ``batches``; time the last ``steps``."""
     torch.manual_seed(0)
-    model = create_model("resnet20", num_classes=10).to(memory_format=torch.channels_last).train()
+    model = create_model("resnet20", num_classes=10).to(memory_format=memory_format).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     start = 0.0
@@ -89,7 +92,7 @@ def images_per_second(batches: Iterator, steps: int, warmup: int, batch_size: in
         if step == warmup:
             start = time.perf_counter()
         images, labels = next(batches)
-        images = images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=memory_format)
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(images), labels).backward()
         optimizer.step()
@@ -110,20 +113,24 @@ def main() -> None:
         "bare": lambda: iter(lambda: ready, None),
         "loader": lambda: endless(loader.batches),
         "pil": lambda: endless(lambda _epoch: iter(seed_loader)),
+        "bare-nchw": lambda: iter(lambda: ready, None),
     }
+    formats = {"bare-nchw": torch.contiguous_format}
     source = f"CIFAR-10 (JPEG copy) at {args.data_dir}" if args.data_dir else "synthetic CIFAR-10-shaped data"
     print(f"ResNet-20, batch {bs}, {args.steps} timed steps, {torch.get_num_threads()} threads, {source}")
     samples: dict[str, list[float]] = {name: [] for name in pipelines}
     streams = {name: make() for name, make in pipelines.items()}
     for round_ in range(args.rounds):  # interleaved, so drift in machine load hits all three alike
         for name, batches in streams.items():
-            samples[name].append(images_per_second(batches, args.steps, args.warmup, bs))
+            samples[name].append(images_per_second(batches, args.steps, args.warmup, bs,
+                                                   formats.get(name, torch.channels_last)))
         print(f"  round {round_ + 1}: " + "  ".join(f"{n} {v[-1]:.1f}" for n, v in samples.items()), flush=True)
     rates = {name: statistics.median(values) for name, values in samples.items()}
     for name, rate in rates.items():
         print(f"  {name:<7} {rate:>9.1f} images/s (median of {args.rounds})")
     print(f"loader / bare = {rates['loader'] / rates['bare']:.3f}  (target >= 0.97)")
     print(f"loader / pil  = {rates['loader'] / rates['pil']:.3f}  (target >= 1.4)")
+    print(f"channels_last / nchw = {rates['bare'] / rates['bare-nchw']:.3f}  (the bare step in both layouts)")
 
 
 if __name__ == "__main__":

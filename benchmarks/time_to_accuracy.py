@@ -10,8 +10,9 @@ ratio paper / fast. Time counts training and the per-epoch test pass, as a user 
     python benchmarks/time_to_accuracy.py --data-dir DIR --epochs 15 --out runs/time-to-accuracy
 
 ``DIR`` holds train/ and test/ (the shared tarball unpacked); without ``--data-dir`` the tarball in
-``../shared/data`` is unpacked into the resnetlab cache first. Each half takes 40-60 minutes on two
-cores; ``--only fast`` / ``--only paper`` trains one half per sitting. A finished run of an older
+``../shared/data`` is unpacked into the resnetlab cache first. Each half took 12-13 minutes on two
+quiet cores (2026-11-24; docs/fast-recipe.md has the figures); ``--only fast`` / ``--only paper``
+trains one half per sitting. A finished run of an older
 recipe stops the benchmark before anything trains.
 """
 
@@ -81,7 +82,7 @@ def read_curve(run: Path) -> list[tuple[int, float, float]]:
     curve, elapsed = [], 0.0
     with open(run / "metrics.csv", newline="") as f:
         for row in csv.DictReader(f):
-            elapsed += float(row["epoch_seconds"])
+            elapsed += float(row["epoch_seconds"]) + float(row.get("eval_seconds") or 0)  # older runs: training only
             curve.append((int(row["epoch"]), elapsed, float(row["test_acc"])))
     return curve
 

@@ -141,3 +141,15 @@ def test_streaming_loader_with_worker_processes(tmp_path) -> None:
     serial = list(StreamingLoader(root / "train", 4, **IDENTITY, train=True, num_workers=0).batches(0))
     workers = list(StreamingLoader(root / "train", 4, **IDENTITY, train=True, num_workers=2).batches(0))
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(serial, workers))
+
+
+def test_padding_value_is_what_the_padded_crops_show_at_their_borders() -> None:
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
+    data = ImageSet(torch.full((64, 3, 8, 8), 200, dtype=torch.uint8), torch.zeros(64, dtype=torch.long))
+    tl = TensorLoader(data, 64, mean=mean, std=std, train=True, seed=0)
+    x, _ = next(tl.batches(0))
+    values = x.permute(1, 0, 2, 3).reshape(3, -1)  # every pixel of the batch, per channel
+    border = tl.padding_value.view(3, 1)
+    expected = -torch.tensor(mean).view(3, 1) / torch.tensor(std).view(3, 1)
+    assert torch.allclose(border, expected)
+    assert ((values - border).abs() < 1e-5).any(dim=1).all()  # padding shows up in the crops with exactly this value

@@ -91,3 +91,12 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, bundle, 
 def test_huge_learning_rate_stops(tmp_path, bundle):
     with pytest.raises(ResnetlabError, match="loss became"):
         train(tiny_config(tmp_path / "run", lr=1e10, epochs=3), bundle=bundle)
+
+
+def test_translated_views_are_averaged_in_the_final_evaluation_only(tmp_path, bundle):
+    out = tmp_path / "run"
+    summary = train(tiny_config(out, epochs=2, test_time_flip=True, test_time_shift=1), bundle=bundle)
+    rows = read_metrics(out / "metrics.csv")
+    assert [int(r["test_views"]) for r in rows] == [2, 18]  # image + mirror, then 9 positions x 2
+    assert all(float(r["eval_seconds"]) > 0 for r in rows)
+    assert float(rows[-1]["test_acc"]) == summary["final"]["test_acc"]

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.training.engine import collect_logits, view_averaged_logits
+from resnetlab.training.engine import collect_logits
+from resnetlab.training.test_time_views import translated, translations, view_averaged_logits, view_count
 
 
 class OnePixel(nn.Module):
@@ -31,21 +32,40 @@ def test_flip_averages_the_mirror_image() -> None:
     assert view_averaged_logits(OnePixel(), squares(), flip=True).item() == 0.5 * (25 + 36)
 
 
-def test_shift_gives_half_the_weight_to_the_two_translated_views() -> None:
-    # moved 1 pixel down-right, (1, 1) shows the original (0, 0) = 0; moved up-left, (2, 2) = 10^2
-    assert view_averaged_logits(OnePixel(), squares(), flip=False, shift=1).item() == 0.5 * 25 + 0.25 * (0 + 100)
+def test_translated_moves_the_content_and_fills_the_uncovered_border() -> None:
+    image = squares()
+    moved = translated(image, 1, -1, fill=-7.0)  # one pixel down, one pixel left
+    assert torch.equal(moved[0, 0, 1:, :3], image[0, 0, :3, 1:])  # the content, moved
+    assert (moved[0, 0, 0, :] == -7).all() and (moved[0, 0, :, 3] == -7).all()  # the uncovered top row and right column
 
 
-def test_shifted_views_keep_the_image_size_and_collect_logits_passes_them() -> None:
-    seen: list[tuple[int, ...]] = []
-    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    net.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape)))
-    batches = [(squares().repeat(2, 1, 1, 1), torch.tensor([0, 1]))]
-    logits, labels = collect_logits(net, batches, tta=True, shift=1)
-    assert logits.shape == (2, 3) and labels.tolist() == [0, 1]
-    assert seen == [(2, 1, 4, 4)] * 6  # image, mirror, and both for each of the two shifts
+def test_translations_are_every_move_of_up_to_shift_pixels_the_image_first() -> None:
+    assert translations(0) == [(0, 0)]
+    moves = translations(1)
+    assert moves[0] == (0, 0) and len(moves) == 9 and set(moves) == {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    assert view_count(flip=True, shift=2) == 50 and view_count(flip=False, shift=0) == 1
+
+
+def test_shift_averages_every_move_with_equal_weights_and_black_borders() -> None:
+    # pixel (1, 1) of the 9 views moved by up to one pixel reads the original pixels (0..2, 0..2): values
+    # (4r + c)^2; none of them is a border, so the fill does not matter for this pixel
+    expected = sum((4 * r + c) ** 2 for r in range(3) for c in range(3)) / 9
+    assert view_averaged_logits(OnePixel(), squares(), flip=False, shift=1, fill=-1.0).item() == pytest.approx(expected)
+    # 2 pixels down-right, pixel (1, 1) reads the border: the fill, not a reflected pixel
+    corner = translated(squares(), 2, 2, fill=-1.0)
+    assert corner[0, 0, 1, 1].item() == -1.0
 
 
 def test_a_shift_as_large_as_the_image_is_refused_in_words() -> None:
     with pytest.raises(ResnetlabError, match="shift of 4 pixels needs images larger than 4x4"):
         view_averaged_logits(OnePixel(), squares(), flip=False, shift=4)
+
+
+def test_collect_logits_passes_the_views_and_fill_through_batch_by_batch() -> None:
+    images = torch.cat([squares(), -squares()])
+    batches = [(images[:1], torch.tensor([0])), (images[1:], torch.tensor([1]))]
+    logits, labels = collect_logits(OnePixel(), batches, tta=True, shift=2, fill=-3.0)
+    expected = view_averaged_logits(OnePixel(), images, flip=True, shift=2, fill=-3.0)
+    assert torch.equal(logits, expected) and labels.tolist() == [0, 1]
+    # the 2-pixel moves read the border: the fill changes the average
+    assert not torch.equal(logits, view_averaged_logits(OnePixel(), images, flip=True, shift=2, fill=0.0))

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
     p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
-                   help="also average views translated by PIXELS (0: off; default: as the run was evaluated)")
+                   help="also average every move by up to PIXELS on each axis, borders black as in training's crops "
+                        "((2 PIXELS + 1)^2 positions; 0: off; default: as the run was evaluated)")
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="cpu")

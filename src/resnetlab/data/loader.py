@@ -82,6 +82,12 @@ class TensorLoader:
         self.scale = 1.0 / (255.0 * std_t)
         self.shift = -mean_t / std_t
 
+    @property
+    def padding_value(self) -> torch.Tensor:
+        """(1, C, 1, 1): a zero (black) pixel after normalisation, what the padding of training crops
+        shows; test-time translations fill their borders with it."""
+        return self.shift
+
     def __len__(self) -> int:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

@@ -18,7 +18,9 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-from resnetlab.training.engine import collect_logits, loss_and_accuracy, run_test_time_views
+from resnetlab.training.devices import memory_format
+from resnetlab.training.engine import collect_logits, loss_and_accuracy
+from resnetlab.training.test_time_views import run_test_time_views
 
 SPLITS = ("test", "val")
 
@@ -56,11 +58,9 @@ def evaluate(
     tta_shift = run_shift if tta_shift is None else tta_shift
     bundle = _load_split_source(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
-    model = model_from_checkpoint(ckpt).to(device)
-    norm = ckpt["normalization"]
     batch_size = batch_size or max(256, int(config.get("batch_size", 256)))  # training's evaluation batch
-    loader = TensorLoader(images, batch_size, mean=norm["mean"], std=norm["std"], device=device, train=False)
-    logits, labels = collect_logits(model, loader.batches(0), tta=tta, shift=tta_shift)
+    model, loader = model_and_loader(ckpt, images, batch_size, device)
+    logits, labels = collect_logits(model, loader.batches(0), tta=tta, shift=tta_shift, fill=loader.padding_value)
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -79,6 +79,19 @@ def evaluate(
     folder = Path(out) if out else (Path(source) if Path(source).is_dir() else path.parent)
     result["files"] = _write_files(folder, split, confusion, classes, result["mistakes"], images)
     return result
+
+
+def model_and_loader(ckpt: dict[str, Any], images: ImageSet, batch_size: int,
+                     device: str | torch.device) -> tuple[torch.nn.Module, TensorLoader]:
+    """The checkpoint's model and an evaluation loader over ``images``, with its normalisation and in
+    the memory layout its training used, so that the logits match training's to the last bit."""
+    device = torch.device(device)
+    layout = memory_format(device, bool((ckpt.get("config") or {}).get("channels_last", False)))
+    model = model_from_checkpoint(ckpt).to(device, memory_format=layout)
+    norm = ckpt["normalization"]
+    loader = TensorLoader(images, batch_size, mean=norm["mean"], std=norm["std"], device=device, train=False,
+                          channels_last=layout == torch.channels_last)
+    return model, loader
 
 
 def checkpoint_path(source: str | Path) -> Path:

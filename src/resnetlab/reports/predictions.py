@@ -2,7 +2,7 @@
 
 This is the one part of a report that needs more than the run folder's text files: the
 checkpoint and the data. It goes through the same path as ``resnetlab eval`` (checkpoint ->
-``model_from_checkpoint``, the checkpoint's normalisation, ``TensorLoader``,
+``evaluation.evaluate.model_and_loader``: the checkpoint's model, normalisation and layout,
 ``engine.collect_logits``, ``evaluation.metrics.confusion_matrix``), so the matrix agrees with
 the test accuracy in summary.json. When the checkpoint or the data is missing it raises a
 ``ResnetlabError`` whose message the report prints in place of the figures.
@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from resnetlab.data import DatasetBundle, TensorLoader, load_dataset
+from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.reports.runs import Run
-from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-from resnetlab.training.engine import collect_logits, run_test_time_views
+from resnetlab.training.checkpoint import load_checkpoint
+from resnetlab.training.engine import collect_logits
+from resnetlab.training.test_time_views import run_test_time_views
 
 BATCH_SIZE = 256
 
@@ -80,11 +82,9 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     if bundle.classes != classes:
         raise ResnetlabError(f"dataset {dataset['name']} at {dataset.get('data_dir')} no longer has the run's classes")
 
-    model = model_from_checkpoint(ckpt).to(device)
-    norm = ckpt["normalization"]
-    loader = TensorLoader(bundle.test, BATCH_SIZE, mean=norm["mean"], std=norm["std"], device=device, train=False)
+    model, loader = model_and_loader(ckpt, bundle.test, BATCH_SIZE, device)
     flip, shift = run_test_time_views(ckpt.get("config") or {})  # evaluate as the run did
-    logits, labels = collect_logits(model, loader.batches(0), tta=flip, shift=shift)
+    logits, labels = collect_logits(model, loader.batches(0), tta=flip, shift=shift, fill=loader.padding_value)
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]

@@ -22,7 +22,7 @@ from resnetlab.models.registry import model_info
 
 METRIC_COLUMNS = (
     "epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-    "test_loss", "test_acc", "epoch_seconds", "images_per_second",
+    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views",
 )
 
 

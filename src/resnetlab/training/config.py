@@ -65,7 +65,7 @@ class TrainConfig:
     # Weight averaging and evaluation
     ema_decay: float = 0.0  # exponential moving average of weights per step (0: off); evaluated when on
     test_time_flip: bool = False  # evaluate the mean of each image's and its mirror image's logits
-    test_time_shift: int = 0  # also average views translated by this many pixels (0: off)
+    test_time_shift: int = 0  # also average every move by up to this many pixels, black borders (0: off; final evaluation only)
 
     # Augmentation (data.loader.Augmentation)
     crop_padding: int = 4  # pixels of zero padding before the random crop (0: no crop)
@@ -81,7 +81,7 @@ class TrainConfig:
     # Execution
     device: str = "auto"  # auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps
     amp: bool = True  # mixed precision (bf16, else fp16) autocast; GPU only
-    channels_last: bool = True  # NHWC memory format; GPU only
+    channels_last: bool = True  # NHWC memory format (CUDA and CPU; faster convolutions)
     compile: bool = False  # torch.compile the model
     seed: int = 0  # model init, data order and augmentation
     quiet: bool = False  # no progress bars or per-epoch lines on the console

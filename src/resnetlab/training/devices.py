@@ -1,4 +1,4 @@
-"""Device choice and the GPU-only speed-ups (mixed precision, channels_last), kept thin.
+"""Device choice and the speed-ups (mixed precision on GPU, channels_last), kept thin.
 
 Model code never names a device or dtype; this is the one place that decides them.
 """
@@ -34,8 +34,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def uses_gpu_speedups(device: torch.device) -> bool:
-    """AMP and channels_last pay off on CUDA; on CPU they would only change the numbers."""
+    """Mixed precision pays off on CUDA; on CPU it would only change the numbers."""
     return device.type == "cuda"
+
+
+def memory_format(device: torch.device, channels_last: bool) -> torch.memory_format:
+    """The layout of models and batches: channels_last (NHWC) where its convolutions are faster,
+    CUDA and the CPU's oneDNN kernels (benchmarks/throughput.py measures the gain here); MPS keeps
+    the default. Training and every later evaluation of a run use the same one, so that they agree
+    to the last logit."""
+    return torch.channels_last if channels_last and device.type in ("cuda", "cpu") else torch.contiguous_format
 
 
 def mixed_precision(device: torch.device, enabled: bool) -> tuple[Callable[[], AbstractContextManager], torch.amp.GradScaler]:

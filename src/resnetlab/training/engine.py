@@ -14,54 +14,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.training.test_time_views import view_averaged_logits
 
 
 @torch.no_grad()
 def collect_logits(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tta: bool = False, shift: int = 0
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tta: bool = False, shift: int = 0,
+    fill: torch.Tensor | float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` in eval mode over ``batches``: (logits float32 (N, K) on CPU, labels (N,)).
 
     With ``tta`` the logits are the mean of the image's and its mirror image's; ``shift`` > 0 adds
-    views translated by that many pixels (see ``view_averaged_logits``).
+    the views translated by up to that many pixels, their uncovered border set to ``fill`` (see
+    ``view_averaged_logits``; a ``TensorLoader`` gives it as ``padding_value``).
     """
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     for images, labels in batches:
-        logits = view_averaged_logits(model, images, flip=tta, shift=shift)
+        logits = view_averaged_logits(model, images, flip=tta, shift=shift, fill=fill)
         all_logits.append(logits.cpu())
         all_labels.append(labels.cpu())
     model.train(was_training)
     if not all_logits:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
     return torch.cat(all_logits), torch.cat(all_labels)
-
-
-def run_test_time_views(config: dict[str, Any]) -> tuple[bool, int]:
-    """(flip, shift) as a run evaluated itself, from its saved config (older runs: no shift)."""
-    return bool(config.get("test_time_flip", False)), int(config.get("test_time_shift", 0))
-
-
-def view_averaged_logits(model: nn.Module, images: torch.Tensor, *, flip: bool, shift: int = 0) -> torch.Tensor:
-    """Logits averaged over test-time views: the image (and its mirror image with ``flip``); with
-    ``shift`` > 0, half the weight goes to the views moved by ``shift`` pixels up-left and
-    down-right (borders reflected), the small translations training's random crops taught the net
-    (the test-time averaging of Keller Jordan's airbench)."""
-    def mirrored(views: torch.Tensor) -> torch.Tensor:
-        logits = model(views).float()
-        return 0.5 * (logits + model(views.flip(3)).float()) if flip else logits
-
-    logits = mirrored(images)
-    if shift <= 0:
-        return logits
-    height, width = images.shape[-2:]
-    if shift >= min(height, width):
-        raise ResnetlabError(f"a test-time shift of {shift} pixels needs images larger than {height}x{width}")
-    padded = F.pad(images, (shift,) * 4, mode="reflect")
-    moved_down_right = padded[..., :height, :width]
-    moved_up_left = padded[..., 2 * shift :, 2 * shift :]
-    return 0.5 * logits + 0.25 * (mirrored(moved_down_right) + mirrored(moved_up_left))
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

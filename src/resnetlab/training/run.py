@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -25,12 +26,13 @@ from resnetlab.models import create_model
 from resnetlab.training import distributed
 from resnetlab.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from resnetlab.training.config import RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
-from resnetlab.training.devices import mixed_precision, resolve_device, uses_gpu_speedups
+from resnetlab.training.devices import memory_format, mixed_precision, resolve_device
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, collect_logits, train_one_epoch
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from resnetlab.training.optim import create_optimizer
 from resnetlab.training.run_folder import RunFolder
 from resnetlab.training.schedules import Schedule, create_schedule
+from resnetlab.training.test_time_views import view_count
 from resnetlab.training.whitening import whiten_first_convolution
 
 
@@ -139,14 +141,13 @@ def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConf
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=bundle.num_classes, in_channels=bundle.image_shape[0], **config.model_options)
-    memory_format = torch.channels_last if config.channels_last and uses_gpu_speedups(device) else torch.preserve_format
-    return model.to(device, memory_format=memory_format)
+    return model.to(device, memory_format=memory_format(device, config.channels_last))
 
 
 def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed):
     """Training loader (this rank's share of each global batch) and evaluation loaders."""
     common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
-                  channels_last=config.channels_last and uses_gpu_speedups(device))
+                  channels_last=memory_format(device, config.channels_last) == torch.channels_last)
     augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
     train_loader = TensorLoader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
     if len(train_loader) == 0:
@@ -261,13 +262,16 @@ def _agree(flag: bool, ctx: distributed.Distributed) -> bool:
     return bool(distributed.sum_over_processes(torch.tensor([float(flag)])).item())
 
 
-def evaluate(model: nn.Module, loader: TensorLoader | None, config: TrainConfig,
-             ctx: distributed.Distributed) -> dict[str, float]:
-    """Loss and accuracy over a whole split (with the config's test-time views), summed over the
-    processes' shards."""
+def evaluate(model: nn.Module, loader: TensorLoader | None, config: TrainConfig, ctx: distributed.Distributed,
+             *, final: bool) -> dict[str, float]:
+    """Loss and accuracy over a whole split, summed over the processes' shards, with the config's
+    test-time views: the mirror image every epoch, the translations (a pass per move) only in the
+    ``final`` evaluation, so that watching the curve stays cheap."""
     if loader is None:
         return {"loss": math.nan, "acc": math.nan}
-    logits, labels = collect_logits(model, loader.batches(0), tta=config.test_time_flip, shift=config.test_time_shift)
+    shift = config.test_time_shift if final else 0
+    logits, labels = collect_logits(model, loader.batches(0), tta=config.test_time_flip, shift=shift,
+                                    fill=loader.padding_value)
     n = float(len(labels))
     loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if n else 0.0
     correct = (logits.argmax(1) == labels).sum().item() if n else 0.0
@@ -281,13 +285,16 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
     """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt)."""
     if ctx.enabled:
         distributed.broadcast_buffers(parts.eval_model)
-    val = evaluate(parts.eval_model, parts.val_loader, config, ctx)
-    test = evaluate(parts.eval_model, parts.test_loader, config, ctx)
+    final = progress.iteration >= parts.schedule.total_iters
+    started = time.perf_counter()
+    val = evaluate(parts.eval_model, parts.val_loader, config, ctx, final=final)
+    test = evaluate(parts.eval_model, parts.test_loader, config, ctx, final=final)
     stats = progress.stats
     row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": parts.schedule.lr,
            "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
            "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
-           "images_per_second": stats.images_per_second}
+           "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
+           "test_views": view_count(config.test_time_flip, config.test_time_shift if final else 0)}
     run.append_metrics(row)
     run.log.info(epoch_line(row, epochs))
     progress.epoch, progress.batch, progress.last = progress.epoch + 1, 0, row
@@ -303,10 +310,11 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
 
 
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
+    views = f" ({row['test_views']} views)" if row.get("test_views", 1) > 1 else ""
     val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if not math.isnan(row["val_acc"]) else ""
     return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {row['lr']:.4g}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}{val}  "
-            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}{views}  "
             f"{row['epoch_seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
 
 

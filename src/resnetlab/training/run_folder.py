@@ -26,7 +26,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.training.config import TrainConfig, save_config
 
 METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-                   "test_loss", "test_acc", "epoch_seconds", "images_per_second")
+                   "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views")
 RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoints")
 
 

@@ -263,13 +263,11 @@ def _agree(flag: bool, ctx: distributed.Distributed) -> bool:
 
 
 def evaluate(model: nn.Module, loader: TensorLoader | None, config: TrainConfig, ctx: distributed.Distributed,
-             *, final: bool) -> dict[str, float]:
+             *, shift: int) -> dict[str, float]:
     """Loss and accuracy over a whole split, summed over the processes' shards, with the config's
-    test-time views: the mirror image every epoch, the translations (a pass per move) only in the
-    ``final`` evaluation, so that watching the curve stays cheap."""
+    mirror-image view and translations by up to ``shift`` pixels."""
     if loader is None:
         return {"loss": math.nan, "acc": math.nan}
-    shift = config.test_time_shift if final else 0
     logits, labels = collect_logits(model, loader.batches(0), tta=config.test_time_flip, shift=shift,
                                     fill=loader.padding_value)
     n = float(len(labels))
@@ -285,16 +283,17 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
     """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt)."""
     if ctx.enabled:
         distributed.broadcast_buffers(parts.eval_model)
-    final = progress.iteration >= parts.schedule.total_iters
+    # translations (a pass per move) only in the final evaluation, so that watching the curve stays cheap
+    shift = config.test_time_shift if progress.iteration >= parts.schedule.total_iters else 0
     started = time.perf_counter()
-    val = evaluate(parts.eval_model, parts.val_loader, config, ctx, final=final)
-    test = evaluate(parts.eval_model, parts.test_loader, config, ctx, final=final)
+    val = evaluate(parts.eval_model, parts.val_loader, config, ctx, shift=shift)
+    test = evaluate(parts.eval_model, parts.test_loader, config, ctx, shift=shift)
     stats = progress.stats
     row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": parts.schedule.lr,
            "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
            "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
            "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
-           "test_views": view_count(config.test_time_flip, config.test_time_shift if final else 0)}
+           "test_views": view_count(config.test_time_flip, shift)}
     run.append_metrics(row)
     run.log.info(epoch_line(row, epochs))
     progress.epoch, progress.batch, progress.last = progress.epoch + 1, 0, row

@@ -21,7 +21,7 @@ import torch
 import yaml
 from PIL import Image
 
-from resnetlab.reports.runs import METRIC_COLUMNS
+from resnetlab.training.run_folder import METRICS_COLUMNS
 from tests.conftest import make_tiny_bundle
 
 
@@ -59,7 +59,7 @@ def fake_run(folder: Path, model: str, *, epochs: int = 6, iters_per_epoch: int 
                      "test_loss": 2.3 * test_err, "test_acc": 1 - test_err,
                      "epoch_seconds": train_seconds / epochs, "images_per_second": 430.0})
     with (folder / "metrics.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     if finished:

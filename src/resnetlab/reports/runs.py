@@ -19,11 +19,7 @@ import yaml
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import model_info
-
-METRIC_COLUMNS = (
-    "epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views",
-)
+from resnetlab.training.run_folder import METRICS_COLUMNS
 
 
 @dataclass
@@ -154,7 +150,7 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     columns: dict[str, list[float]] = {}
-    for key in (rows[0].keys() if rows else METRIC_COLUMNS):
+    for key in (rows[0].keys() if rows else METRICS_COLUMNS):
         columns[key] = [_to_float(row.get(key)) for row in rows]
     return columns
 

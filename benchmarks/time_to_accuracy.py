@@ -10,8 +10,8 @@ ratio paper / fast. Time counts training and the per-epoch test pass, as a user 
     python benchmarks/time_to_accuracy.py --data-dir DIR --epochs 15 --out runs/time-to-accuracy
 
 ``DIR`` holds train/ and test/ (the shared tarball unpacked); without ``--data-dir`` the tarball in
-``../shared/data`` is unpacked into the resnetlab cache first. Each half took 12-13 minutes on two
-quiet cores (2026-11-24; docs/fast-recipe.md has the figures); ``--only fast`` / ``--only paper``
+``../shared/data`` is unpacked into the resnetlab cache first. Each half took 12-13 minutes at 15 epochs
+and 20-25 minutes at 25 on two quiet cores (2026-11-24/25; docs/fast-recipe.md has the figures); ``--only fast`` / ``--only paper``
 trains one half per sitting. A finished run of an older
 recipe stops the benchmark before anything trains.
 """

@@ -102,6 +102,21 @@ def test_alternate_flip_mirrors_each_image_every_other_epoch() -> None:
     assert 0 < sum(torch.equal(by_row0[i], data.images[i].float()) for i in range(32)) < 32
 
 
+def test_epochs_from_crop_epochs_on_see_whole_images() -> None:
+    data = random_set(n=32)
+    late = loader(data, augmentation=Augmentation(crop_padding=2, flip="none", crop_epochs=1), batch_size=8)
+    cropped = loader(data, augmentation=Augmentation(crop_padding=2, flip="none"), batch_size=8)
+    whole = loader(data, augmentation=Augmentation(crop_padding=0, flip="none"), batch_size=8)
+    assert torch.equal(all_batches(late, 0)[0], all_batches(cropped, 0)[0])  # before crop_epochs: cropped as ever
+    assert not torch.equal(all_batches(late, 0)[0], all_batches(whole, 0)[0])
+    assert torch.equal(all_batches(late, 1)[0], all_batches(whole, 1)[0])  # from it on: the images themselves
+    mirrored = loader(data, augmentation=Augmentation(crop_padding=2, flip="random", crop_epochs=0), batch_size=32)
+    x, _ = all_batches(mirrored, 0)
+    originals = data.images[torch.randperm(32, generator=torch.Generator().manual_seed(0))].float()
+    flips = [torch.equal(a, b.flip(2)) for a, b in zip(x, originals)]
+    assert all(f or torch.equal(a, b) for f, a, b in zip(flips, x, originals)) and 0 < sum(flips) < 32  # flips stay
+
+
 def test_cutout_zeroes_one_square_per_image() -> None:
     data = random_set(n=16, size=16)
     tl = loader(data, augmentation=Augmentation(crop_padding=0, flip="none", cutout=4), batch_size=16)
@@ -123,6 +138,9 @@ def test_streaming_loader_is_seeded_resumable_and_augments_in_bounds(tmp_path) -
     full = list(make().batches(2))
     assert len(full) == 3 and full[0][0].shape == (6, 3, 8, 8)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(full[1:], make().batches(2, start=1)))
+    whole = list(make(augmentation=Augmentation(crop_padding=0, flip="none")).batches(2))
+    uncropped = list(make(augmentation=Augmentation(crop_padding=3, flip="none", crop_epochs=2)).batches(2))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(whole, uncropped))  # crop_epochs as in the tensor loader
     assert not torch.equal(torch.cat([b[0] for b in full]), torch.cat([b[0] for b in make().batches(3)]))
     x = torch.cat([b[0] for b in full])
     assert x.min() == 0 and x.max() <= 255  # zero padding appears; values stay pixel values

@@ -1,13 +1,17 @@
-"""Recipes and config resolution: layers, unknown keys, per-model warm-up, round trip."""
+"""Recipes and config resolution: layers, unknown keys, per-model warm-up, round trip, uncropped epochs."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
 from resnetlab.training.config import save_config
+from resnetlab.training.distributed import Distributed
+from resnetlab.training.run import build_loaders, crop_epochs
+from tests.training.conftest import tiny_config
 
 
 def test_defaults_are_the_paper_recipe():
@@ -60,3 +64,21 @@ def test_saved_config_is_a_config_file(tmp_path):
     config = resolve_config("fast", overrides={"model_options": {"shortcut": "B"}, "epochs": 4})
     save_config(config, tmp_path / "config.yaml")
     assert resolve_config(config_file=tmp_path / "config.yaml") == config
+
+
+def test_uncropped_epochs_are_the_last_of_the_budget():
+    assert crop_epochs(resolve_config("fast", overrides={"epochs": 15, "uncropped_epochs": 3}), 390) == 12
+    assert crop_epochs(resolve_config("fast", overrides={"epochs": 15}), 390) is None  # crops in every epoch
+    budget_in_steps = resolve_config("paper", overrides={"max_iters": 1000, "uncropped_epochs": 2})
+    assert crop_epochs(budget_in_steps, 390) == 1  # 1000 steps are 3 epochs, the last one partial
+    with pytest.raises(ResnetlabError, match="uncropped_epochs must be a whole number"):
+        resolve_config(overrides={"uncropped_epochs": -1})
+    with pytest.raises(ResnetlabError, match="crop_padding must be a whole number"):
+        resolve_config(overrides={"crop_padding": 2.5})
+
+
+def test_the_training_loader_stops_cropping_for_the_uncropped_epochs(tmp_path, bundle):
+    config = tiny_config(tmp_path, epochs=5, uncropped_epochs=2)
+    train_loader, _, test_loader = build_loaders(config, bundle, torch.device("cpu"), Distributed())
+    assert train_loader.augmentation.crop_epochs == 3 and [train_loader.augmentation.crops_in(e) for e in (2, 3)] == [True, False]
+    assert not test_loader.augmentation.crops_in(0)

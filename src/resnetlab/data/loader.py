@@ -29,10 +29,16 @@ class Augmentation:
     crop_padding: int = 4  # pixels of zero padding before the random crop (0 disables)
     flip: str = "random"  # "random" per image, "alternate" (mirror every other epoch), "none"
     cutout: int = 0  # side of a zeroed square (0 disables)
+    crop_epochs: int | None = None  # crop only in epochs before this one; later epochs see whole images
 
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ValueError(f"flip must be one of {FLIP_MODES}, got {self.flip!r}")
+
+    def crops_in(self, epoch: int) -> bool:
+        """Whether ``epoch`` takes random crops: training's last epochs may see whole images, as the
+        test does (measured in docs/fast-recipe.md)."""
+        return bool(self.crop_padding) and (self.crop_epochs is None or epoch < self.crop_epochs)
 
 
 NO_AUGMENTATION = Augmentation(crop_padding=0, flip="none", cutout=0)
@@ -99,6 +105,8 @@ class TensorLoader:
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         aug = self.augmentation
         offsets = torch.randint(0, 2 * aug.crop_padding + 1, (n, 2), generator=gen)
+        if not aug.crops_in(epoch):
+            offsets.fill_(aug.crop_padding)  # the centred crop: the image itself (drawn anyway, so flips stay as they were)
         if aug.flip == "random":
             flips = torch.rand(n, generator=gen) < 0.5
         elif aug.flip == "alternate":

@@ -45,8 +45,9 @@ class AugmentedFolder(Dataset):
         h, w = x.shape[1:]
         if aug.crop_padding:
             p = aug.crop_padding
-            top, left = torch.randint(0, 2 * p + 1, (2,), generator=gen).tolist()
-            x = v2.functional.pad(x, [p, p, p, p])[:, top : top + h, left : left + w]
+            top, left = torch.randint(0, 2 * p + 1, (2,), generator=gen).tolist()  # drawn in every epoch: flips stay as they were
+            if aug.crops_in(epoch):
+                x = v2.functional.pad(x, [p, p, p, p])[:, top : top + h, left : left + w]
         flip = bool(torch.rand(1, generator=gen) < 0.5)
         if aug.flip == "alternate":
             flip = bool(torch.rand(1, generator=torch.Generator().manual_seed(self.seed * 10_000_019 + index)) < 0.5) ^ bool(epoch % 2)

@@ -71,6 +71,7 @@ class TrainConfig:
     crop_padding: int = 4  # pixels of zero padding before the random crop (0: no crop)
     flip: str = "random"  # random | alternate (mirror every other epoch) | none
     cutout: int = 0  # side of a zeroed square in pixels (0: off)
+    uncropped_epochs: int = 0  # the last N epochs train on whole images, as the test sees them (0: crop in every epoch)
 
     # Data
     val_split: float = 0  # validation images held out of train: count (>=1) or fraction (<1)
@@ -183,7 +184,7 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
     if config.epochs is None and not config.max_iters:
         raise ResnetlabError("set epochs or max_iters: the run needs a budget")
-    for key in ("epochs", "max_iters", "subset", "batch_size", "test_time_shift"):
+    for key in ("epochs", "max_iters", "subset", "batch_size", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs"):
         value = getattr(config, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")

@@ -148,7 +148,8 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     """Training loader (this rank's share of each global batch) and evaluation loaders."""
     common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
                   channels_last=memory_format(device, config.channels_last) == torch.channels_last)
-    augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+    augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
+                                crop_epochs=crop_epochs(config, len(bundle.train) // config.batch_size))
     train_loader = TensorLoader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
     if len(train_loader) == 0:
         raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
@@ -172,6 +173,14 @@ def build_parts(config: TrainConfig, bundle: DatasetBundle, device: torch.device
         forward = torch.compile(forward)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     return Parts(model, forward, ema, optimizer, schedule, scaler, autocast, criterion, train_loader, val_loader, test_loader)
+
+
+def crop_epochs(config: TrainConfig, iters_per_epoch: int) -> int | None:
+    """The epochs that take random crops: all but the last ``uncropped_epochs`` of the budget (None: all)."""
+    if not config.uncropped_epochs:
+        return None
+    epochs = math.ceil(training_budget(config, iters_per_epoch) / max(1, iters_per_epoch))
+    return max(0, epochs - config.uncropped_epochs)
 
 
 def training_budget(config: TrainConfig, iters_per_epoch: int) -> int:

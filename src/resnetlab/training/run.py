@@ -179,8 +179,12 @@ def crop_epochs(config: TrainConfig, iters_per_epoch: int) -> int | None:
     """The epochs that take random crops: all but the last ``uncropped_epochs`` of the budget (None: all)."""
     if not config.uncropped_epochs:
         return None
-    epochs = math.ceil(training_budget(config, iters_per_epoch) / max(1, iters_per_epoch))
-    return max(0, epochs - config.uncropped_epochs)
+    return max(0, budget_epochs(training_budget(config, iters_per_epoch), iters_per_epoch) - config.uncropped_epochs)
+
+
+def budget_epochs(total_iters: int, iters_per_epoch: int) -> int:
+    """Epochs the budget touches, the last one possibly partial (what progress lines count to)."""
+    return math.ceil(total_iters / max(1, iters_per_epoch))
 
 
 def training_budget(config: TrainConfig, iters_per_epoch: int) -> int:
@@ -213,7 +217,7 @@ def train_loop(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progres
                ctx: distributed.Distributed, on_iteration: Callable[[int], None] | None) -> None:
     """Epochs until the budget is spent; a signal saves a checkpoint and raises TrainingInterrupted."""
     total = parts.schedule.total_iters
-    epochs = math.ceil(total / len(parts.train_loader))
+    epochs = budget_epochs(total, len(parts.train_loader))
     log = run.log
     with stop_on_signals() as stop:
         while progress.iteration < total:

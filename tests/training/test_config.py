@@ -60,6 +60,15 @@ def test_unknown_keys_are_errors(tmp_path):
         resolve_config(overrides={"schedule": "zigzag"})
 
 
+def test_model_name_and_options_are_checked_with_the_config():
+    """Before any data is read: a typo must not cost a download (or a folder scan) first."""
+    with pytest.raises(ResnetlabError, match=r"unknown model 'resnet21'.*resnet20"):
+        resolve_config(overrides={"model": "resnet21"})
+    with pytest.raises(ResnetlabError, match="does not take option.*shortcutt.*takes: shortcut"):
+        resolve_config(overrides={"model_options": {"shortcutt": "B"}})
+    assert resolve_config(overrides={"model": "resnet56", "model_options": {"shortcut": "B"}}).model_options == {"shortcut": "B"}
+
+
 def test_saved_config_is_a_config_file(tmp_path):
     config = resolve_config("fast", overrides={"model_options": {"shortcut": "B"}, "epochs": 4})
     save_config(config, tmp_path / "config.yaml")

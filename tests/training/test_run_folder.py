@@ -69,6 +69,19 @@ def test_refuses_a_folder_holding_a_run(tmp_path, bundle):
     assert yaml.safe_load((out / "config.yaml").read_text())["seed"] == 3
 
 
+def test_a_run_that_failed_before_training_leaves_no_run_behind(tmp_path, bundle, monkeypatch):
+    """A wrong --data-dir fails after the folder is prepared; the corrected command just runs."""
+    def no_data(config):
+        raise ResnetlabError("image folder /nowhere does not exist")
+
+    monkeypatch.setattr("resnetlab.training.run.load_data", no_data)
+    out = tmp_path / "run"
+    with pytest.raises(ResnetlabError, match="/nowhere"):
+        train(tiny_config(out, epochs=1))
+    assert (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir())
+    assert train(tiny_config(out, epochs=1), bundle=bundle)["iterations"] == 6
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, bundle, monkeypatch):
     """An inf injected into the loss at iteration 9 (epoch 2): a clear error, last.pt of epoch 1."""
     calls = {"n": 0}

@@ -62,17 +62,12 @@ def model_info(name: str) -> ModelInfo:
         ) from None
 
 
-def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **options: Any) -> nn.Module:
-    """Build a registered model with fresh (paper) initialisation.
+def check_model_options(name: str, options: dict[str, Any]) -> ModelInfo:
+    """The registry entry for ``name`` once its ``options`` are known to be ones it takes.
 
-    ``options`` are the model's own keyword options (``shortcut``, ``stem``,
-    ``stride_in_1x1``, ``zero_init_residual``); an option the model does not take is an error.
+    Separate from ``create_model`` so a training config can be checked before any data is read.
     """
     info = model_info(name)
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ResnetlabError(f"num_classes must be a positive whole number, got {num_classes!r}")
-    if not isinstance(in_channels, int) or in_channels < 1:
-        raise ResnetlabError(f"in_channels must be a positive whole number, got {in_channels!r}")
     accepted = set(inspect.signature(info.builder).parameters) - {"num_classes", "in_channels"}
     unknown = sorted(set(options) - accepted)
     if unknown:
@@ -80,6 +75,20 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **optio
             f"model {name!r} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(sorted(accepted)) or 'none'}"
         )
+    return info
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **options: Any) -> nn.Module:
+    """Build a registered model with fresh (paper) initialisation.
+
+    ``options`` are the model's own keyword options (``shortcut``, ``stem``,
+    ``stride_in_1x1``, ``zero_init_residual``); an option the model does not take is an error.
+    """
+    info = check_model_options(name, options)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ResnetlabError(f"num_classes must be a positive whole number, got {num_classes!r}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ResnetlabError(f"in_channels must be a positive whole number, got {in_channels!r}")
     model = info.builder(num_classes=num_classes, in_channels=in_channels, **options)
     model.model_name = name  # type: ignore[assignment]
     return model

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.models.registry import check_model_options
 
 DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
@@ -196,6 +197,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ResnetlabError("whiten_first_conv initialises a fresh model; it cannot be combined with init_from")
     if not isinstance(config.model_options, dict):
         raise ResnetlabError("model_options must be a mapping of option names to values")
+    check_model_options(config.model, config.model_options)  # before any data is read or downloaded
     config.milestones = [float(m) for m in (config.milestones or [])]
     for key in ("lr", "momentum", "weight_decay", "label_smoothing", "lr_decay", "warmup", "val_split"):
         setattr(config, key, _number(key, getattr(config, key)))

@@ -43,7 +43,14 @@ class RunFolder:
         self._tb: Any = None
 
     def holds_run(self) -> bool:
-        return any((self.path / name).exists() for name in RUN_FILES)
+        """Whether a run got far enough to leave something worth keeping here.
+
+        An empty ``checkpoints/`` (left by a run that stopped at a wrong data path, say) is not a
+        run: the corrected command must not ask for ``--overwrite``."""
+        checkpoints = self.path / "checkpoints"
+        if checkpoints.is_dir() and any(checkpoints.iterdir()):
+            return True
+        return any((self.path / name).is_file() for name in RUN_FILES if name != "checkpoints")
 
     def prepare(self, *, resume: bool, overwrite: bool) -> None:
         """Refuse to mix two runs in one folder; clear it with ``overwrite``.

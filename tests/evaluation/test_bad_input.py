@@ -72,6 +72,14 @@ def _truncated_file(tmp: Path, ckpt: Path) -> list[str]:
     return ["eval", str(tmp / "cut.pt")]
 
 
+def _image_passed_as_checkpoint(tmp: Path, ckpt: Path) -> list[str]:
+    return ["eval", str(write_image(tmp / "cat.jpg"))]
+
+
+def _negative_test_time_shift(tmp: Path, ckpt: Path) -> list[str]:
+    return ["eval", str(ckpt), "--tta-shift", "-1"]
+
+
 def _val_split_without_one(tmp: Path, ckpt: Path) -> list[str]:
     return ["eval", str(ckpt), "--split", "val"]
 
@@ -88,6 +96,8 @@ CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
     "weights for the wrong model": (_weights_for_the_wrong_model, "do not fit the backbone of resnet20.*resnet50"),
     "truncated file": (_truncated_file, "not a readable PyTorch file"),
     "no validation split": (_val_split_without_one, "without a validation split"),
+    "image passed as a checkpoint": (_image_passed_as_checkpoint, "cat.jpg is not a PyTorch file"),
+    "negative test-time shift": (_negative_test_time_shift, "shift must be a whole number of pixels >= 0, got -1"),
 }
 
 

@@ -78,6 +78,9 @@ def _number(text: str) -> int | float:
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
+_number.__name__ = "number"  # argparse names the type in its message: "invalid number value: 'abc'"
+
+
 def _nullable(convert: Any) -> Any:
     def parse(text: str) -> Any:
         return None if text.lower() in ("none", "null") else convert(text)

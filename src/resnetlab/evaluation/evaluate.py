@@ -20,7 +20,7 @@ from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.devices import memory_format
 from resnetlab.training.engine import collect_logits, loss_and_accuracy
-from resnetlab.training.test_time_views import run_test_time_views
+from resnetlab.training.test_time_views import run_test_time_views, view_count
 
 SPLITS = ("test", "val")
 
@@ -46,7 +46,8 @@ def evaluate(
     ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
     folder, or beside the checkpoint file).
 
-    Returns {"top1", "top5", "loss", "n", "per_class", "confusion", "mistakes", "files", ...}.
+    Returns {"top1", "top5", "loss", "n", "per_class", "views" (forward passes per image),
+    "confusion", "mistakes", "files", ...}.
     """
     if split not in SPLITS:
         raise ResnetlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -56,6 +57,7 @@ def evaluate(
     run_flip, run_shift = run_test_time_views(config)
     tta = run_flip if tta is None else tta
     tta_shift = run_shift if tta_shift is None else tta_shift
+    views = view_count(tta, tta_shift)  # also refuses a bad shift before any data is read
     bundle = _load_split_source(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
     batch_size = batch_size or max(256, int(config.get("batch_size", 256)))  # training's evaluation batch
@@ -72,7 +74,7 @@ def evaluate(
         "loss": loss_and_accuracy(logits, labels)["loss"],
         "n": n,
         "per_class": per_class_accuracy(confusion, classes),
-        "split": split, "tta": tta, "tta_shift": tta_shift, "checkpoint": str(path), "dataset": bundle.name,
+        "split": split, "tta": tta, "tta_shift": tta_shift, "views": views, "checkpoint": str(path), "dataset": bundle.name,
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }

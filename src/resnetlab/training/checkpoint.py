@@ -68,6 +68,9 @@ def read_weights_file(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        if not looks_like_torch_save(path):
+            raise ResnetlabError(f"{path} is not a PyTorch file (torch.save writes a zip archive or a pickle): "
+                                 "pass a run folder, a checkpoint or a weights file") from None
         raise ResnetlabError(
             f"{path} is not a checkpoint resnetlab can load safely: it holds Python objects that "
             f"weights-only loading refuses to run. Load only checkpoints and weights files you trust, "
@@ -75,6 +78,16 @@ def read_weights_file(path: str | Path) -> Any:
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise ResnetlabError(f"{path} is not a readable PyTorch file (truncated or corrupt?): {str(exc).splitlines()[0]}") from None
+
+
+def looks_like_torch_save(path: Path) -> bool:
+    """Whether ``path`` starts like torch.save output: a zip archive, or a pickle (legacy format).
+
+    Tells a file of some other kind (an image passed by mistake) from a pickle that holds objects
+    weights-only loading refuses: torch raises the same error for both."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:

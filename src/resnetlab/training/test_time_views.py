@@ -29,6 +29,8 @@ def view_count(flip: bool, shift: int) -> int:
 
 def translations(shift: int) -> list[tuple[int, int]]:
     """Every (down, right) move of at most ``shift`` pixels on each axis, (0, 0) first: (2 shift + 1)^2."""
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+        raise ResnetlabError(f"the test-time shift must be a whole number of pixels >= 0, got {shift!r}")
     moves = range(-shift, shift + 1)
     return sorted(((dy, dx) for dy in moves for dx in moves), key=lambda m: m != (0, 0))
 

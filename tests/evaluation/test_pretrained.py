@@ -9,7 +9,7 @@ import torch
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
-from resnetlab.training.pretrained import guess_model, load_pretrained
+from resnetlab.training.pretrained import guess_model, input_filters, load_pretrained
 from tests.evaluation.conftest import make_checkpoint
 
 
@@ -52,3 +52,31 @@ def test_guess_model_reads_architecture_and_options() -> None:
         "name": "resnet32", "num_classes": 7, "in_channels": 3, "options": {"shortcut": "B"}}
     assert guess_model(create_model("resnet18", stem="cifar", in_channels=1).state_dict())["options"] == {"stem": "cifar"}
     assert guess_model({"x": torch.zeros(1)}) is None
+
+
+def test_rgb_weights_fine_tune_on_gray_images_with_the_same_response(tmp_path: Path) -> None:
+    """The first convolution summed over R, G, B answers a gray image as the RGB network did."""
+    torch.manual_seed(0)
+    source = create_model("resnet20", num_classes=10).eval()
+    torch.save(source.state_dict(), tmp_path / "rgb.pth")
+    target = create_model("resnet20", num_classes=10, in_channels=1).eval()
+    report = load_pretrained(target, tmp_path / "rgb.pth")
+    assert report["adapted"] == ["conv1.weight"] and report["new"] == []
+    assert tuple(target.conv1.weight.shape) == (16, 1, 3, 3)
+    gray = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(target(gray), source(gray.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-5)
+
+
+def test_other_channel_counts_repeat_the_learnt_filters_at_the_same_scale() -> None:
+    weight = torch.arange(2 * 3 * 1 * 1, dtype=torch.float32).view(2, 3, 1, 1)
+    five = input_filters(weight, 5)
+    assert five.shape == (2, 5, 1, 1)
+    assert torch.equal(five[:, :3], weight * 0.6) and torch.equal(five[:, 3:], weight[:, :2] * 0.6)
+    assert torch.equal(input_filters(weight, 1), weight.sum(1, keepdim=True))
+
+
+def test_weights_of_another_width_are_still_refused_after_channel_adaptation(tmp_path: Path) -> None:
+    torch.save(create_model("resnet18", num_classes=10).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ResnetlabError, match="do not fit the backbone of resnet20.*look like resnet18"):
+        load_pretrained(create_model("resnet20", in_channels=1), tmp_path / "r18.pth")

@@ -39,7 +39,9 @@ def run_finetune(args: argparse.Namespace) -> int:
                        config_file=args.config_file, overrides=overrides_from(args), overwrite=args.overwrite)
     report = summary.get("pretrained") or {}
     loaded, new = report.get("loaded", []), report.get("new", [])
-    print(f"loaded {len(loaded)} tensors from {args.source}; new: {', '.join(new) if new else 'none'}")
+    adapted = report.get("adapted", [])
+    adapted_note = f"; adapted to the images' channel count: {', '.join(adapted)}" if adapted else ""
+    print(f"loaded {len(loaded)} tensors from {args.source}; new: {', '.join(new) if new else 'none'}{adapted_note}")
     final = summary["final"]
     print(f"{summary['model']} fine-tuned on {summary['dataset']} ({len(summary['classes'])} classes): "
           f"test accuracy {final['test_acc']:.4f} (loss {final['test_loss']:.4f}) after {summary['epochs']} epochs; "

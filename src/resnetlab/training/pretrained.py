@@ -1,9 +1,11 @@
 """Starting a model from other weights: one of our checkpoints or a torchvision state dict.
 
-Fine-tuning keeps everything that fits and starts the classifier afresh when the class count
-changes. Anything else that does not fit (another depth, another stem, another shortcut type)
-means the weights belong to another network, and copying "whatever matches" would silently
-train a half-random model, so it is refused with a message naming the likely architecture.
+Fine-tuning keeps everything that fits, starts the classifier afresh when the class count
+changes, and adapts the first convolution when the images have another channel count (an RGB
+network fine-tuned on grayscale images). Anything else that does not fit (another depth,
+another stem, another shortcut type) means the weights belong to another network, and copying
+"whatever matches" would silently train a half-random model, so it is refused with a message
+naming the likely architecture.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from resnetlab.models.registry import model_info
 from resnetlab.training.checkpoint import FORMAT, describe_misfit, read_weights_file
 
 CLASSIFIER_PREFIX = "fc."  # every registered model names its classifier ``fc`` (as torchvision does)
+INPUT_CONVOLUTION = "conv1.weight"  # and its first convolution ``conv1``
 # Option sets that change tensor names or shapes, tried when guessing where weights come from.
 _SHAPE_OPTIONS = {"cifar": ({}, {"shortcut": "B"}), "imagenet": ({}, {"stem": "cifar"})}
 
@@ -43,14 +46,45 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     """Copy the weights in ``path`` into ``model``: {"loaded": [names], "new": [names]}.
 
-    The classifier stays freshly initialised when its shape differs (another class count).
+    The classifier stays freshly initialised when its shape differs (another class count); the
+    first convolution is adapted when the images have another channel count ("adapted").
     Raises ``ResnetlabError`` when the backbone does not fit.
     """
     state, _ = read_state_dict(path)
+    state, adapted = adapt_input_channels(model, state)
     loaded, new = match_weights(model, state, source=str(path))
     counters = [k for k in _counters(model) if k in state]  # BatchNorm step counts: kept, not reported
     model.load_state_dict({k: state[k] for k in loaded + counters}, strict=False)
-    return {"loaded": loaded, "new": new}
+    return {"loaded": loaded, "new": new, "adapted": adapted}
+
+
+def adapt_input_channels(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """(``state`` with its first convolution fitted to ``model``'s input channels, [its name] or []).
+
+    Only the input channel count may differ: anything else is another network, for
+    ``match_weights`` to refuse.
+    """
+    own, given = model.state_dict().get(INPUT_CONVOLUTION), state.get(INPUT_CONVOLUTION)
+    if own is None or given is None or own.shape == given.shape:
+        return state, []
+    if own.ndim != 4 or given.ndim != 4 or (own.shape[0], *own.shape[2:]) != (given.shape[0], *given.shape[2:]):
+        return state, []
+    return {**state, INPUT_CONVOLUTION: input_filters(given, own.shape[1])}, [INPUT_CONVOLUTION]
+
+
+def input_filters(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """First-convolution filters learnt on ``weight.shape[1]`` channels, for ``in_channels`` channels.
+
+    Why this works: a gray image fed to an RGB network is R = G = B, so summing the filters over
+    their channels gives one channel the very response the network learnt. Other counts repeat
+    the learnt channels in turn, scaled so that the response keeps its size (timm's
+    ``adapt_input_conv`` does the same).
+    """
+    learnt = weight.shape[1]
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-in_channels // learnt)
+    return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (learnt / in_channels)
 
 
 def match_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> tuple[list[str], list[str]]:

@@ -61,3 +61,9 @@ def test_bad_option_combination_is_one_line(capsys: pytest.CaptureFixture) -> No
     assert main(["summary", "resnet50", "--option", "shortcut=A"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "basic blocks" in err
+
+
+def test_an_empty_input_size_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    assert main(["summary", "resnet20", "--input-size", "3", "0", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "three positive whole numbers C H W, got 3 0 32" in err

@@ -54,3 +54,11 @@ def test_resume_needs_a_checkpoint(tmp_path, bundle):
 
     with pytest.raises(ResnetlabError, match="cannot resume"):
         train(tiny_config(tmp_path / "none"), bundle=bundle, resume=True)
+
+
+def test_resume_of_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):
+    from resnetlab.cli import main
+
+    assert main(["train", "--resume", str(tmp_path / "typo")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot resume {tmp_path / 'typo'}: it is not a run folder" in err

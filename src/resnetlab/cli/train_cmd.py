@@ -108,6 +108,9 @@ def run_train(args: argparse.Namespace) -> int:
         if not out:
             raise ResnetlabError("--resume needs the run folder: --resume DIR (or --out DIR)")
         overrides["out"] = out
+        if not config_file and not (Path(out) / "config.yaml").is_file():
+            raise ResnetlabError(f"cannot resume {out}: it is not a run folder (no config.yaml); "
+                                 "pass the --out folder of a run that 'resnetlab train' started")
         config_file = config_file or Path(out) / "config.yaml"
     config = resolve_config(recipe, config_file, overrides)
     try:

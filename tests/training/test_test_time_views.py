@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from resnetlab.data import TensorLoader
 from resnetlab.errors import ResnetlabError
-from resnetlab.training.engine import collect_logits
+from resnetlab.training.engine import collect_logits, loader_logits
 from resnetlab.training.test_time_views import translated, translations, view_averaged_logits, view_count
+from tests.conftest import make_tiny_bundle
 
 
 class OnePixel(nn.Module):
@@ -16,6 +18,13 @@ class OnePixel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return images[:, 0, 1, 1].unsqueeze(1)
+
+
+class Corner(nn.Module):
+    """Logits = the value of the top-left pixel of channel 0."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images[:, 0, 0, 0].unsqueeze(1)
 
 
 def squares() -> torch.Tensor:
@@ -69,3 +78,14 @@ def test_collect_logits_passes_the_views_and_fill_through_batch_by_batch() -> No
     assert torch.equal(logits, expected) and labels.tolist() == [0, 1]
     # the 2-pixel moves read the border: the fill changes the average
     assert not torch.equal(logits, view_averaged_logits(OnePixel(), images, flip=True, shift=2, fill=0.0))
+
+
+def test_loader_logits_fills_with_the_loaders_black_and_keeps_quiet_off_a_terminal(capsys: pytest.CaptureFixture) -> None:
+    data = make_tiny_bundle()
+    loader = TensorLoader(data.test, 5, mean=data.mean, std=data.std)
+    model = Corner()  # reads the border of every view moved down or right
+    logits, labels = loader_logits(model, loader, tta=True, shift=1, progress="evaluating")
+    expected, want = collect_logits(model, loader.batches(0), tta=True, shift=1, fill=loader.padding_value)
+    assert torch.equal(logits, expected) and torch.equal(labels, want) and len(labels) == len(data.test.labels)
+    assert not torch.equal(logits, collect_logits(model, loader.batches(0), tta=True, shift=1, fill=0.0)[0])
+    assert capsys.readouterr().err == ""  # the bar only shows on a terminal

@@ -1,6 +1,6 @@
 """``evaluate``: a checkpoint's accuracy on its own dataset, with the files that explain it.
 
-It reuses the training evaluation path (``TensorLoader`` + ``engine.collect_logits`` +
+It reuses the training evaluation path (``TensorLoader`` + ``engine.loader_logits`` +
 ``engine.loss_and_accuracy``) with the checkpoint's own normalisation, so on a run folder the
 top-1 accuracy is the ``final.test_acc`` of its summary.json, not a near-miss from another loop.
 """
@@ -19,7 +19,7 @@ from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.devices import memory_format
-from resnetlab.training.engine import collect_logits, loss_and_accuracy
+from resnetlab.training.engine import loader_logits, loss_and_accuracy
 from resnetlab.training.test_time_views import run_test_time_views, view_count
 
 SPLITS = ("test", "val")
@@ -62,7 +62,7 @@ def evaluate(
     images = bundle.test if split == "test" else bundle.val
     batch_size = batch_size or max(256, int(config.get("batch_size", 256)))  # training's evaluation batch
     model, loader = model_and_loader(ckpt, images, batch_size, device)
-    logits, labels = collect_logits(model, loader.batches(0), tta=tta, shift=tta_shift, fill=loader.padding_value)
+    logits, labels = loader_logits(model, loader, tta=tta, shift=tta_shift, progress="evaluating")
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))

@@ -3,7 +3,7 @@
 This is the one part of a report that needs more than the run folder's text files: the
 checkpoint and the data. It goes through the same path as ``resnetlab eval`` (checkpoint ->
 ``evaluation.evaluate.model_and_loader``: the checkpoint's model, normalisation and layout,
-``engine.collect_logits``, ``evaluation.metrics.confusion_matrix``), so the matrix agrees with
+``engine.loader_logits``, ``evaluation.metrics.confusion_matrix``), so the matrix agrees with
 the test accuracy in summary.json. When the checkpoint or the data is missing it raises a
 ``ResnetlabError`` whose message the report prints in place of the figures.
 """
@@ -23,7 +23,7 @@ from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.reports.runs import Run
 from resnetlab.training.checkpoint import load_checkpoint
-from resnetlab.training.engine import collect_logits
+from resnetlab.training.engine import loader_logits
 from resnetlab.training.test_time_views import run_test_time_views
 
 BATCH_SIZE = 256
@@ -84,7 +84,7 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
 
     model, loader = model_and_loader(ckpt, bundle.test, BATCH_SIZE, device)
     flip, shift = run_test_time_views(ckpt.get("config") or {})  # evaluate as the run did
-    logits, labels = collect_logits(model, loader.batches(0), tta=flip, shift=shift, fill=loader.padding_value)
+    logits, labels = loader_logits(model, loader, tta=flip, shift=shift, progress=f"{run.name}: test split")
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]

@@ -7,14 +7,18 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.training.test_time_views import view_averaged_logits
+from resnetlab.training.test_time_views import view_averaged_logits, view_count
+
+if TYPE_CHECKING:
+    from resnetlab.data import TensorLoader
 
 
 @torch.no_grad()
@@ -39,6 +43,22 @@ def collect_logits(
     if not all_logits:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
     return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def loader_logits(model: nn.Module, loader: TensorLoader, *, tta: bool = False, shift: int = 0,
+                  progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``collect_logits`` over every batch of an evaluation ``loader``, moved views' borders set to
+    its ``padding_value`` (the black of training's crops).
+
+    With ``progress``, a bar so labelled (and with the view count) on a terminal: 18 views of
+    10,000 images take over a minute on a small CPU, which should not pass in silence.
+    """
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = loader.batches(0)
+    if progress:
+        views = view_count(tta, shift)
+        batches = tqdm(batches, total=len(loader), desc=f"{progress} ({views} view{'s' if views > 1 else ''})",
+                       unit="batch", leave=False, dynamic_ncols=True, disable=None)  # None: no bar off a terminal
+    return collect_logits(model, batches, tta=tta, shift=shift, fill=loader.padding_value)
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

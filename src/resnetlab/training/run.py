@@ -27,7 +27,7 @@ from resnetlab.training import distributed
 from resnetlab.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from resnetlab.training.config import RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
 from resnetlab.training.devices import memory_format, mixed_precision, resolve_device
-from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, collect_logits, train_one_epoch
+from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, loader_logits, train_one_epoch
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from resnetlab.training.optim import create_optimizer
 from resnetlab.training.run_folder import RunFolder
@@ -281,8 +281,8 @@ def evaluate(model: nn.Module, loader: TensorLoader | None, config: TrainConfig,
     mirror-image view and translations by up to ``shift`` pixels."""
     if loader is None:
         return {"loss": math.nan, "acc": math.nan}
-    logits, labels = collect_logits(model, loader.batches(0), tta=config.test_time_flip, shift=shift,
-                                    fill=loader.padding_value)
+    bar = None if config.quiet or not ctx.is_main else "evaluating"
+    logits, labels = loader_logits(model, loader, tta=config.test_time_flip, shift=shift, progress=bar)
     n = float(len(labels))
     loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if n else 0.0
     correct = (logits.argmax(1) == labels).sum().item() if n else 0.0

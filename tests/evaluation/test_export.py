@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,9 @@ def test_torchscript_export_matches_the_model(tiny_checkpoint: Path, tmp_path: P
     assert main(["export", str(tiny_checkpoint), "--format", "torchscript", "--out", str(out)]) == 0
     assert "checked with torch.jit.load" in capsys.readouterr().out
     images, expected = _reference(tiny_checkpoint, 7)
-    loaded = torch.jit.load(str(out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates TorchScript
+        loaded = torch.jit.load(str(out))
     assert torch.allclose(loaded(images), expected, atol=1e-5)
     assert [p.name for p in out.parent.iterdir()] == ["model.ts"]  # no temporary file left behind
 
@@ -48,3 +51,19 @@ def test_onnx_without_the_package_is_a_clear_error(tiny_checkpoint: Path, tmp_pa
     with pytest.raises(ResnetlabError, match=r"pip install 'resnetlab\[onnx\]'"):
         export(tiny_checkpoint, tmp_path / "exported" / "m.onnx")
     assert not list((tmp_path / "exported").iterdir())
+
+
+def test_exported_program_matches_the_model_at_another_batch_size(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exported" / "model.pt2"
+    result = export(tiny_checkpoint, out, format="exported-program")
+    assert result["checked_with"] == "torch.export.load" and result["max_abs_diff"] < 1e-5
+    images, expected = _reference(tiny_checkpoint, 7)
+    program = torch.export.load(out)
+    with torch.no_grad():
+        assert torch.allclose(program.module()(images), expected, atol=1e-5)
+    assert [p.name for p in out.parent.iterdir()] == ["model.pt2"]  # no temporary file left behind
+
+
+def test_exported_program_needs_the_pt2_suffix_torch_reads(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(ResnetlabError, match=r"only from \.pt2 files: use --out .*model\.pt2"):
+        export(tiny_checkpoint, tmp_path / "model.pt", format="exported-program")

@@ -1,4 +1,4 @@
-"""``resnetlab export``: a checkpoint as ONNX or TorchScript, checked against the model."""
+"""``resnetlab export``: a checkpoint as ONNX, a torch.export program or TorchScript, checked against the model."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript (dynamic batch size)")
+    p = sub.add_parser("export", help="export a checkpoint to ONNX, a torch.export program (.pt2) or TorchScript "
+                                      "(dynamic batch size)")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its best.pt)")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--format", choices=("onnx", "exported-program", "torchscript"), default="onnx",
+                   help="exported-program: torch.export's ExportedProgram, saved as .pt2 (torch.export.load)")
     p.add_argument("--out", required=True, metavar="FILE")
     p.set_defaults(func=run_export)
 

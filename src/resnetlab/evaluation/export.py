@@ -1,4 +1,5 @@
-"""Export a checkpoint to ONNX or TorchScript, and prove the file computes what the model does.
+"""Export a checkpoint to ONNX, a torch.export program (.pt2) or TorchScript, and prove the file
+computes what the model does.
 
 The file is written under a temporary name, checked on a batch of a different size than the
 one it was traced with (so the dynamic batch dimension is exercised), and only then renamed to
@@ -7,6 +8,9 @@ one it was traced with (so the dynamic batch dimension is exercised), and only t
 ONNX uses the TorchScript-based exporter (``dynamo=False``): it needs only the ``onnx`` package,
 whereas the newer exporter also needs ``onnxscript``. The check runs with onnxruntime when it is
 installed (``pip install 'resnetlab[onnx]'``) and is reported as skipped otherwise.
+
+``exported-program`` is ``torch.export`` (an ``ExportedProgram`` saved as ``.pt2``), the format
+torch now recommends in place of TorchScript (deprecated); TorchScript stays for older runtimes.
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ CHECK_BATCH = 3  # a different size, to prove the batch dimension is dynamic
 
 
 def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", atol: float = 1e-4) -> dict[str, Any]:
-    """Write ``checkpoint``'s model to ``out`` as ``format`` ("onnx" or "torchscript").
+    """Write ``checkpoint``'s model to ``out`` as ``format`` ("onnx", "exported-program" or "torchscript").
 
     Returns {"path", "format", "checked_with", "max_abs_diff"}; raises ``ResnetlabError`` if the
     exported file's outputs differ from the model's by more than ``atol`` (relative to the logits' scale).
     """
     if format not in EXPORTERS:
         raise ResnetlabError(f"unknown export format {format!r}: choose one of {', '.join(EXPORTERS)}")
+    out = Path(out)
+    if format == "exported-program" and out.suffix != ".pt2":
+        raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use --out {out.with_suffix('.pt2')}")
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt).eval()
     gen = torch.Generator().manual_seed(0)
@@ -45,9 +52,8 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     with torch.no_grad():
         expected = model(probe)
 
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".tmp{out.suffix}", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -65,11 +71,23 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     return {"path": str(out), "format": format, "checked_with": checked_with, "max_abs_diff": diff}
 
 
+def _write_exported_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, path)
+
+
+def _run_exported_program(path: Path, images: torch.Tensor) -> tuple[str, torch.Tensor]:
+    program = torch.export.load(path)
+    with torch.no_grad():
+        return "torch.export.load", program.module()(images)
+
+
 def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, still the portable format
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export (exported-program)
         traced = torch.jit.trace(model, example)
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
 
 
 def _run_torchscript(path: Path, images: torch.Tensor) -> tuple[str, torch.Tensor]:
@@ -106,5 +124,6 @@ Writer = Callable[[nn.Module, torch.Tensor, Path], None]
 Runner = Callable[[Path, torch.Tensor], tuple[Any, Any]]
 EXPORTERS: dict[str, tuple[Writer, Runner]] = {
     "onnx": (_write_onnx, _run_onnx),
+    "exported-program": (_write_exported_program, _run_exported_program),
     "torchscript": (_write_torchscript, _run_torchscript),
 }

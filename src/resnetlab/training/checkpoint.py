@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,9 @@ def read_weights_file(path: str | Path) -> Any:
     if not path.is_file():
         raise ResnetlabError(f"checkpoint {path} does not exist: check the path")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle's protocol note would only precede our own message
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         if not looks_like_torch_save(path):
             raise ResnetlabError(f"{path} is not a PyTorch file (torch.save writes a zip archive or a pickle): "

@@ -50,7 +50,7 @@ def test_grayscale_and_rgba_become_rgb_beside_colour_images(tmp_path) -> None:
 def test_different_sizes_need_image_size(tmp_path) -> None:
     root = make_image_folder(tmp_path / "s", size=8)
     Image.new("RGB", (12, 10)).save(root / "train" / "cat" / "big.png")
-    with pytest.raises(ResnetlabError, match="differ in size .*--image-size"):
+    with pytest.raises(ResnetlabError, match=r"differ in size \(.*\.png is 8x8, .*big\.png is 12x10\).*--image-size"):
         load_dataset("folder", root)
     bundle = load_dataset("folder", root, image_size=16)
     assert bundle.image_shape == (3, 16, 16)

@@ -60,6 +60,13 @@ def test_unknown_keys_are_errors(tmp_path):
         resolve_config(overrides={"schedule": "zigzag"})
 
 
+@pytest.mark.parametrize("key, value", [("lr", float("nan")), ("weight_decay", float("inf")), ("momentum", "0.9")])
+def test_rates_must_be_finite_numbers(key, value):
+    """A NaN learning rate would otherwise train one step and stop on a NaN loss."""
+    with pytest.raises(ResnetlabError, match=f"{key} must be a finite number"):
+        resolve_config(overrides={key: value})
+
+
 def test_model_name_and_options_are_checked_with_the_config():
     """Before any data is read: a typo must not cost a download (or a folder scan) first."""
     with pytest.raises(ResnetlabError, match=r"unknown model 'resnet21'.*resnet20"):

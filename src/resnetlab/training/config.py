@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -205,8 +206,8 @@ def validate(config: TrainConfig) -> TrainConfig:
 
 
 def _number(key: str, value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ResnetlabError(f"{key} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ResnetlabError(f"{key} must be a finite number, got {value!r}")
     if value < 0:
         raise ResnetlabError(f"{key} must be >= 0, got {value}")
     return value

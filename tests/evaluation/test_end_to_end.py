@@ -88,3 +88,6 @@ def test_predictor_agrees_with_evaluate_on_the_same_files(finetuned_run: tuple[P
     accuracy = sum(r["predictions"][0]["index"] == t for r, t in zip(results, truth)) / len(results)
     assert accuracy > 0.2 + 0.1  # predicting image files beats chance among the five classes too
     assert accuracy == pytest.approx(evaluate(run, tta=False)["top1"], abs=0.02)
+    viewed = Predictor(run, tta=True, tta_shift=1).predict([cifar_subsets["finetune"] / "test"], topk=1)
+    viewed_accuracy = sum(r["predictions"][0]["index"] == t for r, t in zip(viewed, truth)) / len(viewed)
+    assert viewed_accuracy == pytest.approx(evaluate(run, tta=True, tta_shift=1)["top1"], abs=0.02)

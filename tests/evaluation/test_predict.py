@@ -10,6 +10,7 @@ from PIL import Image
 
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.preprocess import build_transform, find_images, read_image
+from resnetlab.training.test_time_views import view_averaged_logits
 from tests.evaluation.conftest import make_checkpoint, write_image
 
 
@@ -55,6 +56,21 @@ def test_predictions_match_the_model_and_are_sorted(tmp_path: Path) -> None:
         assert [p for _, p in got] == pytest.approx(values.tolist(), abs=1e-6)
         assert all(p["class"] == "abcd"[p["index"]] for p in r["predictions"])
     assert len(predictor.predict([paths[0]], topk=99)[0]["predictions"]) == 4  # capped at the class count
+
+
+def test_predictions_use_the_runs_test_time_views_unless_told(tmp_path: Path) -> None:
+    """A run that evaluated itself on 18 views predicts files on the same 18 (black borders)."""
+    ckpt = make_checkpoint(tmp_path / "c.pt", config={"test_time_flip": True, "test_time_shift": 1})
+    images = torch.stack([build_transform((3, 16, 16), [0.5] * 3, [0.25] * 3)(read_image(write_image(tmp_path / f"{i}.png", seed=i)))
+                          for i in range(3)])
+    as_run, single = Predictor(ckpt), Predictor(ckpt, tta=False, tta_shift=0)
+    assert (as_run.views, single.views) == (18, 1)
+    with torch.no_grad():
+        expected = view_averaged_logits(as_run.model, images, flip=True, shift=1, fill=(0 - 0.5) / 0.25).softmax(1)
+        plain = single.model(images).softmax(1)
+    assert torch.allclose(as_run.probabilities(images), expected, atol=1e-6)
+    assert torch.allclose(single.probabilities(images), plain, atol=1e-6)
+    assert not torch.allclose(expected, plain, atol=1e-4)
 
 
 def test_find_images_expands_folders_sorted(tmp_path: Path) -> None:

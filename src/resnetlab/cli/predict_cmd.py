@@ -11,6 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its best.pt)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
+    p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
+                   help="also average every move by up to PIXELS on each axis (0: off; default: as the run was evaluated)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')
@@ -20,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
 
-    results = Predictor(args.checkpoint, device=args.device, batch_size=args.batch_size).predict(args.paths, topk=args.topk)
+    predictor = Predictor(args.checkpoint, device=args.device, batch_size=args.batch_size, tta=args.tta, tta_shift=args.tta_shift)
+    results = predictor.predict(args.paths, topk=args.topk)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -10,27 +10,38 @@ import torch
 
 from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.training.test_time_views import run_test_time_views, view_averaged_logits, view_count
 
 
 class Predictor:
     """A trained model ready for inference: ``Predictor("run/").predict(["cat.jpg", "photos/"])``.
 
     ``checkpoint`` is a checkpoint file, a run folder (its best.pt, else last.pt) or an already
-    loaded checkpoint dict.
+    loaded checkpoint dict. Each image is seen through the test-time views the run evaluated
+    itself with (``tta``: its mirror image too; ``tta_shift``: moves of up to that many pixels),
+    unless given, so that predictions on files agree with ``resnetlab eval``'s accuracy.
     """
 
-    def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "cpu", batch_size: int = 64,
+                 tta: bool | None = None, tta_shift: int | None = None) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.classes: list[str] = list(self.checkpoint["classes"])
         self.transform = checkpoint_transform(self.checkpoint)
+        run_flip, run_shift = run_test_time_views(self.checkpoint.get("config") or {})
+        self.tta = run_flip if tta is None else tta
+        self.tta_shift = run_shift if tta_shift is None else tta_shift
+        self.views = view_count(self.tta, self.tta_shift)  # also refuses a bad shift
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.model = model_from_checkpoint(self.checkpoint).to(self.device).eval()
+        mean, std = (torch.tensor(self.checkpoint["normalization"][k], dtype=torch.float32) for k in ("mean", "std"))
+        self.fill = (-mean / std).view(1, -1, 1, 1).to(self.device)  # a black pixel, as training's crop borders
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Preprocessed float images (N, C, H, W) -> softmax probabilities (N, K) on the CPU."""
-        return self.model(images.to(self.device)).float().softmax(1).cpu()
+        logits = view_averaged_logits(self.model, images.to(self.device), flip=self.tta, shift=self.tta_shift, fill=self.fill)
+        return logits.softmax(1).cpu()
 
     def predict(self, paths: Iterable[str | Path], topk: int = 5) -> list[dict[str, Any]]:
         """For every image in ``paths`` (files or folders): its top-``topk`` classes, highest first.

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-JSON_KEYS = ("top1", "top5", "loss", "n", "per_class")
+JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "views")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help='print {"top1", "top5", "loss", "n", "per_class"} as JSON')
+    p.add_argument("--json", action="store_true",
+                   help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "views"} as JSON')
     p.set_defaults(func=run_eval)
 
 

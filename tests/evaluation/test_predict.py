@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.preprocess import build_transform, find_images, read_image
 from resnetlab.training.test_time_views import view_averaged_logits
@@ -78,3 +79,14 @@ def test_find_images_expands_folders_sorted(tmp_path: Path) -> None:
     a = write_image(tmp_path / "d" / "a.JPG")
     single = write_image(tmp_path / "z.png")
     assert find_images([single, tmp_path / "d"]) == [single, a, b]
+
+
+def test_an_image_in_memory_is_predicted_as_its_file_is(tmp_path: Path) -> None:
+    ckpt = make_checkpoint(tmp_path / "c.pt", classes=["a", "b", "c", "d"], seed=4)
+    path = write_image(tmp_path / "x.png", size=(24, 20), seed=3)
+    predictor = Predictor(ckpt)
+    with Image.open(path) as image:
+        in_memory = predictor.predict_image(image, topk=2)
+    assert in_memory == predictor.predict([path], topk=2)[0]["predictions"] and len(in_memory) == 2
+    with pytest.raises(ResnetlabError, match="takes a PIL image, got str"):
+        predictor.predict_image(str(path))

@@ -1,4 +1,5 @@
-"""``Predictor``: class probabilities for image files, with the checkpoint's own preprocessing."""
+"""``Predictor``: class probabilities for image files (or images in memory), with the checkpoint's
+own preprocessing and test-time views."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
-from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
+from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch, rgb_pixels
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.test_time_views import run_test_time_views, view_averaged_logits, view_count
 
@@ -49,13 +52,22 @@ class Predictor:
         Returns ``[{"path", "predictions": [{"class", "index", "probability"}, ...]}, ...]``.
         """
         files = find_images(paths)
-        k = max(1, min(topk, len(self.classes)))
         results: list[dict[str, Any]] = []
         for start in range(0, len(files), self.batch_size):
             chunk = files[start : start + self.batch_size]
-            probs = self.probabilities(load_batch(chunk, self.transform))
-            top = probs.topk(k, dim=1)
-            for path, values, indices in zip(chunk, top.values.tolist(), top.indices.tolist()):
-                predictions = [{"class": self.classes[i], "index": i, "probability": p} for p, i in zip(values, indices)]
-                results.append({"path": str(path), "predictions": predictions})
+            ranked = self._ranked(self.probabilities(load_batch(chunk, self.transform)), topk)
+            results.extend({"path": str(path), "predictions": predictions} for path, predictions in zip(chunk, ranked))
         return results
+
+    def predict_image(self, image: Image.Image, topk: int = 5) -> list[dict[str, Any]]:
+        """The top-``topk`` classes of an image already in memory (a notebook, a web request):
+        ``[{"class", "index", "probability"}, ...]``, highest first."""
+        if not isinstance(image, Image.Image):
+            raise ResnetlabError(f"predict_image takes a PIL image, got {type(image).__name__}: use predict(paths) for files")
+        return self._ranked(self.probabilities(self.transform(rgb_pixels(image)).unsqueeze(0)), topk)[0]
+
+    def _ranked(self, probabilities: torch.Tensor, topk: int) -> list[list[dict[str, Any]]]:
+        """Per row of (N, K) probabilities: the top ``topk`` (at most K) classes, highest first."""
+        top = probabilities.topk(max(1, min(topk, len(self.classes))), dim=1)
+        return [[{"class": self.classes[i], "index": i, "probability": p} for p, i in zip(values, indices)]
+                for values, indices in zip(top.values.tolist(), top.indices.tolist())]

@@ -42,11 +42,16 @@ def read_image(path: str | Path) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             image.load()
-            rgb = image.convert("RGB")  # palette, grayscale, 16-bit and RGBA (alpha dropped) -> RGB
+            return rgb_pixels(image)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResnetlabError(f"{path} is not an image Pillow can read: {reason}") from None
-    return v2.functional.pil_to_tensor(rgb)
+
+
+def rgb_pixels(image: Image.Image) -> torch.Tensor:
+    """A decoded PIL image as uint8 RGB (3, H, W): palette, grayscale, 16-bit and RGBA (alpha
+    dropped) are converted, so every source reaches ``build_transform`` in one form."""
+    return v2.functional.pil_to_tensor(image.convert("RGB"))
 
 
 def build_transform(input_size: Sequence[int], mean: Sequence[float], std: Sequence[float]) -> v2.Compose:

@@ -124,11 +124,10 @@ def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: 
         raise ResnetlabError(f"no readable images in {split_dir}: {skipped[0] if skipped else ''}")
     shapes = {a.shape[:2] for a, _ in good}
     if len(shapes) > 1:
-        readable = [(path, a) for a, (path, _) in zip(decoded, samples) if not isinstance(a, str)]
-        (first, first_array), (odd, odd_array) = readable[0], next(r for r in readable if r[1].shape[:2] != readable[0][1].shape[:2])
-        size = lambda a: f"{a.shape[1]}x{a.shape[0]}"  # noqa: E731  (width x height, as image viewers say)
-        raise ResnetlabError(
-            f"images in {split_dir} differ in size ({first} is {size(first_array)}, {odd} is {size(odd_array)}): "
+        readable = [(path, a.shape) for a, (path, _) in zip(decoded, samples) if not isinstance(a, str)]
+        (first, (h1, w1, _)), (odd, (h2, w2, _)) = readable[0], next(r for r in readable if r[1][:2] != readable[0][1][:2])
+        raise ResnetlabError(  # sizes as width x height, as image viewers give them
+            f"images in {split_dir} differ in size ({first} is {w1}x{h1}, {odd} is {w2}x{h2}): "
             "pass --image-size N to resize them all to NxN"
         )
     channels = max(a.shape[2] for a, _ in good)  # any colour image makes the whole split RGB

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from resnetlab.data import Augmentation, ImageSet, StreamingLoader, TensorLoader, create_loader
+from resnetlab.errors import ResnetlabError
 from tests.data.conftest import make_image_folder
 
 IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)  # normalisation that leaves pixel values as they are
@@ -115,6 +117,29 @@ def test_epochs_from_crop_epochs_on_see_whole_images() -> None:
     originals = data.images[torch.randperm(32, generator=torch.Generator().manual_seed(0))].float()
     flips = [torch.equal(a, b.flip(2)) for a, b in zip(x, originals)]
     assert all(f or torch.equal(a, b) for f, a, b in zip(flips, x, originals)) and 0 < sum(flips) < 32  # flips stay
+
+
+def test_batch_copies_add_independent_crops_and_the_other_side_to_the_plain_batch() -> None:
+    """Copy 0 is the plain loader's batch (same draws); copy 1 has its own crops and, with
+    alternating flips, shows each image mirrored the other way."""
+    data = random_set(n=32)
+    plain = loader(data, augmentation=Augmentation(crop_padding=2, flip="alternate"), batch_size=8)
+    doubled = loader(data, augmentation=Augmentation(crop_padding=2, flip="alternate", copies=2), batch_size=8)
+    for (x1, y1), (x2, y2) in zip(plain.batches(1), doubled.batches(1)):
+        assert x2.shape[0] == 16 and torch.equal(x2[:8], x1) and torch.equal(y2, y1.repeat(2))
+    whole = loader(data, augmentation=Augmentation(crop_padding=2, flip="alternate", copies=2, crop_epochs=0), batch_size=8)
+    x, _ = next(whole.batches(0))
+    assert torch.equal(x[8:], x[:8].flip(3))  # no crops: the second copy is the first one mirrored
+    x_cropped, _ = all_batches(doubled, 0)
+    firsts = torch.cat([b[:8] for b, _ in doubled.batches(0)])
+    seconds = torch.cat([b[8:] for b, _ in doubled.batches(0)])
+    assert x_cropped.shape[0] == 64 and not torch.equal(seconds, firsts.flip(3))  # crops drawn anew
+
+
+def test_the_streaming_loader_refuses_batch_copies(tmp_path) -> None:
+    root = make_image_folder(tmp_path / "f", classes=("a", "b"), per_class=2, size=8)
+    with pytest.raises(ResnetlabError, match="need the in-memory loader"):
+        create_loader(root / "train", 2, **IDENTITY, train=True, augmentation=Augmentation(copies=2))
 
 
 def test_cutout_zeroes_one_square_per_image() -> None:

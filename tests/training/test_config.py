@@ -93,6 +93,16 @@ def test_uncropped_epochs_are_the_last_of_the_budget():
         resolve_config(overrides={"crop_padding": 2.5})
 
 
+def test_batch_copies_reach_the_training_loader_and_are_checked(tmp_path, bundle):
+    config = tiny_config(tmp_path, batch_copies=2)
+    train_loader, _, test_loader = build_loaders(config, bundle, torch.device("cpu"), Distributed())
+    images, labels = next(train_loader.batches(0))
+    assert train_loader.augmentation.copies == 2 and images.shape[0] == 2 * config.batch_size == len(labels)
+    assert len(next(test_loader.batches(0))[0]) == len(bundle.test)  # evaluation sees each image once
+    with pytest.raises(ResnetlabError, match="batch_copies must be a whole number >= 1, got 0"):
+        resolve_config(overrides={"batch_copies": 0})
+
+
 def test_the_training_loader_stops_cropping_for_the_uncropped_epochs(tmp_path, bundle):
     config = tiny_config(tmp_path, epochs=5, uncropped_epochs=2)
     train_loader, _, test_loader = build_loaders(config, bundle, torch.device("cpu"), Distributed())

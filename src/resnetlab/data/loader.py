@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -30,10 +31,13 @@ class Augmentation:
     flip: str = "random"  # "random" per image, "alternate" (mirror every other epoch), "none"
     cutout: int = 0  # side of a zeroed square (0 disables)
     crop_epochs: int | None = None  # crop only in epochs before this one; later epochs see whole images
+    copies: int = 1  # views of each image per batch, each its own crop (batch augmentation); 1: off
 
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ValueError(f"flip must be one of {FLIP_MODES}, got {self.flip!r}")
+        if self.copies < 1:
+            raise ValueError(f"copies must be at least 1, got {self.copies}")
 
     def crops_in(self, epoch: int) -> bool:
         """Whether ``epoch`` takes random crops: training's last epochs may see whole images, as the
@@ -42,6 +46,14 @@ class Augmentation:
 
 
 NO_AUGMENTATION = Augmentation(crop_padding=0, flip="none", cutout=0)
+
+
+class ViewPlan(NamedTuple):
+    """One copy's augmentation of every image in an epoch."""
+
+    offsets: torch.Tensor  # (N, 2) crop corner in the padded image (row, column)
+    flips: torch.Tensor  # (N,) bool, mirrored
+    centres: torch.Tensor  # (N, 2) cutout centre (row, column)
 
 
 class TensorLoader:
@@ -98,36 +110,44 @@ class TensorLoader:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Order, crop offsets, flips and cutout centres for a whole epoch, from one seeded generator."""
+    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, list[ViewPlan]]:
+        """Order, and per copy the crop offsets, flips and cutout centres of a whole epoch, from one
+        seeded generator. Copies beyond the first draw after it, so one copy is the plain loader."""
         n = len(self.labels)
         gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         aug = self.augmentation
-        offsets = torch.randint(0, 2 * aug.crop_padding + 1, (n, 2), generator=gen)
-        if not aug.crops_in(epoch):
-            offsets.fill_(aug.crop_padding)  # the centred crop: the image itself (drawn anyway, so flips stay as they were)
-        if aug.flip == "random":
-            flips = torch.rand(n, generator=gen) < 0.5
-        elif aug.flip == "alternate":
-            # Half the images mirrored at random in epoch 0, then each image flips every epoch.
-            flips = (torch.rand(n, generator=torch.Generator().manual_seed(self.seed)) < 0.5) ^ bool(epoch % 2)
-        else:
-            flips = torch.zeros(n, dtype=torch.bool)
         h, w = self.image_size
-        centres = torch.stack([torch.randint(0, h, (n,), generator=gen), torch.randint(0, w, (n,), generator=gen)], 1)
-        return order, offsets, flips, centres
+        plans: list[ViewPlan] = []
+        for copy in range(aug.copies):
+            offsets = torch.randint(0, 2 * aug.crop_padding + 1, (n, 2), generator=gen)
+            if not aug.crops_in(epoch):
+                offsets.fill_(aug.crop_padding)  # the centred crop: the image itself (drawn anyway, so flips stay as they were)
+            if aug.flip == "random":
+                flips = torch.rand(n, generator=gen) < 0.5
+            elif aug.flip == "alternate":
+                # Half the images mirrored at random in epoch 0, then each image flips every epoch;
+                # a second copy shows the other side.
+                flips = (torch.rand(n, generator=torch.Generator().manual_seed(self.seed)) < 0.5) ^ bool((epoch + copy) % 2)
+            else:
+                flips = torch.zeros(n, dtype=torch.bool)
+            centres = torch.stack([torch.randint(0, h, (n,), generator=gen), torch.randint(0, w, (n,), generator=gen)], 1)
+            plans.append(ViewPlan(offsets, flips, centres))
+        return order, plans
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield this rank's batches of ``epoch``, beginning at batch index ``start``."""
-        order, offsets, flips, centres = self._epoch_plan(epoch)
+        """Yield this rank's batches of ``epoch``, beginning at batch index ``start`` (with ``copies``
+        views per image: the images of all copies one after the other, labels repeated)."""
+        order, plans = self._epoch_plan(epoch)
         for b in range(start, len(self)):
             rows = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
             idx = rows.to(self.device)
-            x = self._augmented(idx, offsets[rows], flips[rows], centres[rows])  # (B, H, W, C) uint8
+            views = [self._augmented(idx, p.offsets[rows], p.flips[rows], p.centres[rows]) for p in plans]  # (B, H, W, C) uint8
+            x = views[0] if len(views) == 1 else torch.cat(views)
             x = x.permute(0, 3, 1, 2)  # (B, C, H, W) view with channels-last strides
             x = x.float().mul_(self.scale).add_(self.shift)  # measured faster than a promoting uint8 * float mul
-            yield x.contiguous(memory_format=self.memory_format), self.labels[idx]
+            labels = self.labels[idx]
+            yield x.contiguous(memory_format=self.memory_format), labels.repeat(len(plans)) if len(plans) > 1 else labels
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(0)

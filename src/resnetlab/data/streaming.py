@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 
 from resnetlab.data.folder import decode_image
 from resnetlab.data.loader import NO_AUGMENTATION, Augmentation
+from resnetlab.errors import ResnetlabError
 
 
 class AugmentedFolder(Dataset):
@@ -82,6 +83,8 @@ class StreamingLoader:
         num_workers: int = 2,
     ) -> None:
         aug = (augmentation or Augmentation()) if train else NO_AUGMENTATION
+        if aug.copies > 1:
+            raise ResnetlabError("several copies of each image per batch need the in-memory loader (TensorLoader)")
         self.dataset = AugmentedFolder(root, aug, seed, image_size)
         self.classes = self.dataset.folder.classes
         self.batch_size, self.train, self.seed = batch_size, train, seed

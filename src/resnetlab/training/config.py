@@ -74,6 +74,7 @@ class TrainConfig:
     flip: str = "random"  # random | alternate (mirror every other epoch) | none
     cutout: int = 0  # side of a zeroed square in pixels (0: off)
     uncropped_epochs: int = 0  # the last N epochs train on whole images, as the test sees them (0: crop in every epoch)
+    batch_copies: int = 1  # views of each image per batch, each its own crop and flip (batch augmentation; 1: off)
 
     # Data
     val_split: float = 0  # validation images held out of train: count (>=1) or fraction (<1)
@@ -192,6 +193,8 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")
     if config.batch_size < 1:
         raise ResnetlabError("batch_size must be at least 1")
+    if not isinstance(config.batch_copies, int) or isinstance(config.batch_copies, bool) or config.batch_copies < 1:
+        raise ResnetlabError(f"batch_copies must be a whole number >= 1, got {config.batch_copies!r}")
     if not 0 <= config.ema_decay < 1:
         raise ResnetlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     if config.whiten_first_conv and config.init_from:

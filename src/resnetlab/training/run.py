@@ -149,7 +149,8 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
                   channels_last=memory_format(device, config.channels_last) == torch.channels_last)
     augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
-                                crop_epochs=crop_epochs(config, len(bundle.train) // config.batch_size))
+                                crop_epochs=crop_epochs(config, len(bundle.train) // config.batch_size),
+                                copies=config.batch_copies)
     train_loader = TensorLoader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
     if len(train_loader) == 0:
         raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")

@@ -44,7 +44,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
-    """Copy the weights in ``path`` into ``model``: {"loaded": [names], "new": [names]}.
+    """Copy the weights in ``path`` into ``model``: {"loaded", "new", "adapted": [names]}.
 
     The classifier stays freshly initialised when its shape differs (another class count); the
     first convolution is adapted when the images have another channel count ("adapted").

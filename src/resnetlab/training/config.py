@@ -187,14 +187,14 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
     if config.epochs is None and not config.max_iters:
         raise ResnetlabError("set epochs or max_iters: the run needs a budget")
-    for key in ("epochs", "max_iters", "subset", "batch_size", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs"):
+    for key in ("epochs", "max_iters", "subset", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs"):
         value = getattr(config, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")
-    if config.batch_size < 1:
-        raise ResnetlabError("batch_size must be at least 1")
-    if not isinstance(config.batch_copies, int) or isinstance(config.batch_copies, bool) or config.batch_copies < 1:
-        raise ResnetlabError(f"batch_copies must be a whole number >= 1, got {config.batch_copies!r}")
+    for key in ("batch_size", "batch_copies"):
+        value = getattr(config, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ResnetlabError(f"{key} must be a whole number >= 1, got {value!r}")
     if not 0 <= config.ema_decay < 1:
         raise ResnetlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     if config.whiten_first_conv and config.init_from:

@@ -48,6 +48,12 @@ class Augmentation:
 NO_AUGMENTATION = Augmentation(crop_padding=0, flip="none", cutout=0)
 
 
+def normalised_black(mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(1, C, 1, 1): a zero (black) pixel after normalisation with ``mean``/``std`` (in [0, 1] units),
+    what the zero padding of training crops shows and what test-time translations fill with."""
+    return -torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+
+
 class ViewPlan(NamedTuple):
     """One copy's augmentation of every image in an epoch."""
 
@@ -96,9 +102,8 @@ class TensorLoader:
         shape = (1, -1, 1, 1)
         # x/255 then (x - mean)/std folded into one multiply-add: x * scale + shift
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
-        mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
         self.scale = 1.0 / (255.0 * std_t)
-        self.shift = -mean_t / std_t
+        self.shift = normalised_black(mean, std).to(self.device)
 
     @property
     def padding_value(self) -> torch.Tensor:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from resnetlab.data.loader import normalised_black
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch, rgb_pixels
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
@@ -37,8 +38,8 @@ class Predictor:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.model = model_from_checkpoint(self.checkpoint).to(self.device).eval()
-        mean, std = (torch.tensor(self.checkpoint["normalization"][k], dtype=torch.float32) for k in ("mean", "std"))
-        self.fill = (-mean / std).view(1, -1, 1, 1).to(self.device)  # a black pixel, as training's crop borders
+        normalization = self.checkpoint["normalization"]
+        self.fill = normalised_black(normalization["mean"], normalization["std"]).to(self.device)  # as training's crop borders
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:

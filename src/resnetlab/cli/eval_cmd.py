@@ -9,6 +9,15 @@ import math
 JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "views")
 
 
+def add_test_view_flags(p: argparse.ArgumentParser) -> None:
+    """--tta / --tta-shift, shared by eval and predict: the views default to the run's own."""
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
+    p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
+                   help="also average every move by up to PIXELS on each axis, borders black as in training's crops "
+                        "((2 PIXELS + 1)^2 positions; 0: off; default: as the run was evaluated)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint or run folder on its dataset",
                        description="Top-1/top-5 accuracy, loss, per-class accuracy, confusion matrix (CSV + PNG) "
@@ -18,11 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="default: the checkpoint's own dataset")
     p.add_argument("--data-dir", default=None, help="default: the checkpoint's own data folder")
     p.add_argument("--split", choices=("test", "val"), default="test")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
-    p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
-                   help="also average every move by up to PIXELS on each axis, borders black as in training's crops "
-                        "((2 PIXELS + 1)^2 positions; 0: off; default: as the run was evaluated)")
+    add_test_view_flags(p)
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="cpu")

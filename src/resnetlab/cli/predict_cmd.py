@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from resnetlab.cli.eval_cmd import add_test_view_flags
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images or folders of images with a checkpoint")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its best.pt)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
-    p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
-                   help="also average every move by up to PIXELS on each axis (0: off; default: as the run was evaluated)")
+    add_test_view_flags(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')

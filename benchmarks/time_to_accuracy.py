@@ -10,10 +10,10 @@ ratio paper / fast. Time counts training and the per-epoch test pass, as a user 
     python benchmarks/time_to_accuracy.py --data-dir DIR --epochs 15 --out runs/time-to-accuracy
 
 ``DIR`` holds train/ and test/ (the shared tarball unpacked); without ``--data-dir`` the tarball in
-``../shared/data`` is unpacked into the resnetlab cache first. Each half took 12-13 minutes at 15 epochs
-and 20-25 minutes at 25 on two quiet cores (2026-11-24/25; docs/fast-recipe.md has the figures); ``--only fast`` / ``--only paper``
-trains one half per sitting. A finished run of an older
-recipe stops the benchmark before anything trains.
+``../shared/data`` is unpacked into the resnetlab cache first. At 15 epochs the fast half took 24 minutes
+(two copies of each image per batch: twice an epoch's compute) and the paper half 11, on two quiet
+cores (2026-11-25; docs/fast-recipe.md has the figures); ``--only fast`` / ``--only paper`` trains
+one half per sitting. A finished run of an older recipe stops the benchmark before anything trains.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def test_loads_layout_in_sorted_class_order(tmp_path) -> None:
     # daisy was written as class index 1 ("tulip", "daisy", "rose"): pixel (20 + k, 21 + k, 22 + k)
     assert bundle.train.images[1, :, 0, 0].tolist() == [21, 22, 23]
     assert read_class_indices(bundle.extra["class_indices"]) == ["daisy", "rose", "tulip"]
-    assert json.loads(open(bundle.extra["class_indices"]).read()) == {"daisy": 0, "rose": 1, "tulip": 2}
+    assert json.loads(open(bundle.extra["class_indices"]).read()) == {"0": "daisy", "1": "rose", "2": "tulip"}
     assert bundle.location == str(root.resolve())
 
 
@@ -47,14 +47,28 @@ def test_grayscale_and_rgba_become_rgb_beside_colour_images(tmp_path) -> None:
     assert any(img[:, 0, 0].tolist() == [1, 2, 3] for img in bundle.train.images[bundle.train.labels == 1])
 
 
-def test_different_sizes_need_image_size(tmp_path) -> None:
+def test_different_sizes_make_a_photo_folder(tmp_path) -> None:
     root = make_image_folder(tmp_path / "s", size=8)
     Image.new("RGB", (12, 10)).save(root / "train" / "cat" / "big.png")
-    with pytest.raises(ResnetlabError, match=r"differ in size \(.*\.png is 8x8, .*big\.png is 12x10\).*--image-size"):
-        load_dataset("folder", root)
-    bundle = load_dataset("folder", root, image_size=16)
-    assert bundle.image_shape == (3, 16, 16)
-    assert load_dataset("folder", root, image_size=(6, 10)).image_shape == (3, 6, 10)
+    bundle = load_dataset("folder", root)
+    assert bundle.pipeline == "photos" and bundle.image_shape == (3, 224, 224)  # --image-size is then the crop side
+    assert load_dataset("folder", root, image_size=16).image_shape == (3, 16, 16)
+    with pytest.raises(ResnetlabError, match="one crop side"):
+        load_dataset("folder", root, image_size=(6, 10))
+
+
+def test_small_images_of_several_sizes_resize_when_asked(tmp_path) -> None:
+    """A folder sampled as one small size that turns out mixed keeps --image-size's resize meaning."""
+    root = make_image_folder(tmp_path / "s", size=8)
+    Image.new("RGB", (9, 9)).save(root / "train" / "cat" / "odd.png")
+    monkey_sample = folder.DETECT_SAMPLE
+    folder.DETECT_SAMPLE = 2  # read two headers only: both 8x8
+    try:
+        assert folder.detect_pipeline(folder.scan_split(root / "train")[1])[0] == "small"
+        assert load_dataset("folder", root, image_size=(6, 10)).image_shape == (3, 6, 10)
+        assert load_dataset("folder", root).pipeline == "photos"  # without --image-size the mixed sizes make it photos
+    finally:
+        folder.DETECT_SAMPLE = monkey_sample
 
 
 @pytest.mark.parametrize("content", [b"this is not an image", b"\x89PNG\r\n\x1a\n truncated"])
@@ -129,8 +143,9 @@ def test_second_load_hits_cache_and_changes_invalidate_it(tmp_path, monkeypatch,
 
 def test_failed_decode_leaves_no_cache(tmp_path, data_cache) -> None:
     root = make_image_folder(tmp_path / "f", size=8)
-    Image.new("RGB", (9, 9)).save(root / "train" / "cat" / "odd.png")
-    with pytest.raises(ResnetlabError):
+    for path in (root / "train").rglob("*.png"):
+        path.write_bytes(b"not a png")
+    with pytest.raises(ResnetlabError, match="no readable images"):
         load_dataset("folder", root)
     assert not list(data_cache.rglob("*.pt")) and not list(data_cache.rglob("*.part"))
 

@@ -1,14 +1,11 @@
-"""The tensor loader's augmentation and determinism, and the streaming loader's interface."""
+"""The tensor loader's augmentation and determinism, and which loader a split gets."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
 from resnetlab.data import Augmentation, ImageSet, StreamingLoader, TensorLoader, create_loader
-from resnetlab.errors import ResnetlabError
-from tests.data.conftest import make_image_folder
 
 IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)  # normalisation that leaves pixel values as they are
 
@@ -136,12 +133,6 @@ def test_batch_copies_add_independent_crops_and_the_other_side_to_the_plain_batc
     assert x_cropped.shape[0] == 64 and not torch.equal(seconds, firsts.flip(3))  # crops drawn anew
 
 
-def test_the_streaming_loader_refuses_batch_copies(tmp_path) -> None:
-    root = make_image_folder(tmp_path / "f", classes=("a", "b"), per_class=2, size=8)
-    with pytest.raises(ResnetlabError, match="need the in-memory loader"):
-        create_loader(root / "train", 2, **IDENTITY, train=True, augmentation=Augmentation(copies=2))
-
-
 def test_cutout_zeroes_one_square_per_image() -> None:
     data = random_set(n=16, size=16)
     tl = loader(data, augmentation=Augmentation(crop_padding=0, flip="none", cutout=4), batch_size=16)
@@ -150,40 +141,18 @@ def test_cutout_zeroes_one_square_per_image() -> None:
     assert ((zeros >= 9) & (zeros <= 25)).all()  # a 5x5 square (half=2 each side), cut by the border at most to 3x3
 
 
-def test_create_loader_picks_tensor_or_streaming(tmp_path) -> None:
+def test_create_loader_picks_the_loader_of_the_split(tmp_path) -> None:
+    """Small images: TensorLoader; photos in memory: PhotoLoader; photos on disk: StreamingLoader."""
+    from resnetlab.data.photo_loader import PhotoLoader
+    from resnetlab.data.photos import PhotoSet
+    from resnetlab.data.streaming import PhotoFiles
+
     assert isinstance(create_loader(random_set(), 8, **IDENTITY), TensorLoader)
-    root = make_image_folder(tmp_path / "s", per_class=6)
-    streaming = create_loader(root / "train", 8, **IDENTITY, train=True, num_workers=0)
+    photos = PhotoSet.from_images([torch.zeros(3, 40, 50, dtype=torch.uint8)] * 3, torch.zeros(3, dtype=torch.long), crop=32)
+    assert isinstance(create_loader(photos, 2, **IDENTITY), PhotoLoader)
+    files = PhotoFiles(["a.jpg", "b.jpg", "c.jpg"], torch.zeros(3, dtype=torch.long), crop=32)
+    streaming = create_loader(files, 2, **IDENTITY, num_workers=0)
     assert isinstance(streaming, StreamingLoader) and len(streaming) == 2
-
-
-def test_streaming_loader_is_seeded_resumable_and_augments_in_bounds(tmp_path) -> None:
-    root = make_image_folder(tmp_path / "s", per_class=6, size=8)
-    make = lambda **kw: StreamingLoader(root / "train", 6, **IDENTITY, train=True, seed=3, num_workers=0, **kw)  # noqa: E731
-    full = list(make().batches(2))
-    assert len(full) == 3 and full[0][0].shape == (6, 3, 8, 8)
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(full[1:], make().batches(2, start=1)))
-    whole = list(make(augmentation=Augmentation(crop_padding=0, flip="none")).batches(2))
-    uncropped = list(make(augmentation=Augmentation(crop_padding=3, flip="none", crop_epochs=2)).batches(2))
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(whole, uncropped))  # crop_epochs as in the tensor loader
-    assert not torch.equal(torch.cat([b[0] for b in full]), torch.cat([b[0] for b in make().batches(3)]))
-    x = torch.cat([b[0] for b in full])
-    assert x.min() == 0 and x.max() <= 255  # zero padding appears; values stay pixel values
-    evaluation = StreamingLoader(root / "test", 5, **IDENTITY, num_workers=0)
-    ex, ey = zip(*evaluation.batches(0))
-    assert len(evaluation) == 4 and torch.cat(ey).tolist() == [0] * 6 + [1] * 6 + [2] * 6
-    # the same folder through load_dataset + TensorLoader gives the same evaluation pixels
-    from resnetlab.data import load_dataset
-
-    bundle = load_dataset("folder", root)
-    assert torch.allclose(torch.cat(ex), bundle.test.images.float(), atol=1e-3)
-
-
-def test_streaming_loader_with_worker_processes(tmp_path) -> None:
-    root = make_image_folder(tmp_path / "w", per_class=4)
-    serial = list(StreamingLoader(root / "train", 4, **IDENTITY, train=True, num_workers=0).batches(0))
-    workers = list(StreamingLoader(root / "train", 4, **IDENTITY, train=True, num_workers=2).batches(0))
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(serial, workers))
 
 
 def test_padding_value_is_what_the_padded_crops_show_at_their_borders() -> None:

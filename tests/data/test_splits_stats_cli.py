@@ -60,7 +60,9 @@ def test_cli_info_json_form(tmp_path, capsys) -> None:
     root = make_image_folder(tmp_path / "f", classes=("a", "b"), per_class=5)
     assert main(["data", "info", "--dataset", "folder", "--data-dir", str(root), "--val-split", "2", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert set(info) == {"dataset", "classes", "splits", "image_shape", "mean", "std", "location"}
+    assert set(info) == {"dataset", "classes", "splits", "image_shape", "pipeline", "pipeline_reason", "storage",
+                         "storage_reason", "mean", "std", "location"}
+    assert info["pipeline"] == "small" and "8x8" in info["pipeline_reason"]
     assert info["dataset"] == "folder" and info["classes"] == ["a", "b"]
     assert info["splits"] == {"train": 8, "test": 10, "val": 2} and info["image_shape"] == [3, 8, 8]
     assert len(info["mean"]) == 3 and info["location"] == str(root.resolve())

@@ -31,15 +31,21 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
                    "for 'folder' the folder holding train/ and test/")
     p.add_argument("--val-split", type=int, default=0, metavar="N", help="hold out N training images for validation")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="SIZE", help="resize to SIZE or H W")
+    p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="SIZE",
+                   help="small images: resize to SIZE or H W; photo folders: the training crop S (default 224)")
     p.add_argument("--skip-bad-images", action="store_true", help="leave out unreadable images instead of stopping")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="photo folders: leave the photos on disk for the streaming loader (default: when the cache would not fit)")
+    p.add_argument("--memory-budget-gb", type=float, default=None, metavar="GIB",
+                   help="photo folders: GiB the decoded cache may take (default: half the machine's memory)")
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
 
 
 def load_from_args(args: argparse.Namespace) -> DatasetBundle:
     size = args.image_size[0] if args.image_size and len(args.image_size) == 1 else args.image_size
-    return load_dataset(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed,
-                        download=not args.no_download, image_size=size, skip_bad_images=args.skip_bad_images)
+    budget = int(args.memory_budget_gb * 2**30) if args.memory_budget_gb else None
+    return load_dataset(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed, download=not args.no_download,
+                        image_size=size, skip_bad_images=args.skip_bad_images, memory_budget=budget, stream=args.stream)
 
 
 def dataset_info(bundle: DatasetBundle) -> dict:
@@ -47,7 +53,11 @@ def dataset_info(bundle: DatasetBundle) -> dict:
     splits = {"train": len(bundle.train), "test": len(bundle.test)}
     if bundle.val is not None:
         splits["val"] = len(bundle.val)
+    why = bundle.extra.get("pipeline_reason") or "a built-in dataset of small images of one size"
     return {"dataset": bundle.name, "classes": bundle.classes, "splits": splits, "image_shape": list(bundle.image_shape),
+            "pipeline": bundle.pipeline, "pipeline_reason": why,
+            "storage": bundle.extra.get("storage", "memory"),
+            "storage_reason": bundle.extra.get("storage_reason", "small images are always held in memory"),
             "mean": list(bundle.mean), "std": list(bundle.std), "location": bundle.location}
 
 
@@ -59,7 +69,10 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"dataset      {info['dataset']}  ({info['location']})")
     print(f"classes      {len(info['classes'])}: {', '.join(info['classes'])}")
     print(f"splits       {', '.join(f'{k} {v:,}' for k, v in info['splits'].items())}")
-    print(f"image shape  {'x'.join(map(str, info['image_shape']))} (C x H x W)")
+    print(f"pipeline     {info['pipeline']}: {info['pipeline_reason']}")
+    print(f"storage      {info['storage']}: {info['storage_reason']}")
+    crop_note = ", the training crop" if info["pipeline"] == "photos" else ""
+    print(f"image shape  {'x'.join(map(str, info['image_shape']))} (C x H x W{crop_note})")
     print(f"mean         {_floats(info['mean'])}")
     print(f"std          {_floats(info['std'])}")
     return 0

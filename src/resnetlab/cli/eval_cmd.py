@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "views")
+JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views")
 
 
 def add_test_view_flags(p: argparse.ArgumentParser) -> None:
@@ -16,6 +16,9 @@ def add_test_view_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
                    help="also average every move by up to PIXELS on each axis, borders black as in training's crops "
                         "((2 PIXELS + 1)^2 positions; 0: off; default: as the run was evaluated)")
+    p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="photo models: average the paper's 10 crops (corners and centre, and their mirror images) "
+                        "instead of the centre crop (default: as the run was evaluated)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true",
-                   help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "views"} as JSON')
+                   help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views"} as JSON')
     p.set_defaults(func=run_eval)
 
 
@@ -40,8 +43,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import evaluate
 
     result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                      tta_shift=args.tta_shift, out=args.out, batch_size=args.batch_size, device=args.device)
+                      tta_shift=args.tta_shift, ten_crop=args.ten_crop, out=args.out, batch_size=args.batch_size, device=args.device)
     shift_note = f", {result['tta_shift']}-pixel shift TTA" if result["tta_shift"] else ""
+    shift_note += ", ten crops" if result["ten_crop"] else ""
     if args.json:
         print(json.dumps({k: result[k] for k in JSON_KEYS}, indent=2))
         return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from resnetlab.cli.train_cmd import add_config_flags, overrides_from
+from resnetlab.training.config import list_recipes
 
 _OWN = {"model", "dataset", "data_dir", "out", "init_from", "freeze_backbone", "epochs", "recipe", "model_options"}
 
@@ -24,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", dest="ft_out", required=True, metavar="RUN_DIR")
     p.add_argument("--model", dest="ft_model", default=None, metavar="NAME", help="default: the architecture of the weights")
     p.add_argument("--freeze-backbone", dest="ft_freeze", action="store_true", help="train only the classifier (fc)")
-    p.add_argument("--epochs", dest="ft_epochs", type=int, default=None, metavar="N", help="default: the recipe's (10)")
+    p.add_argument("--epochs", dest="ft_epochs", type=int, default=None, metavar="N", help="default: the recipe's")
+    p.add_argument("--recipe", dest="ft_recipe", default="fine-tune", choices=list_recipes(),
+                   help="fine-tune (Adam 1e-4, 10 epochs; default) or transfer (torchvision's transfer-learning settings for photos)")
     p.add_argument("--config", dest="config_file", default=None, metavar="FILE")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the --out folder")
     add_config_flags(p, exclude=_OWN)
@@ -36,7 +39,8 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     summary = finetune(args.source, dataset=args.ft_dataset, data_dir=args.ft_data_dir, out=args.ft_out,
                        model=args.ft_model, freeze_backbone=args.ft_freeze, epochs=args.ft_epochs,
-                       config_file=args.config_file, overrides=overrides_from(args), overwrite=args.overwrite)
+                       config_file=args.config_file, overrides=overrides_from(args), overwrite=args.overwrite,
+                       recipe=args.ft_recipe)
     report = summary.get("pretrained") or {}
     loaded, new = report.get("loaded", []), report.get("new", [])
     adapted = report.get("adapted", [])

@@ -1,4 +1,9 @@
-"""``resnetlab predict``: the top-K classes of images, with the checkpoint's preprocessing."""
+"""``resnetlab predict``: every class's probability for images, with the model's own preprocessing.
+
+Either a run folder or checkpoint (``resnetlab predict RUN photo.jpg``) or a plain state dict
+and its class file, as the transfer-learning write-ups save them (``resnetlab predict --model
+resnet34 --weights resNet34.pth --classes class_indices.json tulip.jpg``).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,27 @@ import argparse
 import json
 
 from resnetlab.cli.eval_cmd import add_test_view_flags
+from resnetlab.errors import ResnetlabError
+
+ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are at most this many
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify images or folders of images with a checkpoint")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its best.pt)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
-    p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    p = sub.add_parser("predict", help="classify images or folders of images with a run, a checkpoint or a weights file",
+                       description="Prints each image's classes, most probable first: every class when there are at most "
+                                   f"{ALL_CLASSES_UP_TO}, else the top 5 (--topk N to choose).")
+    p.add_argument("inputs", nargs="+", metavar="[CHECKPOINT] PATH",
+                   help="a run folder or .pt checkpoint, then image files or folders (with --weights: only images)")
+    p.add_argument("--model", default=None, help="with --weights: the architecture of the weights (e.g. resnet34)")
+    p.add_argument("--weights", default=None, metavar="FILE", help="a plain state_dict() file (.pth), with --model and --classes")
+    p.add_argument("--classes", default=None, metavar="JSON", help='with --weights: class_indices.json ({"0": "daisy", ...})')
+    p.add_argument("--image-size", type=int, default=224, metavar="S",
+                   help="with --weights: the crop side the model was trained at (photos resized to S*256/224, centre S crop)")
+    p.add_argument("--topk", type=int, default=None, help=f"classes per image (default: all up to {ALL_CLASSES_UP_TO}, else 5)")
     add_test_view_flags(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--show", default=None, metavar="OUT.png", help="save the image(s) titled with the predicted class and probability")
     p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')
     p.set_defaults(func=run_predict)
 
@@ -23,12 +39,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
 
-    predictor = Predictor(args.checkpoint, device=args.device, batch_size=args.batch_size, tta=args.tta, tta_shift=args.tta_shift)
-    results = predictor.predict(args.paths, topk=args.topk)
+    views = dict(device=args.device, batch_size=args.batch_size, tta=args.tta, tta_shift=args.tta_shift, ten_crop=args.ten_crop)
+    if args.weights:
+        if not args.model or not args.classes:
+            raise ResnetlabError("--weights needs --model NAME (its architecture) and --classes class_indices.json")
+        predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **views)
+        paths = args.inputs
+    else:
+        if args.model or args.classes:
+            raise ResnetlabError("--model and --classes go with --weights FILE; a run folder or checkpoint names its own")
+        if len(args.inputs) < 2:
+            raise ResnetlabError("pass a run folder (or checkpoint) and then the images: resnetlab predict RUN photo.jpg")
+        predictor, paths = Predictor(args.inputs[0], **views), args.inputs[1:]
+    topk = args.topk if args.topk is not None else (len(predictor.classes) if len(predictor.classes) <= ALL_CLASSES_UP_TO else 5)
+    if topk < 1:
+        raise ResnetlabError(f"--topk {topk} must be at least 1")
+    results = predictor.predict(paths, topk=topk)
+    if args.show:
+        from resnetlab.evaluation.plots import plot_predictions
+
+        print(f"wrote {plot_predictions(results, args.show)}")
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     for item in results:
+        if len(results) == 1 and topk > 1:
+            print(item["path"])
+            width = max(len(p["class"]) for p in item["predictions"])
+            for p in item["predictions"]:
+                print(f"  {p['class']:<{width}}  {p['probability']:.4f}")
+            continue
         best = "  ".join(f"{p['class']} {p['probability']:.3f}" for p in item["predictions"])
         print(f"{item['path']}: {best}")
     return 0

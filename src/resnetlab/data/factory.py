@@ -18,10 +18,12 @@ from torchvision.transforms.v2 import functional as TF
 from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the sources, in this order)
 # isort: on
 from resnetlab.data.loader import Augmentation, TensorLoader
+from resnetlab.data.photo_loader import PhotoLoader
+from resnetlab.data.photos import PhotoSet
 from resnetlab.data.sources import LoadOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_stats
-from resnetlab.data.streaming import StreamingLoader
+from resnetlab.data.streaming import PhotoFiles, StreamingLoader
 from resnetlab.data.types import DatasetBundle, ImageSet
 from resnetlab.errors import ResnetlabError
 
@@ -36,21 +38,29 @@ def load_dataset(
     image_size: int | Sequence[int] | None = None,
     skip_bad_images: bool = False,
     subset: int | None = None,
+    memory_budget: int | None = None,
+    stream: bool | None = None,
 ) -> DatasetBundle:
     """Load ``name`` (cifar10, cifar100, mnist, fashion-mnist, folder) into memory.
 
     ``data_dir`` is the cache folder for the downloadable sets (default ``$RESNETLAB_DATA`` or
-    ``~/.cache/resnetlab``) and the image folder itself for ``folder``.
+    ``~/.cache/resnetlab``) and the image folder itself for ``folder``. ``image_size`` resizes
+    small images; for a photo folder it is the training crop S (default 224).
+    ``memory_budget`` (bytes) bounds a photo folder's decoded cache (default: half the RAM);
+    ``stream`` leaves a photo folder on disk for the streaming loader (None: when over the budget).
     """
     source = get_source(name)
     size = normalise_size(image_size)
-    options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images)
+    options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
+                          stream=stream)
     raw = source.load(Path(data_dir).expanduser() if data_dir else None, options)
-    train, test = resize(raw.train, size), resize(raw.test, size)
+    train, test = raw.train, raw.test
+    if raw.pipeline == "small":
+        train, test = resize(train, size), resize(test, size)
     train, val = split_validation(train, val_split, seed)
     train = take_subset(train, subset, seed)
-    mean, std = channel_stats(train.images)
-    return DatasetBundle(name, raw.classes, train, test, val, mean, std, raw.location, raw.extra)
+    mean, std = channel_stats(train.images) if isinstance(train, ImageSet) else train.channel_stats()
+    return DatasetBundle(name, raw.classes, train, test, val, mean, std, raw.location, raw.extra, raw.pipeline)
 
 
 def normalise_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -71,7 +81,7 @@ def resize(split: ImageSet, size: tuple[int, int] | None) -> ImageSet:
 
 
 def create_loader(
-    data: ImageSet | str | os.PathLike,
+    data: ImageSet | PhotoSet | PhotoFiles,
     batch_size: int,
     *,
     mean: Sequence[float],
@@ -84,15 +94,20 @@ def create_loader(
     world_size: int = 1,
     channels_last: bool = False,
     drop_last: bool | None = None,
-    image_size: int | Sequence[int] | None = None,
-    num_workers: int = 2,
-) -> TensorLoader | StreamingLoader:
-    """A ``TensorLoader`` for an in-memory split, a ``StreamingLoader`` for a class-folder path.
+    ten_crop: bool = False,
+    num_workers: int | None = None,
+    skip_bad_images: bool = False,
+) -> TensorLoader | PhotoLoader | StreamingLoader:
+    """The one place a split becomes a loader: ``TensorLoader`` (small images), ``PhotoLoader``
+    (photos cached in memory) or ``StreamingLoader`` (photos on disk, ``num_workers`` decoding
+    processes); ``ten_crop`` for the paper's 10-crop evaluation of photos.
 
-    Both yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
+    All yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
     """
     common = dict(mean=mean, std=std, device=device, train=train, augmentation=augmentation, seed=seed,
                   rank=rank, world_size=world_size, channels_last=channels_last, drop_last=drop_last)
-    if isinstance(data, ImageSet):
-        return TensorLoader(data, batch_size, **common)
-    return StreamingLoader(Path(data), batch_size, image_size=normalise_size(image_size), num_workers=num_workers, **common)
+    if isinstance(data, PhotoSet):
+        return PhotoLoader(data, batch_size, ten_crop=ten_crop, **common)
+    if isinstance(data, PhotoFiles):
+        return StreamingLoader(data, batch_size, ten_crop=ten_crop, num_workers=num_workers, skip_bad_images=skip_bad_images, **common)
+    return TensorLoader(data, batch_size, **common)

@@ -1,6 +1,9 @@
 """Image folders in torchvision's ImageFolder layout, decoded once into a uint8 cache.
 
-``DIR/train/<class>/*`` and ``DIR/test/<class>/*`` (or ``DIR/val/``). The first load decodes
+``DIR/train/<class>/*`` and ``DIR/test/<class>/*`` (or ``DIR/val/``). The data decides how they
+are read: small images of one size (at most 64 px: CIFAR, MNIST, thumbnails) are kept whole,
+as one tensor, for the CIFAR pipeline; anything else is a photo folder (``data/photos.py``),
+cached at the evaluation resize. The first load decodes
 every image (JPEGs with torchvision's libjpeg-turbo decoder, the rest with PIL; one process, as
 a pool of two gained nothing measurable on two shared cores) and saves the split as one uint8 tensor keyed by
 the folder's contents (relative paths, sizes, modification times) and the resize option; loading
@@ -15,23 +18,29 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
 from resnetlab.data.class_indices import write_class_indices
 from resnetlab.data.download import cache_root
+from resnetlab.data.photos import DEFAULT_CROP, PhotoSet, check_photo_crop, decode_photos, eight_bit, eval_resize, open_image, photo_bytes
+from resnetlab.data.scan import class_folders, image_files
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source
+from resnetlab.data.streaming import PhotoFiles
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1  # bump when the cache layout changes
+CACHE_VERSION = 2  # bump when the cache layout changes
+DETECT_SAMPLE = 2000  # image headers read to tell small images from photos
+SMALL_SIDE = 64  # images of one size up to this side are "small" (CIFAR, MNIST, thumbnails)
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -49,25 +58,32 @@ def split_dirs(root: Path) -> tuple[Path, Path]:
 
 
 def scan_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Sorted class names and (path, class index) per image; empty classes are an error."""
-    try:
-        classes, class_to_idx = find_classes(str(split_dir))
-    except FileNotFoundError:
-        raise ResnetlabError(f"{split_dir} has no class folders: put images in {split_dir}/<class>/") from None
-    samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
-    counts = np.bincount([label for _, label in samples], minlength=len(classes))
-    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    """Sorted class names and (path, class index) per image; empty classes are an error.
+
+    Links to folders already read, dangling links and special files (a FIFO named ``x.jpg``) are
+    passed over and named in the log (``scan.image_files``)."""
+    classes = class_folders(split_dir)
+    samples: list[tuple[str, int]] = []
+    empty, passed = [], []
+    for index, name in enumerate(classes):
+        files, skipped = image_files(split_dir / name)
+        samples += [(path, index) for path in files]
+        passed += skipped
+        if not files:
+            empty.append(str(split_dir / name))
+    if passed:
+        log.warning("passed over %d entr%s in %s: %s", len(passed), "y" if len(passed) == 1 else "ies", split_dir, "; ".join(passed[:3]))
     if empty:
         raise ResnetlabError(
-            f"class folder(s) {', '.join(str(split_dir / c) for c in empty)} contain no images "
+            f"class folder(s) {', '.join(empty)} contain no images "
             f"({', '.join(IMG_EXTENSIONS)}): add images or remove the folder"
         )
     return classes, samples
 
 
-def content_key(split_dir: Path, samples: list[tuple[str, int]], image_size: tuple[int, int] | None) -> str:
-    """A hash of every file's relative path, size and mtime, plus the options that change pixels."""
-    digest = hashlib.sha256(f"v{CACHE_VERSION} size={image_size}\n".encode())
+def content_key(split_dir: Path, samples: list[tuple[str, int]], variant: str) -> str:
+    """A hash of every file's relative path, size and mtime, plus ``variant``: what changes the pixels."""
+    digest = hashlib.sha256(f"v{CACHE_VERSION} {variant}\n".encode())
     for path, label in samples:
         st = os.stat(path)
         digest.update(f"{os.path.relpath(path, split_dir)}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -77,10 +93,11 @@ def content_key(split_dir: Path, samples: list[tuple[str, int]], image_size: tup
 def decode_image(path: str, image_size: tuple[int, int] | None) -> np.ndarray | str:
     """(H, W, C) uint8 with C = 1 for grayscale, 3 otherwise; or the error text for a bad file."""
     try:
+        open_image(path).close()  # the header alone: a decompression bomb stops here, JPEG or PNG
         array = _decode_jpeg(path, image_size)
         if array is None:
             array = _decode_pil(path, image_size)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return f"{type(exc).__name__}: {exc}"
     return array[:, :, None] if array.ndim == 2 else array
 
@@ -108,11 +125,16 @@ def _decode_jpeg(path: str, image_size: tuple[int, int] | None) -> np.ndarray | 
 
 
 def _decode_pil(path: str, image_size: tuple[int, int] | None) -> np.ndarray:
-    with Image.open(path) as img:
+    with open_image(path) as img:
+        img = eight_bit(img)
         img = img.convert("L" if img.mode in GRAYSCALE_MODES else "RGB")
         if image_size and img.size != (image_size[1], image_size[0]):
             img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
         return np.asarray(img)
+
+
+class MixedSizes(ResnetlabError):
+    """A folder of small images that are not all one size: read as photos instead."""
 
 
 def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: tuple[int, int] | None) -> dict:
@@ -126,7 +148,7 @@ def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: 
     if len(shapes) > 1:
         readable = [(path, a.shape) for a, (path, _) in zip(decoded, samples) if not isinstance(a, str)]
         (first, (h1, w1, _)), (odd, (h2, w2, _)) = readable[0], next(r for r in readable if r[1][:2] != readable[0][1][:2])
-        raise ResnetlabError(  # sizes as width x height, as image viewers give them
+        raise MixedSizes(  # sizes as width x height, as image viewers give them
             f"images in {split_dir} differ in size ({first} is {w1}x{h1}, {odd} is {w2}x{h2}): "
             "pass --image-size N to resize them all to NxN"
         )
@@ -139,14 +161,15 @@ def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: 
     }
 
 
-def load_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path) -> ImageSet:
-    """One split from the cache if the folder is unchanged, else decoded and cached atomically."""
-    key = content_key(split_dir, samples, options.image_size)
+def load_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path,
+               build: Callable[[], dict], variant: str) -> dict:
+    """One split's decoded form from the cache if the folder is unchanged, else ``build()``, cached
+    atomically. ``variant`` names what changes the pixels (the resize option, the photo resize)."""
+    key = content_key(split_dir, samples, variant)
     cache_file = cache_dir / f"{split_dir.name}-{key}.pt"
-    if cache_file.is_file():
-        data = torch.load(cache_file, weights_only=True)
-    else:
-        data = build_imageset(split_dir, samples, options.image_size)
+    data = _read_cache(cache_file)
+    if data is None:
+        data = build()
         _save_atomic(data, cache_file)
         for stale in cache_dir.glob(f"{split_dir.name}-*.pt"):
             if stale != cache_file:
@@ -156,7 +179,19 @@ def load_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOpt
             listed = "; ".join(data["skipped"][:3]) + (f" and {len(data['skipped']) - 3} more" if len(data["skipped"]) > 3 else "")
             raise ResnetlabError(f"cannot read {len(data['skipped'])} image(s): {listed}. Fix or remove them, or pass --skip-bad-images")
         log.warning("skipped %d unreadable image(s) in %s: %s", len(data["skipped"]), split_dir, "; ".join(data["skipped"][:3]))
-    return ImageSet(data["images"], data["labels"])
+    return data
+
+
+def _read_cache(cache_file: Path) -> dict | None:
+    """The cached split, or None when there is none or it cannot be read (then it is rebuilt)."""
+    if not cache_file.is_file():
+        return None
+    try:
+        data = torch.load(cache_file, weights_only=True)
+    except Exception as exc:  # a cut-off or damaged cache file is rebuilt, whatever torch says about it
+        log.warning("rebuilding the damaged folder cache %s (%s)", cache_file, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
+    return data if isinstance(data, dict) and "labels" in data and "skipped" in data else None
 
 
 def _save_atomic(data: dict, path: Path) -> None:
@@ -176,6 +211,27 @@ def folder_cache_dir(root: Path) -> Path:
     return cache_root() / "folders" / f"{root.resolve().name}-{path_hash}"
 
 
+def detect_pipeline(samples: list[tuple[str, int]]) -> tuple[str, str]:
+    """("small" | "photos", why): small images of one size keep the in-memory CIFAR path; anything
+    else is read as photos. Decided from the image headers (at most ``DETECT_SAMPLE`` of them,
+    evenly spaced), which cost microseconds each."""
+    step = max(1, len(samples) // DETECT_SAMPLE)
+    sizes = set()
+    for path, _ in samples[::step]:
+        try:
+            with open_image(path) as image:
+                sizes.add(image.size)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            continue  # named when the images are decoded
+    if len(sizes) == 1 and max(next(iter(sizes))) <= SMALL_SIDE:
+        w, h = next(iter(sizes))
+        return "small", f"every image is {w}x{h} (at most {SMALL_SIDE} px): kept whole in memory, padded and cropped as CIFAR"
+    largest = max(sizes, key=lambda s: s[0] * s[1], default=(0, 0))
+    kinds = f"{len(sizes)} sizes" if len(sizes) > 1 else "one size"
+    return "photos", (f"{kinds} up to {largest[0]}x{largest[1]}: photos, resized and cropped as torchvision's "
+                      "ImageNet references do")
+
+
 @register_source("folder", "your own images: DIR/train/<class>/* and DIR/test/<class>/* (or val/)")
 def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
     if data_dir is None:
@@ -192,12 +248,91 @@ def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
             f"only in {test_dir.name}: {only_test or 'none'}): both must have the same class folders"
         )
     cache_dir = folder_cache_dir(root)
-    train = load_split(train_dir, train_samples, options, cache_dir)
-    test = load_split(test_dir, test_samples, options, cache_dir)
-    if train.images.shape[1:] != test.images.shape[1:]:
+    pipeline, why = detect_pipeline(train_samples + test_samples)
+    splits = ((train_dir, train_samples), (test_dir, test_samples))
+    if pipeline == "small":
+        try:
+            train, test = (small_split(d, s, options, cache_dir) for d, s in splits)
+        except MixedSizes:
+            if options.image_size is not None:
+                raise
+            pipeline, why = "photos", "images of several sizes: photos, resized and cropped as torchvision's ImageNet references do"
+    storage = {}
+    if pipeline == "photos":
+        crop = photo_crop(options.image_size)
+        storage["storage"], storage["storage_reason"] = photo_storage(train_samples + test_samples, crop, options)
+        if storage["storage"] == "stream":
+            train, test = (photo_files(s, crop) for _, s in splits)
+        else:
+            train, test = (photo_split(d, s, options, cache_dir, crop) for d, s in splits)
+    elif train.images.shape[1:] != test.images.shape[1:]:
         raise ResnetlabError(
             f"{train_dir} images are {tuple(train.images.shape[1:])} but {test_dir} images are "
             f"{tuple(test.images.shape[1:])} (C, H, W): give both splits the same size and colour mode, or pass --image-size"
         )
     indices = write_class_indices(classes, cache_dir / "class_indices.json")
-    return RawDataset(classes, train, test, str(root.resolve()), {"cache": str(cache_dir), "class_indices": str(indices)})
+    extra = {"cache": str(cache_dir), "class_indices": str(indices), "pipeline_reason": why, **storage}
+    return RawDataset(classes, train, test, str(root.resolve()), extra, pipeline=pipeline)
+
+
+def small_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path) -> ImageSet:
+    """A split of small images of one size (or resized to ``--image-size``) as one uint8 tensor."""
+    data = load_split(split_dir, samples, options, cache_dir, lambda: build_imageset(split_dir, samples, options.image_size),
+                      f"size={options.image_size}")
+    return ImageSet(data["images"], data["labels"])
+
+
+def photo_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, crop: int) -> PhotoSet:
+    """A split of photos at the evaluation resize for ``crop`` (see ``data/photos.py``)."""
+    resize = eval_resize(crop)
+    paths, labels = [p for p, _ in samples], [label for _, label in samples]
+    data = load_split(split_dir, samples, options, cache_dir, lambda: _decode_or_refuse(split_dir, paths, labels, resize),
+                      f"photos shorter-side={resize}")
+    return PhotoSet(data["pixels"], data["offsets"], data["shapes"], data["labels"], crop)
+
+
+def _decode_or_refuse(split_dir: Path, paths: list[str], labels: list[int], resize: int) -> dict:
+    data = decode_photos(paths, labels, resize)
+    if not len(data["labels"]):
+        raise ResnetlabError(f"no readable images in {split_dir}: {data['skipped'][0] if data['skipped'] else ''}")
+    return data
+
+
+def photo_crop(image_size: tuple[int, int] | None) -> int:
+    """The training crop S of a photo folder: ``--image-size`` (one side), 224 when not given."""
+    if image_size is None:
+        return DEFAULT_CROP
+    if image_size[0] != image_size[1]:
+        raise ResnetlabError(f"--image-size for a photo folder is one crop side S (square crops), got {image_size[0]} {image_size[1]}")
+    return check_photo_crop(image_size[0])
+
+
+def photo_storage(samples: list[tuple[str, int]], crop: int, options: LoadOptions) -> tuple[str, str]:
+    """("memory" | "stream", why): photos are cached in memory when their decoded size fits the
+    budget (estimated from the headers of a sample), streamed from disk otherwise or when asked."""
+    step = max(1, len(samples) // DETECT_SAMPLE)
+    sizes = [b for path, _ in samples[::step] if (b := photo_bytes(path, eval_resize(crop))) is not None]
+    needed = sum(sizes) / len(sizes) * len(samples) if sizes else 0.0
+    allowed = options.memory_budget if options.memory_budget is not None else default_memory_budget()
+    figures = f"{needed / 2**30:.2f} GiB decoded at a shorter side of {eval_resize(crop)} px, budget {allowed / 2**30:.1f} GiB"
+    if options.stream:
+        return "stream", f"streamed from disk as asked ({figures})"
+    if needed <= allowed:
+        return "memory", f"cached in memory ({figures})"
+    if options.stream is False:
+        raise ResnetlabError(f"the {len(samples):,} photos need {figures}: pass a larger --memory-budget-gb, "
+                             "a smaller --image-size, or --stream")
+    return "stream", f"streamed from disk: the cache would not fit ({figures})"
+
+
+def photo_files(samples: list[tuple[str, int]], crop: int) -> PhotoFiles:
+    """A split left on disk, read by the streaming loader."""
+    return PhotoFiles([p for p, _ in samples], torch.tensor([label for _, label in samples], dtype=torch.int64), crop)
+
+
+def default_memory_budget() -> int:
+    """Half of this machine's memory: the photo cache must leave room for the model and the batches."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30

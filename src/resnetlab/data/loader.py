@@ -21,6 +21,7 @@ import torch
 from resnetlab.data.types import ImageSet
 
 FLIP_MODES = ("random", "alternate", "none")
+PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,13 @@ class Augmentation:
     cutout: int = 0  # side of a zeroed square (0 disables)
     crop_epochs: int | None = None  # crop only in epochs before this one; later epochs see whole images
     copies: int = 1  # views of each image per batch, each its own crop (batch augmentation); 1: off
+    photo: str = "random-resized-crop"  # photo folders (PhotoLoader): torchvision's reference, or the paper's "scale"
 
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ValueError(f"flip must be one of {FLIP_MODES}, got {self.flip!r}")
+        if self.photo not in PHOTO_AUGMENTATIONS:
+            raise ValueError(f"photo augmentation must be one of {PHOTO_AUGMENTATIONS}, got {self.photo!r}")
         if self.copies < 1:
             raise ValueError(f"copies must be at least 1, got {self.copies}")
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resnetlab.data.photos import PhotoSet
+from resnetlab.data.streaming import PhotoFiles
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 
@@ -22,17 +24,20 @@ class LoadOptions:
     download: bool = True
     image_size: tuple[int, int] | None = None  # (H, W) to resize to; None keeps the native size
     skip_bad_images: bool = False
+    memory_budget: int | None = None  # bytes a photo folder's decoded cache may take (None: half the RAM)
+    stream: bool | None = None  # photo folders: decode from disk every epoch (None: when the cache would not fit)
 
 
 @dataclass
 class RawDataset:
-    """A source's output: the official train/test splits as in-memory uint8 tensors."""
+    """A source's output: the official train/test splits held in memory as uint8."""
 
     classes: list[str]
-    train: ImageSet
-    test: ImageSet
+    train: ImageSet | PhotoSet | PhotoFiles
+    test: ImageSet | PhotoSet | PhotoFiles
     location: str  # where the files are, for ``resnetlab data info``
     extra: dict = field(default_factory=dict)  # source-specific facts (cache folder, skipped files)
+    pipeline: str = "small"  # "small": one size, padded crops (CIFAR); "photos": any size (data/photos.py)
 
 
 SourceLoader = Callable[[Path | None, LoadOptions], RawDataset]

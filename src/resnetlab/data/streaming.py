@@ -1,117 +1,194 @@
-"""Streaming batches for image folders too big for memory: DataLoader + transforms.v2.
+"""Photos streamed from disk, for folders whose decoded cache would not fit in memory.
 
-Same interface as ``TensorLoader`` (``len``, ``batches(epoch, start)``, global batch split
-over ranks) and the same augmentation options. Every image's augmentation is drawn from a
-generator seeded by (seed, epoch, index), so batches do not depend on which worker decoded
-them, and resuming at (epoch, batch) reproduces the uninterrupted run.
+A ``DataLoader`` whose worker processes decode, resize and crop each photo; the main process
+only normalises (on the training device, from uint8: a quarter of float32's bytes). The pixels
+are those of the cached ``PhotoLoader``, bit for bit: a photo is decoded and resized to the
+evaluation resize exactly as the cache holds it, and its training view comes from (seed, epoch,
+index) alone, whichever worker decodes it, so a resumed run is exact and streaming changes
+nothing but where the decoding happens. Workers persist across epochs.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.datasets import ImageFolder
-from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
-from resnetlab.data.folder import decode_image
-from resnetlab.data.loader import NO_AUGMENTATION, Augmentation
+from resnetlab.data.loader import Augmentation
+from resnetlab.data.photo_loader import PhotoBatches, cut_view, draw_view, stack_channels_last, ten_crops, view_rng
+from resnetlab.data.photos import decode_photo, eval_resize
+from resnetlab.data.stats import channel_stats
 from resnetlab.errors import ResnetlabError
 
+log = logging.getLogger(__name__)
+STATS_SAMPLE = 512  # photos decoded to estimate a streamed folder's mean and std
 
-class AugmentedFolder(Dataset):
-    """(image float (C, H, W) in [0, 1], label) for an (index, epoch) key, augmented reproducibly."""
 
-    def __init__(self, root: Path, augmentation: Augmentation, seed: int, image_size: tuple[int, int] | None) -> None:
-        self.folder = ImageFolder(str(root), loader=lambda path: path)  # decoding happens below
-        self.augmentation, self.seed, self.image_size = augmentation, seed, image_size
+def default_workers() -> int:
+    """Decoding processes: every core but one (which trains), at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass
+class PhotoFiles:
+    """One split of photos left on disk: paths, labels and the crop side S the model sees."""
+
+    paths: list[str]
+    labels: torch.Tensor
+    crop: int
 
     def __len__(self) -> int:
-        return len(self.folder)
+        return len(self.paths)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
-        index, epoch = key
-        path, label = self.folder.samples[index]
-        array = decode_image(path, self.image_size)
+    @property
+    def channels(self) -> int:
+        return 3
+
+    def take(self, indices: torch.Tensor) -> PhotoFiles:
+        return PhotoFiles([self.paths[int(i)] for i in indices], self.labels[indices], self.crop)
+
+    def decoded(self, index: int) -> torch.Tensor:
+        """Photo ``index`` at the evaluation resize, uint8 (C, H, W); a bad file raises naming it."""
+        array = decode_photo(self.paths[index], eval_resize(self.crop))
         if isinstance(array, str):
-            raise RuntimeError(f"cannot read image {path}: {array}")
-        x = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)  # (C, H, W) in [0, 1]
-        return self.augment(x, index, epoch), label
+            raise ResnetlabError(f"cannot read image {self.paths[index]} ({array}): fix or remove it")
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
-    def augment(self, x: torch.Tensor, index: int, epoch: int) -> torch.Tensor:
-        aug = self.augmentation
-        gen = torch.Generator().manual_seed((self.seed * 100_003 + epoch) * 10_000_019 + index)
-        h, w = x.shape[1:]
-        if aug.crop_padding:
-            p = aug.crop_padding
-            top, left = torch.randint(0, 2 * p + 1, (2,), generator=gen).tolist()  # drawn in every epoch: flips stay as they were
-            if aug.crops_in(epoch):
-                x = v2.functional.pad(x, [p, p, p, p])[:, top : top + h, left : left + w]
-        flip = bool(torch.rand(1, generator=gen) < 0.5)
-        if aug.flip == "alternate":
-            flip = bool(torch.rand(1, generator=torch.Generator().manual_seed(self.seed * 10_000_019 + index)) < 0.5) ^ bool(epoch % 2)
-        if aug.flip != "none" and flip:
-            x = x.flip(2)
-        if aug.cutout:
-            cy, cx = torch.randint(0, h, (1,), generator=gen).item(), torch.randint(0, w, (1,), generator=gen).item()
-            half = aug.cutout // 2
-            x[:, max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1] = 0
-        return x
+    def preview(self, rows: torch.Tensor) -> torch.Tensor:
+        """uint8 (n, C, S, S): the centre crops the model is evaluated on."""
+        if len(rows) == 0:
+            return torch.empty(0, 3, self.crop, self.crop, dtype=torch.uint8)
+        return torch.stack([TF.center_crop(self.decoded(int(i)), [self.crop, self.crop]) for i in rows])
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Mean and std per channel of an evenly spaced sample of ``STATS_SAMPLE`` photos (decoding
+        them all would cost an epoch); unreadable ones are left out of the sample."""
+        step = max(1, len(self) // STATS_SAMPLE)
+        planes = []
+        for i in range(0, len(self), step):
+            array = decode_photo(self.paths[i], eval_resize(self.crop))
+            if not isinstance(array, str):
+                planes.append(torch.from_numpy(array.copy()).reshape(-1, 3))
+        if not planes:
+            raise ResnetlabError(f"none of the sampled photos could be read (first: {self.paths[0]})")
+        return channel_stats(torch.cat(planes).T[None, :, :, None])
 
 
-class StreamingLoader:
-    """Batches of (normalised float images, labels) on ``device`` decoded from a class folder."""
+class PhotoStream(Dataset):
+    """(uint8 pixels or None, label, RGB offset, error text or None) for an (index, epoch) key."""
 
-    def __init__(
-        self,
-        root: Path,
-        batch_size: int,
-        *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        device: torch.device | str = "cpu",
-        train: bool = False,
-        augmentation: Augmentation | None = None,
-        seed: int = 0,
-        drop_last: bool | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
-        image_size: tuple[int, int] | None = None,
-        num_workers: int = 2,
-    ) -> None:
-        aug = (augmentation or Augmentation()) if train else NO_AUGMENTATION
-        if aug.copies > 1:
-            raise ResnetlabError("several copies of each image per batch need the in-memory loader (TensorLoader)")
-        self.dataset = AugmentedFolder(root, aug, seed, image_size)
-        self.classes = self.dataset.folder.classes
-        self.batch_size, self.train, self.seed = batch_size, train, seed
-        self.drop_last = train if drop_last is None else drop_last
-        self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
-        self.device = torch.device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.normalize = v2.Normalize(list(mean), list(std))
+    def __init__(self, files: PhotoFiles, *, train: bool, augmentation: str, flip: bool, seed: int, ten_crop: bool) -> None:
+        self.files, self.train, self.augmentation, self.flip = files, train, augmentation, flip
+        self.seed, self.ten_crop, self.resize = seed, ten_crop, eval_resize(files.crop)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return len(self.files)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, tuple[float, ...], str | None]:
+        index, epoch = key
+        path, label, crop = self.files.paths[index], int(self.files.labels[index]), self.files.crop
+        array = decode_photo(path, self.resize)
+        if isinstance(array, str):
+            return None, label, (0.0, 0.0, 0.0), f"{path} ({array})"
+        image = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (C, H, W) with channels-last strides, as the cache
+        if self.train:
+            view = draw_view(view_rng(self.seed, epoch, index), image.shape[1], image.shape[2], crop, self.augmentation, self.flip)
+            return cut_view(image, view, crop), label, view.colour, None
+        if self.ten_crop:
+            return ten_crops(image, crop), label, (0.0, 0.0, 0.0), None
+        return TF.center_crop(image, [crop, crop]).contiguous(), label, (0.0, 0.0, 0.0), None
+
+
+def collate(items: list[tuple[Any, ...]]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, list[str]]:
+    """A batch of the readable photos (uint8, channels-last), their labels and offsets, and the errors."""
+    good = [item for item in items if item[3] is None]
+    errors = [item[3] for item in items if item[3] is not None]
+    if not good:
+        return None, torch.empty(0, dtype=torch.int64), torch.empty(0, 3), errors
+    pixels = [item[0] for item in good]
+    stacked = stack_channels_last(pixels) if pixels[0].ndim == 3 else torch.stack(pixels)
+    return stacked, torch.tensor([item[1] for item in good]), torch.tensor([item[2] for item in good]), errors
+
+
+class EpochPlan:
+    """The batch sampler: this rank's (index, epoch) keys of every batch from ``start`` on, for the
+    epoch last set (the DataLoader reads it anew at each ``iter``, workers persist)."""
+
+    def __init__(self, loader: StreamingLoader) -> None:
+        self.loader, self.epoch, self.start = loader, 0, 0
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order, size, ld = self.loader.order(self.epoch), self.loader.batch_size, self.loader
+        for b in range(self.start, len(ld)):
+            rows = order[b * size : (b + 1) * size][ld.rank :: ld.world_size]
+            yield [(int(i), self.epoch) for i in rows]
+
+    def __len__(self) -> int:
+        return len(self.loader) - self.start
+
+
+class StreamingLoader(PhotoBatches):
+    """Batches of (normalised float images, labels) on ``device`` decoded from ``PhotoFiles`` by
+    ``num_workers`` processes (0: in this process). ``skip_bad_images`` leaves unreadable photos
+    out of their batch (named once); otherwise the first one stops the run with its name."""
+
+    def __init__(self, data: PhotoFiles, batch_size: int, *, mean: Sequence[float], std: Sequence[float],
+                 device: torch.device | str = "cpu", train: bool = False, augmentation: Augmentation | None = None,
+                 seed: int = 0, drop_last: bool | None = None, rank: int = 0, world_size: int = 1,
+                 channels_last: bool = False, num_workers: int | None = None, ten_crop: bool = False,
+                 skip_bad_images: bool = False) -> None:
+        super().__init__(data, batch_size, mean=mean, std=std, device=device, train=train, augmentation=augmentation,
+                         seed=seed, drop_last=drop_last, rank=rank, world_size=world_size, channels_last=channels_last,
+                         ten_crop=ten_crop)
+        self.num_workers = default_workers() if num_workers is None else num_workers
+        self.skip_bad_images = skip_bad_images
+        self._reported: set[str] = set()
+        self._loader: DataLoader | None = None
+        self._plan = EpochPlan(self)
+
+    def _data_loader(self) -> DataLoader:
+        if self._loader is None:
+            dataset = PhotoStream(self.data, train=self.train, augmentation=self.augmentation, flip=self.flip, seed=self.seed,
+                                  ten_crop=self.ten_crop)
+            workers = self.num_workers
+            self._loader = DataLoader(dataset, batch_sampler=self._plan, num_workers=workers, collate_fn=collate,
+                                      pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                                      prefetch_factor=2 if workers > 0 else None)
+        return self._loader
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield this rank's batches of ``epoch``, beginning at batch index ``start``."""
-        n = len(self.dataset)
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
-        plan = [
-            [(i, epoch) for i in order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size].tolist()]
-            for b in range(start, len(self))
-        ]
-        loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False)
-        for images, labels in loader:
-            images = self.normalize(images.to(self.device, non_blocking=True))
-            yield images.contiguous(memory_format=self.memory_format), labels.to(self.device)
+        self._plan.epoch, self._plan.start = epoch, start
+        try:
+            for pixels, labels, colour, errors in self._data_loader():
+                self._report(errors)
+                if pixels is None:
+                    continue
+                offsets = colour if self.train and self.augmentation == "scale" else None
+                yield self.normalise(pixels, offsets), labels.to(self.device, non_blocking=True)
+        except RuntimeError as exc:
+            if "DataLoader worker" not in str(exc):
+                raise
+            raise ResnetlabError(f"a photo-decoding worker process died ({str(exc).splitlines()[0]}): out of memory? "
+                                 "Lower --workers or --batch-size") from None
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches(0)
+    def with_ten_crop(self) -> StreamingLoader:
+        twin = super().with_ten_crop()
+        twin._loader, twin._plan = None, EpochPlan(twin)
+        return twin
+
+    def _report(self, errors: list[str]) -> None:
+        if not errors:
+            return
+        if not self.skip_bad_images:
+            raise ResnetlabError(f"cannot read image {errors[0]}: fix or remove it, or pass --skip-bad-images")
+        for error in errors:
+            if error not in self._reported:
+                self._reported.add(error)
+                log.warning("skipped unreadable image %s", error)

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, load_dataset
+from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, create_loader, load_dataset
+from resnetlab.data.photo_loader import PhotoLoader
+from resnetlab.data.photos import PhotoSet
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
@@ -33,6 +35,7 @@ def evaluate(
     split: str = "test",
     tta: bool | None = None,
     tta_shift: int | None = None,
+    ten_crop: bool | None = None,
     out: str | Path | None = None,
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
@@ -57,12 +60,16 @@ def evaluate(
     run_flip, run_shift = run_test_time_views(config)
     tta = run_flip if tta is None else tta
     tta_shift = run_shift if tta_shift is None else tta_shift
-    views = view_count(tta, tta_shift)  # also refuses a bad shift before any data is read
+    ten_crop = bool(config.get("test_time_ten_crop", False)) if ten_crop is None else ten_crop
+    views = view_count(tta, tta_shift, ten_crop)  # also refuses a bad shift before any data is read
+    if ten_crop and (ckpt.get("preprocess") or {}).get("pipeline") != "photos":
+        raise ResnetlabError("ten-crop testing is for models trained on photo folders: use --tta for small images")
     bundle = _load_split_source(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
-    batch_size = batch_size or max(256, int(config.get("batch_size", 256)))  # training's evaluation batch
+    small = bundle.pipeline == "small"
+    batch_size = batch_size or (max(256, int(config.get("batch_size", 256))) if small else int(config.get("batch_size", 32)))
     model, loader = model_and_loader(ckpt, images, batch_size, device)
-    logits, labels = loader_logits(model, loader, tta=tta, shift=tta_shift, progress="evaluating")
+    logits, labels = loader_logits(model, loader, tta=tta, shift=tta_shift, ten_crop=ten_crop, progress="evaluating")
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -74,7 +81,8 @@ def evaluate(
         "loss": loss_and_accuracy(logits, labels)["loss"],
         "n": n,
         "per_class": per_class_accuracy(confusion, classes),
-        "split": split, "tta": tta, "tta_shift": tta_shift, "views": views, "checkpoint": str(path), "dataset": bundle.name,
+        "split": split, "tta": tta, "tta_shift": tta_shift, "ten_crop": ten_crop, "views": views,
+        "checkpoint": str(path), "dataset": bundle.name,
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }
@@ -83,16 +91,16 @@ def evaluate(
     return result
 
 
-def model_and_loader(ckpt: dict[str, Any], images: ImageSet, batch_size: int,
-                     device: str | torch.device) -> tuple[torch.nn.Module, TensorLoader]:
+def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_size: int,
+                     device: str | torch.device) -> tuple[torch.nn.Module, TensorLoader | PhotoLoader]:
     """The checkpoint's model and an evaluation loader over ``images``, with its normalisation and in
     the memory layout its training used, so that the logits match training's to the last bit."""
     device = torch.device(device)
     layout = memory_format(device, bool((ckpt.get("config") or {}).get("channels_last", False)))
     model = model_from_checkpoint(ckpt).to(device, memory_format=layout)
     norm = ckpt["normalization"]
-    loader = TensorLoader(images, batch_size, mean=norm["mean"], std=norm["std"], device=device, train=False,
-                          channels_last=layout == torch.channels_last)
+    loader = create_loader(images, batch_size, mean=norm["mean"], std=norm["std"], device=device, train=False,
+                           channels_last=layout == torch.channels_last)
     return model, loader
 
 
@@ -140,7 +148,7 @@ def _load_split_source(ckpt: dict[str, Any], dataset: str | None, data_dir: str 
 
 
 def _write_files(folder: Path, split: str, confusion: torch.Tensor, classes: list[str],
-                 mistakes: list[dict[str, Any]], images: ImageSet) -> dict[str, str]:
+                 mistakes: list[dict[str, Any]], images: ImageSet | PhotoSet) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / f"eval-{split}-confusion.csv"
     with csv_path.open("w", newline="") as f:
@@ -151,5 +159,5 @@ def _write_files(folder: Path, split: str, confusion: torch.Tensor, classes: lis
     png = plot_confusion_matrix(confusion, classes, folder / f"eval-{split}-confusion.png", title=f"confusion matrix ({split})")
     rows = torch.tensor([m["index"] for m in mistakes], dtype=torch.long)
     captions = [f"{classes[m['label']]} -> {classes[m['predicted']]}\n{m['probability']:.2f}" for m in mistakes]
-    grid = plot_image_grid(images.images[rows], captions, folder / f"eval-{split}-mistakes.png")
+    grid = plot_image_grid(images.preview(rows), captions, folder / f"eval-{split}-mistakes.png")
     return {"confusion_csv": str(csv_path), "confusion_png": str(png), "mistakes_png": str(grid)}

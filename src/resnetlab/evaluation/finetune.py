@@ -31,8 +31,13 @@ def finetune(
     config_file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     overwrite: bool = False,
+    recipe: str = RECIPE,
 ) -> dict[str, Any]:
     """Fine-tune the weights in ``source`` on ``dataset`` into the run folder ``out``.
+
+    ``recipe`` is "fine-tune" (Adam 1e-4, 10 epochs) or "transfer" (the torchvision transfer-
+    learning settings for photos: Adam 1e-4, 3 epochs, batch 16, RandomResizedCrop(224) + flip,
+    ImageNet normalisation), or any other shipped recipe.
 
     ``model`` overrides the architecture read from ``source``; ``overrides`` are any other
     ``TrainConfig`` fields. Returns the run's summary.json content, whose ``pretrained`` entry
@@ -48,10 +53,10 @@ def finetune(
     }
     if epochs is not None:
         values["epochs"] = epochs
-    if spec.get("image_size"):
+    if spec.get("image_size") and recipe != "transfer":
         values["image_size"] = spec["image_size"]
     values.update(overrides or {})
-    config = resolve_config(RECIPE, config_file, values)
+    config = resolve_config(recipe, config_file, values)
     return train(config, overwrite=overwrite)
 
 

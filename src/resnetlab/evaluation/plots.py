@@ -63,3 +63,21 @@ def plot_image_grid(images: torch.Tensor, captions: list[str], path: str | Path,
     if n == 0:
         fig.axes[0].text(0.5, 0.5, "no errors", ha="center", va="center")
     return _save(fig, Path(path))
+
+
+def plot_predictions(results: list[dict], path: str | Path, columns: int = 4) -> Path:
+    """The photos of ``Predictor.predict`` results, each titled with its most probable class and
+    that probability (the figure the transfer-learning write-ups show)."""
+    from resnetlab.evaluation.preprocess import open_rgb
+
+    n = len(results)
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(4 * cols, 4 * rows))
+    for k, item in enumerate(results):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.imshow(open_rgb(item["path"]))
+        best = item["predictions"][0]
+        ax.set_title(f"class: {best['class']}   prob: {best['probability']:.3f}", fontsize=11)
+        ax.axis("off")
+    return _save(fig, Path(path))

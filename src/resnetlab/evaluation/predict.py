@@ -11,8 +11,10 @@ import torch
 from PIL import Image
 
 from resnetlab.data.loader import normalised_black
+from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb_image
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch, rgb_pixels
+from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
+from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.test_time_views import run_test_time_views, view_averaged_logits, view_count
 
@@ -27,14 +29,16 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "cpu", batch_size: int = 64,
-                 tta: bool | None = None, tta_shift: int | None = None) -> None:
+                 tta: bool | None = None, tta_shift: int | None = None, ten_crop: bool | None = None) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.classes: list[str] = list(self.checkpoint["classes"])
-        self.transform = checkpoint_transform(self.checkpoint)
-        run_flip, run_shift = run_test_time_views(self.checkpoint.get("config") or {})
+        config = self.checkpoint.get("config") or {}
+        self.ten_crop = bool(config.get("test_time_ten_crop", False)) if ten_crop is None else ten_crop
+        self.transform = checkpoint_transform(self.checkpoint, ten_crop=self.ten_crop)
+        run_flip, run_shift = run_test_time_views(config)
         self.tta = run_flip if tta is None else tta
         self.tta_shift = run_shift if tta_shift is None else tta_shift
-        self.views = view_count(self.tta, self.tta_shift)  # also refuses a bad shift
+        self.views = view_count(self.tta, self.tta_shift, self.ten_crop)  # also refuses a bad shift
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.model = model_from_checkpoint(self.checkpoint).to(self.device).eval()
@@ -65,7 +69,16 @@ class Predictor:
         ``[{"class", "index", "probability"}, ...]``, highest first."""
         if not isinstance(image, Image.Image):
             raise ResnetlabError(f"predict_image takes a PIL image, got {type(image).__name__}: use predict(paths) for files")
-        return self._ranked(self.probabilities(self.transform(rgb_pixels(image)).unsqueeze(0)), topk)[0]
+        return self._ranked(self.probabilities(self.transform(rgb_image(image)).unsqueeze(0)), topk)[0]
+
+    @classmethod
+    def from_weights(cls, model: str, weights: str | Path, classes: str | Path | list[str], *, image_size: int = DEFAULT_CROP,
+                     mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD, **options: Any) -> Predictor:
+        """A predictor from a plain ``state_dict()`` file and a ``class_indices.json`` (or class names),
+        as the transfer-learning write-ups save them: photos resized to ``image_size * 256 / 224``,
+        centre-cropped to ``image_size`` and normalised with ImageNet's mean and std."""
+        checkpoint = weights_checkpoint(model, weights, classes, image_size=image_size, mean=mean, std=std)
+        return cls(checkpoint, **options)
 
     def _ranked(self, probabilities: torch.Tensor, topk: int) -> list[list[dict[str, Any]]]:
         """Per row of (N, K) probabilities: the top ``topk`` (at most K) classes, highest first."""

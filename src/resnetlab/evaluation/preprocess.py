@@ -1,13 +1,15 @@
 """Turning image files into the tensors a checkpoint's model expects.
 
-Everything comes from the checkpoint: the input size (resize the short side, then centre-crop),
-the channel count (grayscale, palette and RGBA images are converted) and the normalisation of
-its training set. Decoding errors become a ``ResnetlabError`` naming the file.
+Everything comes from the checkpoint: the input size, how its training data became model input
+(a photo model: shorter side resized on the PIL image, then a centre crop, as torchvision's
+references evaluate; a small-image model: the whole image resized), the channel count
+(grayscale, palette, 16-bit and RGBA images are converted) and the normalisation of its
+training set. Decoding errors become a ``ResnetlabError`` naming the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -15,6 +17,8 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
+from resnetlab.data.photo_loader import ten_crops
+from resnetlab.data.photos import open_image, resize_photo, rgb_image
 from resnetlab.errors import ResnetlabError
 
 
@@ -37,25 +41,35 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """Decode any image Pillow reads into uint8 RGB (3, H, W); raise our error for anything else."""
+def open_rgb(path: str | Path) -> Image.Image:
+    """Decode any image Pillow reads into an 8-bit RGB PIL image (decompression bombs refused, 16-bit
+    scaled, alpha dropped): what a photo's transform starts from, as training's cache did."""
     try:
-        with Image.open(path) as image:
+        with open_image(str(path)) as image:
             image.load()
-            return rgb_pixels(image)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            return rgb_image(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResnetlabError(f"{path} is not an image Pillow can read: {reason}") from None
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Decode any image Pillow reads into uint8 RGB (3, H, W); raise our error for anything else."""
+    return v2.functional.pil_to_tensor(open_rgb(path))
 
 
 def rgb_pixels(image: Image.Image) -> torch.Tensor:
     """A decoded PIL image as uint8 RGB (3, H, W): palette, grayscale, 16-bit and RGBA (alpha
     dropped) are converted, so every source reaches ``build_transform`` in one form."""
-    return v2.functional.pil_to_tensor(image.convert("RGB"))
+    return v2.functional.pil_to_tensor(rgb_image(image))
 
 
 def build_transform(input_size: Sequence[int], mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
-    """uint8 RGB (3, h, w) of any size -> float (C, H, W) normalised as the checkpoint's training data."""
+    """uint8 RGB (3, h, w) of any size -> float (C, H, W) normalised as the checkpoint's training data.
+
+    For checkpoints of small images (CIFAR-like), which saw whole images: the short side resized to
+    the input's short side, then the centre cropped."""
     channels, height, width = input_size
     steps: list[v2.Transform] = []
     if channels == 1:
@@ -63,7 +77,6 @@ def build_transform(input_size: Sequence[int], mean: Sequence[float], std: Seque
     elif channels != 3:
         raise ResnetlabError(f"checkpoint expects {channels}-channel images: only 1 (grayscale) and 3 (RGB) can be read from files")
     steps += [
-        # Resize the short side to the crop's short side, then crop the centre: the usual eval transform.
         v2.Resize(min(height, width), antialias=True),
         v2.CenterCrop((height, width)),
         v2.ToDtype(torch.float32, scale=True),
@@ -72,16 +85,47 @@ def build_transform(input_size: Sequence[int], mean: Sequence[float], std: Seque
     return v2.Compose(steps)
 
 
-def load_batch(paths: Sequence[Path], transform: v2.Compose) -> torch.Tensor:
-    """Read and preprocess ``paths`` into one float batch (N, C, H, W)."""
-    return torch.stack([transform(read_image(p)) for p in paths])
+class PhotoTransform:
+    """A photo (PIL RGB) -> float (3, S, S), exactly torchvision's evaluation transform:
+    ``Resize(resize)`` on the PIL image, ``CenterCrop(S)``, ``ToTensor()``, ``Normalize(mean, std)``;
+    with ``ten_crop``, (10, 3, S, S): the corners and centre, then their mirror images."""
+
+    def __init__(self, crop: int, resize: int, mean: Sequence[float], std: Sequence[float], ten_crop: bool = False) -> None:
+        self.crop, self.resize, self.ten_crop = crop, resize, ten_crop
+        self.normalize = v2.Normalize(list(mean), list(std))
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        if isinstance(image, torch.Tensor):
+            image = v2.functional.to_pil_image(image)
+        resized = v2.functional.pil_to_tensor(resize_photo(image, self.resize))  # uint8 (3, h, w), as the cache holds it
+        if not self.ten_crop:
+            return self._float(v2.functional.center_crop(resized, [self.crop, self.crop]))
+        return self._float(ten_crops(resized, self.crop))
+
+    def _float(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.normalize(pixels.float().div_(255))  # ToTensor, then Normalize (over the last three dimensions)
 
 
-def checkpoint_transform(ckpt: dict) -> v2.Compose:
-    """The eval transform a checkpoint implies (its ``input_size`` and ``normalization``)."""
+Transform = Callable[[Image.Image | torch.Tensor], torch.Tensor]
+
+
+def load_batch(paths: Sequence[Path], transform: Transform) -> torch.Tensor:
+    """Read and preprocess ``paths`` into one float batch (N, C, H, W), or (N, 10, C, H, W) for ten crops."""
+    return torch.stack([transform(open_rgb(p)) for p in paths])
+
+
+def checkpoint_transform(ckpt: dict, ten_crop: bool = False) -> Transform:
+    """The evaluation transform a checkpoint implies (its ``input_size``, ``normalization`` and
+    ``preprocess``): a photo model's resize and centre crop, or a small-image model's whole image."""
     try:
         input_size = ckpt["input_size"]
         mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
     except (KeyError, TypeError):
         raise ResnetlabError("checkpoint has no input_size/normalization entries: it was not written by resnetlab train") from None
-    return build_transform(input_size, mean, std)
+    preprocess = ckpt.get("preprocess") or {}
+    if preprocess.get("pipeline") == "photos":
+        return PhotoTransform(int(input_size[1]), int(preprocess["resize"]), mean, std, ten_crop=ten_crop)
+    if ten_crop:
+        raise ResnetlabError("ten-crop testing is for models trained on photo folders: use --tta for small images")
+    small = build_transform(input_size, mean, std)
+    return lambda image: small(rgb_pixels(image) if isinstance(image, Image.Image) else image)

@@ -92,7 +92,7 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
         checkpoint=path,
         classes=classes,
         confusion=confusion_matrix(logits, labels, len(classes)),
-        sample_images=bundle.test.images[rows].numpy(),
+        sample_images=bundle.test.preview(rows).numpy(),
         sample_labels=labels[rows].tolist(),
         sample_predictions=predicted[rows].tolist(),
     )

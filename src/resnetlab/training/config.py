@@ -27,6 +27,8 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "onecycle")
 SCHEDULE_UNITS = ("iterations", "epochs")
 FLIPS = ("random", "alternate", "none")
+PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
+NORMALIZATIONS = ("auto", "imagenet", "dataset")
 
 
 @dataclass
@@ -68,6 +70,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # exponential moving average of weights per step (0: off); evaluated when on
     test_time_flip: bool = False  # evaluate the mean of each image's and its mirror image's logits
     test_time_shift: int = 0  # also average every move by up to this many pixels, black borders (0: off; final evaluation only)
+    test_time_ten_crop: bool = False  # photo folders: average the paper's 10 crops (corners, centre, mirrored) in the final evaluation
 
     # Augmentation (data.loader.Augmentation)
     crop_padding: int = 4  # pixels of zero padding before the random crop (0: no crop)
@@ -75,11 +78,16 @@ class TrainConfig:
     cutout: int = 0  # side of a zeroed square in pixels (0: off)
     uncropped_epochs: int = 0  # the last N epochs train on whole images, as the test sees them (0: crop in every epoch)
     batch_copies: int = 1  # views of each image per batch, each its own crop and flip (batch augmentation; 1: off)
+    photo_augmentation: str = "random-resized-crop"  # photos: random-resized-crop (torchvision's) | scale (paper: 256-480 px, PCA colour)
 
     # Data
     val_split: float = 0  # validation images held out of train: count (>=1) or fraction (<1)
     subset: int | None = None  # keep only this many training images (quick runs)
-    image_size: int | None = None  # resize images to this side (None: native)
+    image_size: int | None = None  # small images: resize to this side (None: native); photo folders: the training crop S (None: 224)
+    normalization: str = "auto"  # auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset
+    memory_budget_gb: float | None = None  # photo folders: GiB the decoded cache may take (None: half the machine's memory)
+    stream: bool | None = None  # photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)
+    workers: int | None = None  # streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)
     skip_bad_images: bool = False  # image folders: leave out unreadable images (named in the log) instead of stopping
 
     # Execution
@@ -101,7 +109,8 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "epochs", "max_iters")  # may change on --resume
+# may change on --resume
+RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "epochs", "max_iters", "memory_budget_gb", "workers")
 
 
 def resolve_config(
@@ -181,13 +190,14 @@ def _check_keys(values: dict[str, Any], source: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS}
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
+               "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
     if config.epochs is None and not config.max_iters:
         raise ResnetlabError("set epochs or max_iters: the run needs a budget")
-    for key in ("epochs", "max_iters", "subset", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs"):
+    for key in ("epochs", "max_iters", "subset", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs", "workers"):
         value = getattr(config, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")
@@ -195,6 +205,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         value = getattr(config, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ResnetlabError(f"{key} must be a whole number >= 1, got {value!r}")
+    if config.memory_budget_gb is not None and not (isinstance(config.memory_budget_gb, (int, float))
+                                                    and not isinstance(config.memory_budget_gb, bool) and config.memory_budget_gb > 0):
+        raise ResnetlabError(f"memory_budget_gb must be a positive number of GiB, got {config.memory_budget_gb!r}")
     if not 0 <= config.ema_decay < 1:
         raise ResnetlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     if config.whiten_first_conv and config.init_from:

@@ -19,6 +19,7 @@ from resnetlab.training.test_time_views import view_averaged_logits, view_count
 
 if TYPE_CHECKING:
     from resnetlab.data import TensorLoader
+    from resnetlab.data.photo_loader import PhotoLoader
 
 
 @torch.no_grad()
@@ -45,17 +46,22 @@ def collect_logits(
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def loader_logits(model: nn.Module, loader: TensorLoader, *, tta: bool = False, shift: int = 0,
-                  progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def loader_logits(model: nn.Module, loader: TensorLoader | PhotoLoader, *, tta: bool = False, shift: int = 0,
+                  ten_crop: bool = False, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``collect_logits`` over every batch of an evaluation ``loader``, moved views' borders set to
     its ``padding_value`` (the black of training's crops).
 
+    With ``ten_crop`` (photo loaders) each image is the mean of its ten crops instead.
     With ``progress``, a bar so labelled (and with the view count) on a terminal: 18 views of
     10,000 images take over a minute on a small CPU, which should not pass in silence.
     """
+    if ten_crop:
+        if not hasattr(loader, "with_ten_crop"):
+            raise ResnetlabError("ten-crop testing is for photo folders (crops of a larger photo): use --tta for small images")
+        loader, tta, shift = loader.with_ten_crop(), False, 0
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = loader.batches(0)
     if progress:
-        views = view_count(tta, shift)
+        views = view_count(tta, shift, ten_crop)
         batches = tqdm(batches, total=len(loader), desc=f"{progress} ({views} view{'s' if views > 1 else ''})",
                        unit="batch", leave=False, dynamic_ncols=True, disable=None)  # None: no bar off a terminal
     return collect_logits(model, batches, tta=tta, shift=shift, fill=loader.padding_value)

@@ -20,11 +20,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from resnetlab.data import Augmentation, DatasetBundle, TensorLoader
+from resnetlab.data import Augmentation, DatasetBundle, TensorLoader, create_loader
+from resnetlab.data.photo_loader import PhotoLoader
+from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD, eval_resize
+from resnetlab.data.streaming import StreamingLoader
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.training import distributed
-from resnetlab.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from resnetlab.training.checkpoint import atomic_save, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from resnetlab.training.config import RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
 from resnetlab.training.devices import memory_format, mixed_precision, resolve_device
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, loader_logits, train_one_epoch
@@ -34,6 +37,8 @@ from resnetlab.training.run_folder import RunFolder
 from resnetlab.training.schedules import Schedule, create_schedule
 from resnetlab.training.test_time_views import view_count
 from resnetlab.training.whitening import whiten_first_convolution
+
+WEIGHTS_FILE = "weights.pth"  # the final model's state_dict(), beside class_indices.json
 
 
 @dataclass
@@ -48,9 +53,9 @@ class Parts:
     scaler: torch.amp.GradScaler
     autocast: Callable[[], Any]
     criterion: nn.Module
-    train_loader: TensorLoader
-    val_loader: TensorLoader | None
-    test_loader: TensorLoader
+    train_loader: TensorLoader | PhotoLoader | StreamingLoader
+    val_loader: TensorLoader | PhotoLoader | StreamingLoader | None
+    test_loader: TensorLoader | PhotoLoader | StreamingLoader
 
     @property
     def eval_model(self) -> nn.Module:
@@ -95,8 +100,12 @@ def train(
         checkpoint = load_checkpoint(run.last) if resume else None
         if checkpoint is not None:
             config = resume_config(config, checkpoint["config"])
+        elif config.normalization == "auto":
+            config = replace(config, normalization=normalization_for(config.init_from))  # recorded as decided
         log = run.open_log(config.quiet)
-        bundle = bundle if bundle is not None else load_data(config)
+        bundle = normalized(bundle if bundle is not None else load_data(config), config)
+        if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
+            config = replace(config, stream=bundle.extra.get("storage") == "stream")
         parts = build_parts(config, bundle, device, ctx)
         progress = Progress()
         if checkpoint is not None:
@@ -106,11 +115,15 @@ def train(
         else:
             progress.pretrained = load_initial_weights(parts.model, config.init_from, log)
             if config.whiten_first_conv:
+                if bundle.pipeline != "small":
+                    raise ResnetlabError("whiten_first_conv needs small images of one size (CIFAR-like), not a photo folder")
                 whitened = whiten_first_convolution(parts.model, bundle.train.images, bundle.mean, bundle.std, config.seed)
                 log.info(f"first convolution: {whitened} filters from whitened training-image patches")
             run.write_start(config, bundle.classes)
         train_loop(config, bundle, parts, progress, run, ctx, on_iteration)
         summary = make_summary(config, bundle, parts, progress, ctx)
+        if run.writer:  # the final weights as a plain state_dict(), for tools that know nothing of checkpoints
+            atomic_save(parts.eval_model.state_dict(), run.path / WEIGHTS_FILE)
         run.write_summary(summary)
         return summary
     finally:
@@ -123,13 +136,39 @@ def load_data(config: TrainConfig) -> DatasetBundle:
     from resnetlab.data import load_dataset
 
     val_split = int(config.val_split) if config.val_split >= 1 else config.val_split
-    return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed,
-                        subset=config.subset, image_size=config.image_size, skip_bad_images=config.skip_bad_images)
+    budget = int(config.memory_budget_gb * 2**30) if config.memory_budget_gb else None
+    return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed, subset=config.subset,
+                        image_size=config.image_size, skip_bad_images=config.skip_bad_images, memory_budget=budget,
+                        stream=config.stream)
+
+
+def normalization_for(init_from: str | None) -> str:
+    """``auto`` decided: ImageNet's mean/std for torchvision (ImageNet) weights, the data's own otherwise."""
+    if not init_from:
+        return "dataset"
+    from resnetlab.training.pretrained import read_state_dict
+
+    _, ours = read_state_dict(init_from)
+    return "dataset" if ours is not None else "imagenet"
+
+
+def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
+    """The bundle with the normalisation the config asks for (the checkpoint records it)."""
+    if config.normalization == "imagenet":
+        channels = bundle.image_shape[0]
+        if channels != 3:
+            raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): use --normalization dataset")
+        return replace(bundle, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return bundle
 
 
 def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:
     """The checkpoint's config, with only the fields that may change on resume taken from ``given``."""
     saved = config_from_dict(dict(saved_values), "the checkpoint's config")
+    if given.normalization == "auto":  # decided when the run started: keep that decision
+        given = replace(given, normalization=saved.normalization)
+    if given.stream is None:
+        given = replace(given, stream=saved.stream)
     changed = set(differing_fields(saved, given))
     fixed = sorted(changed - set(RESUME_MUTABLE) - {"recipe"})
     if fixed:
@@ -147,16 +186,18 @@ def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device
 def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed):
     """Training loader (this rank's share of each global batch) and evaluation loaders."""
     common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
-                  channels_last=memory_format(device, config.channels_last) == torch.channels_last)
+                  channels_last=memory_format(device, config.channels_last) == torch.channels_last,
+                  num_workers=config.workers, skip_bad_images=config.skip_bad_images)  # the last two: streaming only
     augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
                                 crop_epochs=crop_epochs(config, len(bundle.train) // config.batch_size),
-                                copies=config.batch_copies)
-    train_loader = TensorLoader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
+                                copies=config.batch_copies, photo=config.photo_augmentation)
+    train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
     if len(train_loader) == 0:
         raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
-    eval_batch = max(256, config.batch_size)
-    val_loader = TensorLoader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
-    return train_loader, val_loader, TensorLoader(bundle.test, eval_batch, **common)
+    # Photos are evaluated in training's batch size (ten crops make each ten forward passes).
+    eval_batch = max(256, config.batch_size) if bundle.pipeline == "small" else config.batch_size
+    val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
+    return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)
 
 
 def build_parts(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed) -> Parts:
@@ -276,14 +317,14 @@ def _agree(flag: bool, ctx: distributed.Distributed) -> bool:
     return bool(distributed.sum_over_processes(torch.tensor([float(flag)])).item())
 
 
-def evaluate(model: nn.Module, loader: TensorLoader | None, config: TrainConfig, ctx: distributed.Distributed,
-             *, shift: int) -> dict[str, float]:
+def evaluate(model: nn.Module, loader: TensorLoader | PhotoLoader | StreamingLoader | None, config: TrainConfig,
+             ctx: distributed.Distributed, *, shift: int, ten_crop: bool = False) -> dict[str, float]:
     """Loss and accuracy over a whole split, summed over the processes' shards, with the config's
-    mirror-image view and translations by up to ``shift`` pixels."""
+    mirror-image view and translations by up to ``shift`` pixels (or a photo's ten crops)."""
     if loader is None:
         return {"loss": math.nan, "acc": math.nan}
     bar = None if config.quiet or not ctx.is_main else "evaluating"
-    logits, labels = loader_logits(model, loader, tta=config.test_time_flip, shift=shift, progress=bar)
+    logits, labels = loader_logits(model, loader, tta=config.test_time_flip, shift=shift, ten_crop=ten_crop, progress=bar)
     n = float(len(labels))
     loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if n else 0.0
     correct = (logits.argmax(1) == labels).sum().item() if n else 0.0
@@ -298,16 +339,18 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
     if ctx.enabled:
         distributed.broadcast_buffers(parts.eval_model)
     # translations (a pass per move) only in the final evaluation, so that watching the curve stays cheap
-    shift = config.test_time_shift if progress.iteration >= parts.schedule.total_iters else 0
+    final = progress.iteration >= parts.schedule.total_iters
+    shift = config.test_time_shift if final else 0
+    ten_crop = config.test_time_ten_crop and final
     started = time.perf_counter()
-    val = evaluate(parts.eval_model, parts.val_loader, config, ctx, shift=shift)
-    test = evaluate(parts.eval_model, parts.test_loader, config, ctx, shift=shift)
+    val = evaluate(parts.eval_model, parts.val_loader, config, ctx, shift=shift, ten_crop=ten_crop)
+    test = evaluate(parts.eval_model, parts.test_loader, config, ctx, shift=shift, ten_crop=ten_crop)
     stats = progress.stats
     row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": parts.schedule.lr,
            "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
            "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
            "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
-           "test_views": view_count(config.test_time_flip, shift)}
+           "test_views": view_count(config.test_time_flip, shift, ten_crop)}
     run.append_metrics(row)
     run.log.info(epoch_line(row, epochs))
     progress.epoch, progress.batch, progress.last = progress.epoch + 1, 0, row
@@ -344,6 +387,7 @@ def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts,
         "classes": list(bundle.classes),
         "normalization": {"mean": [float(m) for m in bundle.mean], "std": [float(s) for s in bundle.std]},
         "input_size": list(bundle.image_shape),
+        "preprocess": preprocess_record(bundle),
         "dataset": {"name": config.dataset, "data_dir": config.data_dir},
         "config": config.to_dict(),
         "epoch": progress.epoch, "batch": progress.batch, "iteration": progress.iteration,
@@ -360,6 +404,14 @@ def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts,
         payload["train_state_dict"] = parts.model.state_dict()
         payload["ema"] = parts.ema.state_dict()
     return payload
+
+
+def preprocess_record(bundle: DatasetBundle) -> dict[str, Any]:
+    """How a file becomes the model's input, for ``predict``: a photo is resized (shorter side) and
+    centre-cropped to ``input_size``; small images are resized to it whole."""
+    if bundle.pipeline == "photos":
+        return {"pipeline": "photos", "resize": eval_resize(bundle.image_shape[1])}
+    return {"pipeline": "small"}
 
 
 def restore(ckpt: dict[str, Any], parts: Parts, progress: Progress) -> None:

@@ -4,6 +4,7 @@
     metrics.csv        one row per epoch (METRICS_COLUMNS; accuracies are fractions)
     summary.json       the dict ``train`` returns
     class_indices.json {"0": "airplane", ...}
+    weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
     train.log          the console lines, plus warnings
     tb/                TensorBoard events (when tensorboard is installed)
     checkpoints/last.pt, checkpoints/best.pt
@@ -27,7 +28,7 @@ from resnetlab.training.config import TrainConfig, save_config
 
 METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views")
-RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoints")
+RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoints", "weights.pth")
 
 
 class RunFolder:

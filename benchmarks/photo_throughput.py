@@ -1,0 +1,94 @@
+"""Training throughput on photos: the cached photo loader feeding a ResNet-18 step vs. the bare step.
+
+Side by side, in one process, for each crop size (224 and 112 px by default), same model, batch
+and step count, rounds interleaved so that drift in the machine's load hits every line alike:
+
+1. bare     training steps on one ready, normalised channels_last batch (no data work at all);
+2. cached   ``PhotoLoader`` over the photo folder's memory cache: RandomResizedCrop + flip per
+            photo from the cached copy, normalised, channels_last.
+
+Prints images/s for each and the ratio cached/bare (target >= 0.9). Run on a quiet machine:
+
+    python benchmarks/photo_throughput.py --data-dir ~/.cache/resnetlab/flowers5_kaggle --sizes 224 112 --steps 20 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from resnetlab.data import Augmentation, create_loader, load_dataset
+from resnetlab.models import create_model
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True, help="a photo folder (train/<class>/, val/ or test/)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[224, 112], help="training crop sides S to measure")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per pipeline and round")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    return p.parse_args()
+
+
+def endless(make_epoch: Callable[[int], Iterator]) -> Iterator:
+    for epoch in itertools.count():
+        yield from make_epoch(epoch)
+
+
+def images_per_second(model: nn.Module, batches: Iterator, steps: int, warmup: int) -> float:
+    """Train ``model`` for ``warmup + steps`` steps on ``batches``; time the last ``steps``."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    images_seen, start = 0, 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start, images_seen = time.perf_counter(), 0
+        images, labels = next(batches)
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+        images_seen += len(labels)
+    return images_seen / (time.perf_counter() - start)
+
+
+def measure(data_dir: str, size: int, args: argparse.Namespace) -> dict[str, float]:
+    bundle = load_dataset("folder", data_dir, image_size=size)
+    if bundle.pipeline != "photos":
+        raise SystemExit(f"{data_dir} is not a photo folder ({bundle.extra.get('pipeline_reason')})")
+    loader = create_loader(bundle.train, args.batch_size, mean=bundle.mean, std=bundle.std, train=True,
+                           augmentation=Augmentation(), channels_last=True)
+    ready = next(loader.batches(0))
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=bundle.num_classes).to(memory_format=torch.channels_last).train()
+    streams = {"bare": iter(lambda: ready, None), "cached": endless(loader.batches)}
+    samples: dict[str, list[float]] = {name: [] for name in streams}
+    for round_ in range(args.rounds):
+        for name, batches in streams.items():
+            samples[name].append(images_per_second(model, batches, args.steps, args.warmup))
+        print(f"  {size} px round {round_ + 1}: " + "  ".join(f"{n} {v[-1]:.1f}" for n, v in samples.items()), flush=True)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"ResNet-18, batch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds, "
+          f"{torch.get_num_threads()} threads, photos in {args.data_dir}")
+    for size in args.sizes:
+        rates = measure(args.data_dir, size, args)
+        print(f"{size} px: bare {rates['bare']:.1f} images/s, cached {rates['cached']:.1f} images/s, "
+              f"cached / bare = {rates['cached'] / rates['bare']:.3f}  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

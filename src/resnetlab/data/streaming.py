@@ -4,6 +4,10 @@ Same interface as ``TensorLoader`` (``len``, ``batches(epoch, start)``, global b
 over ranks) and the same augmentation options. Every image's augmentation is drawn from a
 generator seeded by (seed, epoch, index), so batches do not depend on which worker decoded
 them, and resuming at (epoch, batch) reproduces the uninterrupted run.
+
+Workers hand over uint8 images (a quarter of float32's bytes to pin and copy); they are
+normalised on the training device, as ``TensorLoader`` does. The workers live as long as the
+loader (``persistent_workers``): each epoch only changes the batch plan they are sent.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from resnetlab.data.folder import decode_image
-from resnetlab.data.loader import NO_AUGMENTATION, Augmentation
+from resnetlab.data.loader import NO_AUGMENTATION, Augmentation, normalised_black
 from resnetlab.errors import ResnetlabError
 
 
 class AugmentedFolder(Dataset):
-    """(image float (C, H, W) in [0, 1], label) for an (index, epoch) key, augmented reproducibly."""
+    """(image uint8 (C, H, W), label) for an (index, epoch) key, augmented reproducibly."""
 
     def __init__(self, root: Path, augmentation: Augmentation, seed: int, image_size: tuple[int, int] | None) -> None:
         self.folder = ImageFolder(str(root), loader=lambda path: path)  # decoding happens below
@@ -37,7 +41,7 @@ class AugmentedFolder(Dataset):
         array = decode_image(path, self.image_size)
         if isinstance(array, str):
             raise RuntimeError(f"cannot read image {path}: {array}")
-        x = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)  # (C, H, W) in [0, 1]
+        x = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (C, H, W) uint8
         return self.augment(x, index, epoch), label
 
     def augment(self, x: torch.Tensor, index: int, epoch: int) -> torch.Tensor:
@@ -59,6 +63,20 @@ class AugmentedFolder(Dataset):
             half = aug.cutout // 2
             x[:, max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1] = 0
         return x
+
+
+class EpochBatches:
+    """The batch sampler of a long-lived DataLoader: the batches of whichever (epoch, start) was
+    set last (iterated in the main process, so persistent workers need not know)."""
+
+    def __init__(self) -> None:
+        self.plan: list[list[tuple[int, int]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.plan)
+
+    def __len__(self) -> int:
+        return len(self.plan)
 
 
 class StreamingLoader:
@@ -92,7 +110,13 @@ class StreamingLoader:
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.normalize = v2.Normalize(list(mean), list(std))
+        shape = (1, -1, 1, 1)
+        # x/255 then (x - mean)/std folded into one multiply-add on the device: x * scale + shift
+        self.scale = 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32, device=self.device).view(shape))
+        self.shift = normalised_black(mean, std).to(self.device)
+        self.sampler = EpochBatches()
+        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=num_workers,
+                                 pin_memory=self.device.type == "cuda", persistent_workers=num_workers > 0)
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -103,15 +127,13 @@ class StreamingLoader:
         n = len(self.dataset)
         gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
-        plan = [
+        self.sampler.plan = [
             [(i, epoch) for i in order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size].tolist()]
             for b in range(start, len(self))
         ]
-        loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False)
-        for images, labels in loader:
-            images = self.normalize(images.to(self.device, non_blocking=True))
-            yield images.contiguous(memory_format=self.memory_format), labels.to(self.device)
+        for images, labels in self.loader:
+            images = images.to(self.device, non_blocking=True).float().mul_(self.scale).add_(self.shift)
+            yield images.contiguous(memory_format=self.memory_format), labels.to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(0)

@@ -130,3 +130,18 @@ def test_the_loaders_plan_goes_to_the_device_once_per_epoch_not_per_batch(monkey
     assert len(rest) == 7 and first[0].shape == (12, 3, 8, 8) and first[0].device == meta
     assert after_first <= 1 + 2 * 3  # order, then offsets, flips and cutout centres of each copy: once
     assert copies["to the device"] == after_first  # and nothing more for the other 7 batches
+
+
+def test_a_run_reading_every_4_steps_trains_and_records_exactly_what_one_reading_every_step_does(tmp_path, monkeypatch) -> None:
+    from resnetlab.training.run_folder import read_metrics
+
+    def run(interval: int) -> tuple[list[dict], dict]:
+        monkeypatch.setattr(run_module, "host_check_interval", lambda device: interval, raising=False)
+        out = tmp_path / f"every-{interval}"
+        run_module.train(tiny_config(out, epochs=2, ema_decay=0.9), bundle=make_tiny_bundle())
+        rows = [{k: v for k, v in r.items() if "second" not in k} for r in read_metrics(out / "metrics.csv")]
+        return rows, torch.load(out / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
+
+    (rows_1, weights_1), (rows_4, weights_4) = run(1), run(4)
+    assert rows_1 == rows_4
+    assert all(torch.equal(weights_1[k], weights_4[k]) for k in weights_1)

@@ -124,9 +124,10 @@ def test_a_damaged_cache_is_rebuilt(photo_folder, data_cache) -> None:
     assert torch.equal(again.train.pixels, first.train.pixels)
 
 
-def test_memory_budget_refuses_before_decoding(photo_folder) -> None:
-    with pytest.raises(ResnetlabError, match=r"over the memory budget.*--memory-budget-gb"):
-        load_dataset("folder", photo_folder, image_size=224, memory_budget=1000)
+def test_memory_budget_without_streaming_refuses_before_decoding(photo_folder, data_cache) -> None:
+    with pytest.raises(ResnetlabError, match=r"GiB decoded at a shorter side of 256 px, budget 0\.0 GiB.*--memory-budget-gb.*--stream"):
+        load_dataset("folder", photo_folder, image_size=224, memory_budget=1000, stream=False)
+    assert not list(data_cache.rglob("*.pt"))  # nothing was decoded
 
 
 def test_validation_split_and_subset_of_photos(tmp_path) -> None:

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_test_view_flags(p)
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--json", action="store_true",
                    help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views"} as JSON')
     p.set_defaults(func=run_eval)

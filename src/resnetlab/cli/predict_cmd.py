@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topk", type=int, default=None, help=f"classes per image (default: all up to {ALL_CLASSES_UP_TO}, else 5)")
     add_test_view_flags(p)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--show", default=None, metavar="OUT.png", help="save the image(s) titled with the predicted class and probability")
     p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')
     p.set_defaults(func=run_predict)

@@ -13,12 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip confusion matrices and sample predictions (no model run, no data read)")
     p.add_argument("--samples", type=int, default=32, help="test images in each prediction grid (default 32)")
     p.add_argument("--title", default=None, help="page title")
+    p.add_argument("--device", default="auto", help="where the checkpoints run: auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps")
     p.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     from resnetlab.reports import report
 
-    index = report(args.run_dirs, args.out, checkpoints=not args.no_checkpoints, samples=args.samples, title=args.title)
+    index = report(args.run_dirs, args.out, checkpoints=not args.no_checkpoints, samples=args.samples, title=args.title,
+                   device=args.device)
     print(f"report: {index}")
     return 0

@@ -148,10 +148,12 @@ class TensorLoader:
         """Yield this rank's batches of ``epoch``, beginning at batch index ``start`` (with ``copies``
         views per image: the images of all copies one after the other, labels repeated)."""
         order, plans = self._epoch_plan(epoch)
+        # The whole epoch's plan goes to the device in one copy per tensor, not four small ones per batch.
+        order = self._to_device(order)
+        plans = [ViewPlan(*(self._to_device(t) for t in plan)) for plan in plans]
         for b in range(start, len(self)):
-            rows = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
-            idx = rows.to(self.device)
-            views = [self._augmented(idx, p.offsets[rows], p.flips[rows], p.centres[rows]) for p in plans]  # (B, H, W, C) uint8
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
+            views = [self._augmented(idx, p.offsets[idx], p.flips[idx], p.centres[idx]) for p in plans]  # (B, H, W, C) uint8
             x = views[0] if len(views) == 1 else torch.cat(views)
             x = x.permute(0, 3, 1, 2)  # (B, C, H, W) view with channels-last strides
             x = x.float().mul_(self.scale).add_(self.shift)  # measured faster than a promoting uint8 * float mul
@@ -161,24 +163,30 @@ class TensorLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(0)
 
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A CPU tensor on the loader's device; to a GPU from pinned memory, without waiting."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
     def _augmented(self, idx: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """Gather, crop and flip a batch with ONE advanced-indexing op on the padded pixels."""
+        """Gather, crop and flip a batch with ONE advanced-indexing op on the padded pixels (every
+        argument already on the device)."""
         aug = self.augmentation
         if not aug.crop_padding and aug.flip == "none" and not aug.cutout:
             return self.pixels[idx]
         dev = self.device
         h, w = self.image_size
         ys, xs = torch.arange(h, device=dev), torch.arange(w, device=dev)
-        off = offsets.to(dev)  # all zeros without padding
         cols = xs.expand(len(idx), w)
         if aug.flip != "none":
-            cols = torch.where(flips.to(dev)[:, None], w - 1 - xs, xs)  # a mirrored crop reads columns backwards
-        rows = off[:, 0, None] + ys  # (B, H)
-        cols = off[:, 1, None] + cols  # (B, W)
+            cols = torch.where(flips[:, None], w - 1 - xs, xs)  # a mirrored crop reads columns backwards
+        rows = offsets[:, 0, None] + ys  # (B, H); offsets all zeros without padding
+        cols = offsets[:, 1, None] + cols  # (B, W)
         x = self.pixels[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
         if aug.cutout:
             half = aug.cutout // 2
-            cy, cx = centres[:, 0, None, None].to(dev), centres[:, 1, None, None].to(dev)
+            cy, cx = centres[:, 0, None, None], centres[:, 1, None, None]
             mask = ((ys[None, :, None] - cy).abs() <= half) & ((xs[None, None, :] - cx).abs() <= half)  # (B, H, W)
             x = x.masked_fill(mask[..., None], 0)
         return x

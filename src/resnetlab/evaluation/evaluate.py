@@ -20,7 +20,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-from resnetlab.training.devices import memory_format
+from resnetlab.training.devices import memory_format, resolve_device
 from resnetlab.training.engine import loader_logits, loss_and_accuracy
 from resnetlab.training.test_time_views import run_test_time_views, view_count
 
@@ -38,7 +38,7 @@ def evaluate(
     ten_crop: bool | None = None,
     out: str | Path | None = None,
     batch_size: int | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     mistakes: int = 32,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint file or a run folder (its ``checkpoints/last.pt``: the final model).
@@ -95,7 +95,7 @@ def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_si
                      device: str | torch.device) -> tuple[torch.nn.Module, TensorLoader | PhotoLoader]:
     """The checkpoint's model and an evaluation loader over ``images``, with its normalisation and in
     the memory layout its training used, so that the logits match training's to the last bit."""
-    device = torch.device(device)
+    device = resolve_device(device)
     layout = memory_format(device, bool((ckpt.get("config") or {}).get("channels_last", False)))
     model = model_from_checkpoint(ckpt).to(device, memory_format=layout)
     norm = ckpt["normalization"]

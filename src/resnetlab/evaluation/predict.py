@@ -16,6 +16,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
 from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.training.devices import memory_format, resolve_device
 from resnetlab.training.test_time_views import run_test_time_views, view_averaged_logits, view_count
 
 
@@ -28,7 +29,7 @@ class Predictor:
     unless given, so that predictions on files agree with ``resnetlab eval``'s accuracy.
     """
 
-    def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "cpu", batch_size: int = 64,
+    def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "auto", batch_size: int = 64,
                  tta: bool | None = None, tta_shift: int | None = None, ten_crop: bool | None = None) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.classes: list[str] = list(self.checkpoint["classes"])
@@ -39,16 +40,19 @@ class Predictor:
         self.tta = run_flip if tta is None else tta
         self.tta_shift = run_shift if tta_shift is None else tta_shift
         self.views = view_count(self.tta, self.tta_shift, self.ten_crop)  # also refuses a bad shift
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.batch_size = batch_size
-        self.model = model_from_checkpoint(self.checkpoint).to(self.device).eval()
+        # the memory layout of the run's training, as ``evaluate`` uses: the same logits to the last bit
+        self.layout = memory_format(self.device, bool((self.checkpoint.get("config") or {}).get("channels_last", False)))
+        self.model = model_from_checkpoint(self.checkpoint).to(self.device, memory_format=self.layout).eval()
         normalization = self.checkpoint["normalization"]
         self.fill = normalised_black(normalization["mean"], normalization["std"]).to(self.device)  # as training's crop borders
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Preprocessed float images (N, C, H, W) -> softmax probabilities (N, K) on the CPU."""
-        logits = view_averaged_logits(self.model, images.to(self.device), flip=self.tta, shift=self.tta_shift, fill=self.fill)
+        images = images.to(self.device).contiguous(memory_format=self.layout)
+        logits = view_averaged_logits(self.model, images, flip=self.tta, shift=self.tta_shift, fill=self.fill)
         return logits.softmax(1).cpu()
 
     def predict(self, paths: Iterable[str | Path], topk: int = 5) -> list[dict[str, Any]]:

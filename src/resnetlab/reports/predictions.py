@@ -64,7 +64,7 @@ class DatasetCache:
 
 
 def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed: int = 0,
-                       device: str = "cpu") -> TestPredictions:
+                       device: str = "auto") -> TestPredictions:
     """Run the final checkpoint over the whole test split; raises ResnetlabError saying what is missing."""
     path = run.checkpoint()
     if path is None:

@@ -27,6 +27,7 @@ from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
 from resnetlab.reports.runs import Run, read_runs
 from resnetlab.reports.tables import format_cell, format_duration, result_rows, write_csv, write_markdown
+from resnetlab.training.devices import resolve_device
 
 
 def report(
@@ -37,13 +38,15 @@ def report(
     samples: int = 32,
     title: str | None = None,
     sweep_command: str | None = None,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
 
     ``checkpoints=False`` skips the confusion matrices and sample predictions (no model is run,
-    no data is read). ``samples`` test images go into each prediction grid.
+    no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
+    checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts).
     """
+    device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ Written by training (``resnetlab.training.run``) on top of the above:
     train_state_dict  the raw training weights (only with EMA; resume loads these)
     ema               AveragedModel state (only with EMA)
     scheduler         {"scheduler": LambdaLR state without lambdas, "error_warmup": {...} | None}
-    scaler            GradScaler state;  rng: {"torch": uint8 tensor, "cuda": [uint8 tensors]}
+    scaler            GradScaler state;  rng: {"torch": uint8 tensor, "cuda": [the own GPU's uint8 tensor] or []}
     metrics           {"epoch_stats", "train_seconds", "train_images", "best", "last", "pretrained"}
 """
 
@@ -147,12 +147,29 @@ def describe_misfit(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]
     return "; ".join(parts)
 
 
-def rng_state() -> dict[str, Any]:
-    """Global RNG states as tensors (weights-only loadable)."""
-    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """Global RNG states as tensors (weights-only loadable): the CPU's and, on a GPU, that of the
+    process's own ``device`` only (default: the current one), so a run saved with N GPUs visible
+    resumes with fewer."""
+    cuda = _own_gpu(device)
+    return {"torch": torch.get_rng_state(), "cuda": [torch.cuda.get_rng_state(cuda)] if cuda is not None else []}
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restore ``rng_state``'s states; the GPU's on the process's own ``device`` (older checkpoints
+    list every visible GPU's: the entry of that index, else the first)."""
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved, cuda = state.get("cuda") or [], _own_gpu(device)
+    if saved and cuda is not None:
+        torch.cuda.set_rng_state(saved[cuda.index] if cuda.index < len(saved) else saved[0], cuda)
+
+
+def _own_gpu(device: torch.device | None) -> torch.device | None:
+    """The CUDA device whose generator a checkpoint holds: ``device`` (None: the current one), or None off CUDA."""
+    if device is None:
+        if not torch.cuda.is_available():
+            return None
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device.type != "cuda":
+        return None
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())

@@ -95,6 +95,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision (bf16, else fp16) autocast; GPU only
     channels_last: bool = True  # NHWC memory format (CUDA and CPU; faster convolutions)
     compile: bool = False  # torch.compile the model
+    sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share
     seed: int = 0  # model init, data order and augmentation
     quiet: bool = False  # no progress bars or per-epoch lines on the console
 

@@ -14,8 +14,11 @@ import torch
 from resnetlab.errors import ResnetlabError
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; anything else must be available here."""
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; anything else must be available here.
+
+    Every command (train, eval, predict, report) resolves its ``--device`` here."""
+    name = str(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -50,6 +53,20 @@ def mixed_precision(device: torch.device, enabled: bool) -> tuple[Callable[[], A
     """An autocast factory and a grad scaler: bf16 where supported, else fp16 with loss scaling."""
     if not (enabled and uses_gpu_speedups(device)):
         return nullcontext, torch.amp.GradScaler(device.type, enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16  # emulated bf16 is slow
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     return partial(torch.autocast, device_type=device.type, dtype=dtype), scaler
+
+
+def host_check_interval(device: torch.device) -> int:
+    """Training steps between reads of the loss to the host (the non-finite check, progress, the
+    processes' agreement to stop). Every step on the CPU, where a read costs nothing and a
+    non-finite loss is caught before its step; on a GPU each read stalls the queue of kernels."""
+    return 1 if device.type == "cpu" else 50
+
+
+def tune_for_fixed_sizes(device: torch.device) -> None:
+    """cuDNN picks the fastest convolution algorithm for each input shape once; training batches
+    all have one size, so that search pays (torchvision's references do the same)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True

@@ -4,6 +4,10 @@
 without them everything here is a no-op and the run is a single process. Each rank takes rows
 ``rank::world_size`` of every global batch (``TensorLoader``), gradients are averaged by DDP,
 metrics are summed with ``all_reduce``, and only rank 0 writes files.
+
+As in torchvision's references/classification: every collective takes tensors on the training
+device (nccl refuses CPU tensors), each rank selects its GPU (``torch.cuda.set_device``) before
+the process group opens, and ``sync_bn`` converts BatchNorm to SyncBatchNorm before DDP wraps.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from resnetlab.errors import ResnetlabError
 
 
 @dataclass(frozen=True)
@@ -42,20 +48,53 @@ def from_environment() -> Distributed:
 
 
 def init_process_group(ctx: Distributed, device: torch.device) -> None:
-    """nccl between GPUs, gloo on the CPU; rendezvous comes from torchrun's environment."""
+    """nccl between GPUs, gloo on the CPU; rendezvous comes from torchrun's environment.
+
+    On a GPU the rank's own device is selected first and named to the process group
+    (``device_id``): otherwise every rank also opens a CUDA context on GPU 0, memory that a
+    full card does not have."""
     if ctx.enabled and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group(backend="nccl", device_id=device)
+        else:
+            dist.init_process_group(backend="gloo")
 
 
 def process_device(ctx: Distributed, device: torch.device) -> torch.device:
-    """One GPU per local rank; CPU and MPS stay as they are."""
-    if device.type == "cuda" and ctx.enabled and device.index is None:
-        return torch.device("cuda", ctx.local_rank)
-    return device
+    """One GPU per local rank; CPU and MPS stay as they are.
+
+    Under torchrun a GPU index (``cuda:1``) would put every rank on that one GPU (nccl then
+    fails with "Duplicate GPU"), so it is refused: the rank's LOCAL_RANK picks its GPU."""
+    if device.type != "cuda" or not ctx.enabled:
+        return device
+    if device.index is not None:
+        raise ResnetlabError(f"--device {device} names one GPU, but torchrun starts {ctx.world_size} processes that each need "
+                             "their own: use --device cuda (each process takes the GPU of its LOCAL_RANK; choose the GPUs "
+                             "with CUDA_VISIBLE_DEVICES)")
+    if ctx.local_rank >= torch.cuda.device_count():
+        raise ResnetlabError(f"LOCAL_RANK {ctx.local_rank} but only {torch.cuda.device_count()} GPU(s) are visible: "
+                             "start at most one process per GPU (torchrun --nproc_per_node)")
+    return torch.device("cuda", ctx.local_rank)
+
+
+def sync_batchnorm(model: nn.Module, ctx: Distributed, device: torch.device) -> nn.Module:
+    """BatchNorm with statistics over the whole global batch (torchvision's ``--sync-bn``).
+
+    Converted in place (the parameters stay the same objects, the state_dict keys the same), so
+    an optimizer built before and checkpoints read later are unaffected. A single process
+    already sees the whole batch: nothing to do. SyncBatchNorm runs on GPUs only."""
+    if not ctx.enabled:
+        return model
+    if device.type in ("cpu", "mps"):
+        raise ResnetlabError(f"sync_bn needs GPUs (SyncBatchNorm does not run on {device.type}): "
+                             "drop --sync-bn, or train on CUDA devices")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def wrap_model(model: nn.Module, ctx: Distributed, device: torch.device) -> nn.Module:
-    """DDP around ``model`` in a distributed run (it broadcasts rank 0's weights at start)."""
+    """DDP around ``model`` in a distributed run. DDP broadcasts rank 0's weights when it wraps,
+    so anything that sets weights (init_from, whitening, sync_bn) must come before."""
     if not ctx.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None
@@ -63,10 +102,17 @@ def wrap_model(model: nn.Module, ctx: Distributed, device: torch.device) -> nn.M
 
 
 def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
-    """All-reduce (sum) a small metrics tensor; identity in a single process."""
+    """All-reduce (sum) a small metrics tensor in place; identity in a single process. The tensor
+    must be on the training device (nccl takes only CUDA tensors)."""
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def reduce_across_processes(values: list[float], device: torch.device) -> torch.Tensor:
+    """``values`` summed over all processes, as float64 on ``device`` (torchvision's helper of
+    that name): built where the collective can take it."""
+    return sum_over_processes(torch.tensor(values, dtype=torch.float64, device=device))
 
 
 def broadcast_buffers(model: nn.Module) -> None:

@@ -29,7 +29,7 @@ from resnetlab.models import create_model
 from resnetlab.training import distributed
 from resnetlab.training.checkpoint import atomic_save, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from resnetlab.training.config import RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
-from resnetlab.training.devices import memory_format, mixed_precision, resolve_device
+from resnetlab.training.devices import host_check_interval, memory_format, mixed_precision, resolve_device, tune_for_fixed_sizes
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, loader_logits, train_one_epoch
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from resnetlab.training.optim import create_optimizer
@@ -56,6 +56,7 @@ class Parts:
     train_loader: TensorLoader | PhotoLoader | StreamingLoader
     val_loader: TensorLoader | PhotoLoader | StreamingLoader | None
     test_loader: TensorLoader | PhotoLoader | StreamingLoader
+    device: torch.device  # this process's training device
 
     @property
     def eval_model(self) -> nn.Module:
@@ -94,6 +95,7 @@ def train(
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
     distributed.init_process_group(ctx, device)
+    tune_for_fixed_sizes(device)
     run = RunFolder(config.out, writer=ctx.is_main)
     try:
         run.prepare(resume=resume, overwrite=overwrite)
@@ -106,19 +108,16 @@ def train(
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
-        parts = build_parts(config, bundle, device, ctx)
-        progress = Progress()
+        model = build_model(config, bundle, device)
+        # Fresh runs set their starting weights before DDP wraps the model and broadcasts rank 0's.
+        pretrained = initial_weights(model, config, bundle, log) if checkpoint is None else None
+        parts = build_parts(config, bundle, model, device, ctx)
+        progress = Progress(pretrained=pretrained)
         if checkpoint is not None:
             restore(checkpoint, parts, progress)
             run.truncate_metrics(progress.epoch)
             log.info(f"resuming {run.path} at iteration {progress.iteration} (epoch {progress.epoch + 1}, batch {progress.batch})")
         else:
-            progress.pretrained = load_initial_weights(parts.model, config.init_from, log)
-            if config.whiten_first_conv:
-                if bundle.pipeline != "small":
-                    raise ResnetlabError("whiten_first_conv needs small images of one size (CIFAR-like), not a photo folder")
-                whitened = whiten_first_convolution(parts.model, bundle.train.images, bundle.mean, bundle.std, config.seed)
-                log.info(f"first convolution: {whitened} filters from whitened training-image patches")
             run.write_start(config, bundle.classes)
         train_loop(config, bundle, parts, progress, run, ctx, on_iteration)
         summary = make_summary(config, bundle, parts, progress, ctx)
@@ -200,8 +199,10 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)
 
 
-def build_parts(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed) -> Parts:
-    model = build_model(config, bundle, device)
+def build_parts(config: TrainConfig, bundle: DatasetBundle, model: nn.Module, device: torch.device,
+                ctx: distributed.Distributed) -> Parts:
+    if config.sync_bn:
+        model = distributed.sync_batchnorm(model, ctx, device)
     train_loader, val_loader, test_loader = build_loaders(config, bundle, device, ctx)
     optimizer = create_optimizer(model, config)
     schedule = create_schedule(optimizer, config, training_budget(config, len(train_loader)), len(train_loader))
@@ -214,7 +215,7 @@ def build_parts(config: TrainConfig, bundle: DatasetBundle, device: torch.device
     if config.compile:
         forward = torch.compile(forward)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    return Parts(model, forward, ema, optimizer, schedule, scaler, autocast, criterion, train_loader, val_loader, test_loader)
+    return Parts(model, forward, ema, optimizer, schedule, scaler, autocast, criterion, train_loader, val_loader, test_loader, device)
 
 
 def crop_epochs(config: TrainConfig, iters_per_epoch: int) -> int | None:
@@ -233,6 +234,17 @@ def training_budget(config: TrainConfig, iters_per_epoch: int) -> int:
     """Optimizer steps of the whole run: min(epochs * iterations per epoch, max_iters)."""
     limits = [config.epochs * iters_per_epoch if config.epochs is not None else math.inf, config.max_iters or math.inf]
     return int(min(limits))
+
+
+def initial_weights(model: nn.Module, config: TrainConfig, bundle: DatasetBundle, log: Any) -> dict[str, Any] | None:
+    """Fresh runs: ``init_from``'s weights, or the whitened first convolution; what init_from loaded."""
+    pretrained = load_initial_weights(model, config.init_from, log)
+    if config.whiten_first_conv:
+        if bundle.pipeline != "small":
+            raise ResnetlabError("whiten_first_conv needs small images of one size (CIFAR-like), not a photo folder")
+        whitened = whiten_first_convolution(model, bundle.train.images, bundle.mean, bundle.std, config.seed)
+        log.info(f"first convolution: {whitened} filters from whitened training-image patches")
+    return pretrained
 
 
 def load_initial_weights(model: nn.Module, init_from: str | None, log: Any) -> dict[str, Any] | None:
@@ -265,6 +277,7 @@ def train_loop(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progres
         while progress.iteration < total:
             if train_epoch(config, parts, progress, stop, ctx, epochs, on_iteration, log):
                 save(run.last, config, bundle, parts, progress, run)
+                distributed.barrier()  # under torchrun no process exits (and gets rank 0 signalled again) before the save ends
                 raise TrainingInterrupted(str(run.last), progress.epoch, progress.batch, progress.iteration)
             end_epoch(config, bundle, parts, progress, run, ctx, epochs)
 
@@ -283,7 +296,7 @@ def train_epoch(config: TrainConfig, parts: Parts, progress: Progress, stop: Sto
     def after_step(step: StepResult) -> bool:
         progress.batch += 1
         warmup = parts.schedule.error_warmup
-        if warmup is not None and warmup.observe(step.error):
+        if warmup is not None and warmup.active and warmup.observe(step.error):
             log.info(f"error warm-up over at iteration {step.iteration} (training error {warmup.error:.3f}): lr back to {config.lr}")
         if parts.ema is not None:
             parts.ema.update_parameters(parts.model)
@@ -292,8 +305,13 @@ def train_epoch(config: TrainConfig, parts: Parts, progress: Progress, stop: Sto
         bar.update()
         if on_iteration is not None:
             on_iteration(step.iteration)
-        stopped[0] = _agree(stop.requested, ctx)
+        if step.read_back or not ctx.enabled:  # processes agree where they sync anyway: all stop at one step
+            stopped[0] = _agree(stop.requested, ctx, parts.device)
         return stopped[0]
+
+    def check_every() -> int:  # the error warm-up reads every step's error while it lasts
+        warmup = parts.schedule.error_warmup
+        return 1 if warmup is not None and warmup.active else host_check_interval(parts.device)
 
     stopped = [False]
     set_train_mode(parts.model, config.freeze_backbone)
@@ -301,7 +319,7 @@ def train_epoch(config: TrainConfig, parts: Parts, progress: Progress, stop: Sto
         progress.iteration = train_one_epoch(
             parts.forward, batches, parts.optimizer, parts.schedule, criterion=parts.criterion, stats=progress.stats,
             iteration=progress.iteration, autocast=parts.autocast, scaler=parts.scaler,
-            reduce=distributed.sum_over_processes if ctx.enabled else None, after_step=after_step)
+            reduce=distributed.sum_over_processes if ctx.enabled else None, after_step=after_step, check_every=check_every)
     except NonFiniteLoss as exc:
         raise NonFiniteLoss(f"{exc} (epoch {progress.epoch + 1}, lr {parts.schedule.lr:g}): training stopped; "
                             f"try a lower --lr. The last good checkpoint, if any, is in {config.out}/checkpoints") from None
@@ -310,11 +328,11 @@ def train_epoch(config: TrainConfig, parts: Parts, progress: Progress, stop: Sto
     return stopped[0]
 
 
-def _agree(flag: bool, ctx: distributed.Distributed) -> bool:
+def _agree(flag: bool, ctx: distributed.Distributed, device: torch.device) -> bool:
     """All processes stop together when any one of them got the signal."""
     if not ctx.enabled:
         return flag
-    return bool(distributed.sum_over_processes(torch.tensor([float(flag)])).item())
+    return bool(distributed.reduce_across_processes([float(flag)], device).item())
 
 
 def evaluate(model: nn.Module, loader: TensorLoader | PhotoLoader | StreamingLoader | None, config: TrainConfig,
@@ -328,8 +346,8 @@ def evaluate(model: nn.Module, loader: TensorLoader | PhotoLoader | StreamingLoa
     n = float(len(labels))
     loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if n else 0.0
     correct = (logits.argmax(1) == labels).sum().item() if n else 0.0
-    totals = torch.tensor([loss_sum, float(correct), n], dtype=torch.float64)
-    loss_sum, correct, n = (distributed.sum_over_processes(totals) if ctx.enabled else totals).tolist()
+    if ctx.enabled:
+        loss_sum, correct, n = distributed.reduce_across_processes([loss_sum, float(correct), n], loader.device).tolist()
     return {"loss": loss_sum / n, "acc": correct / n}
 
 
@@ -395,7 +413,7 @@ def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts,
         "optimizer": parts.optimizer.state_dict(),
         "scheduler": parts.schedule.state_dict(),
         "scaler": parts.scaler.state_dict(),
-        "rng": rng_state(),
+        "rng": rng_state(parts.device),
         "metrics": {"epoch_stats": asdict(progress.stats), "train_seconds": progress.train_seconds,
                     "train_images": progress.train_images, "best": progress.best, "last": progress.last,
                     "pretrained": progress.pretrained},
@@ -423,7 +441,7 @@ def restore(ckpt: dict[str, Any], parts: Parts, progress: Progress) -> None:
     parts.schedule.load_state_dict(ckpt["scheduler"])
     if ckpt.get("scaler"):
         parts.scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])
+    set_rng_state(ckpt["rng"], parts.device)
     m = ckpt["metrics"]
     progress.epoch, progress.batch, progress.iteration = ckpt["epoch"], ckpt["batch"], ckpt["iteration"]
     progress.stats = EpochStats(**m["epoch_stats"])

@@ -1,0 +1,77 @@
+"""Which GPU each process uses, and the speed settings that depend on the GPU."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+import torch
+
+from resnetlab.errors import ResnetlabError
+from resnetlab.training import devices, distributed
+from resnetlab.training import run as run_module
+from resnetlab.training.devices import mixed_precision, resolve_device
+from tests.conftest import make_tiny_bundle
+from tests.gpu.conftest import fake_cuda
+from tests.training.conftest import tiny_config
+
+pytestmark = pytest.mark.gpu_emulated
+
+
+def test_under_torchrun_each_process_takes_the_gpu_of_its_local_rank(torchrun_env) -> None:
+    torchrun_env(rank=3, world_size=4, local_rank=1)
+    ctx = distributed.from_environment()
+    with fake_cuda(count=2):
+        assert distributed.process_device(ctx, resolve_device("cuda")) == torch.device("cuda", 1)
+        assert distributed.process_device(ctx, resolve_device("auto")) == torch.device("cuda", 1)
+
+
+def test_under_torchrun_a_gpu_index_is_refused_not_shared_by_every_process(torchrun_env) -> None:
+    torchrun_env(rank=1, world_size=2)
+    with fake_cuda(count=2), pytest.raises(ResnetlabError, match="cuda:1 names one GPU.*--device cuda"):
+        distributed.process_device(distributed.from_environment(), resolve_device("cuda:1"))
+
+
+def test_a_single_process_keeps_the_gpu_it_was_given() -> None:
+    with fake_cuda(count=2):
+        assert distributed.process_device(distributed.from_environment(), resolve_device("cuda:1")) == torch.device("cuda", 1)
+
+
+def test_more_processes_than_gpus_is_refused(torchrun_env) -> None:
+    torchrun_env(rank=2, world_size=3)
+    with fake_cuda(count=2), pytest.raises(ResnetlabError, match="LOCAL_RANK 2 but only 2 GPU"):
+        distributed.process_device(distributed.from_environment(), resolve_device("cuda"))
+
+
+def test_each_process_selects_its_gpu_before_the_process_group_opens() -> None:
+    calls: list[tuple] = []
+    with mock.patch.object(torch.cuda, "set_device", lambda d: calls.append(("set_device", d))), \
+         mock.patch.object(distributed.dist, "init_process_group", lambda **kw: calls.append(("init", kw))), \
+         mock.patch.object(distributed.dist, "is_initialized", lambda: False):
+        distributed.init_process_group(distributed.Distributed(rank=1, world_size=2, local_rank=1), torch.device("cuda", 1))
+    assert calls == [("set_device", torch.device("cuda", 1)), ("init", {"backend": "nccl", "device_id": torch.device("cuda", 1)})]
+
+
+@pytest.mark.parametrize("capability, dtype, loss_scaling", [((7, 5), torch.float16, True), ((7, 0), torch.float16, True),
+                                                              ((8, 0), torch.bfloat16, False), ((9, 0), torch.bfloat16, False)])
+def test_bf16_only_where_the_gpu_computes_it_natively(capability, dtype, loss_scaling) -> None:
+    """A T4 (7.5) or V100 (7.0) emulates bf16, slowly: those get fp16 with loss scaling."""
+    with fake_cuda(capability=capability):
+        autocast, scaler = mixed_precision(torch.device("cuda"), True)
+        assert autocast.keywords == {"device_type": "cuda", "dtype": dtype}
+        assert scaler.is_enabled() is loss_scaling
+
+
+def test_cudnn_searches_the_fastest_algorithms_on_gpus_only(monkeypatch) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    devices.tune_for_fixed_sizes(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    devices.tune_for_fixed_sizes(torch.device("cuda", 0))
+    assert torch.backends.cudnn.benchmark is True
+
+
+def test_training_tunes_for_its_device(tmp_path, monkeypatch) -> None:
+    tuned: list[torch.device] = []
+    monkeypatch.setattr(run_module, "tune_for_fixed_sizes", tuned.append, raising=False)
+    run_module.train(tiny_config(tmp_path / "run", epochs=None, max_iters=1), bundle=make_tiny_bundle())
+    assert tuned == [torch.device("cpu")]

@@ -133,7 +133,8 @@ def _load_split_source(ckpt: dict[str, Any], dataset: str | None, data_dir: str 
     channels, height, width = ckpt["input_size"]
     # The run's own data is read exactly as training read it; other data is resized to the model's input.
     image_size = config.get("image_size") if name == own.get("name") else (height, width)
-    bundle = load_dataset(name, data_dir, val_split=val_split, seed=config.get("seed", 0), image_size=image_size)
+    bundle = load_dataset(name, data_dir, val_split=val_split, seed=config.get("seed", 0), image_size=image_size,
+                          stream=config.get("stream"))
     if bundle.classes != list(ckpt["classes"]):
         raise ResnetlabError(
             f"the checkpoint was trained on {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:5])}...) but "

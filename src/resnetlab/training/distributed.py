@@ -122,6 +122,15 @@ def broadcast_buffers(model: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Socket Timeout")
+
+
+def peer_failed(exc: BaseException) -> bool:
+    """Whether a collective failed because another process of the job is gone (it crashed, or
+    stopped on bad input): gloo reports it as a RuntimeError naming the closed connection."""
+    return isinstance(exc, dist.DistError) or any(words in str(exc) for words in PEER_GONE)
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -125,6 +125,11 @@ def train(
             atomic_save(parts.eval_model.state_dict(), run.path / WEIGHTS_FILE)
         run.write_summary(summary)
         return summary
+    except RuntimeError as exc:
+        if ctx.enabled and distributed.peer_failed(exc):
+            raise ResnetlabError(f"another process of this {ctx.world_size}-process run stopped (its own message says why), "
+                                 f"so rank {ctx.rank} stops too: {str(exc).splitlines()[0][:200]}") from None
+        raise
     finally:
         run.close()
         distributed.shutdown()

@@ -129,6 +129,9 @@ def test_eval_report_and_export_work_on_a_photo_run(transfer_run, capsys, tmp_pa
     assert ten["views"] == 10 and ten["ten_crop"] is True and ten["loss"] != centre["loss"]
     assert main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "model.ts")]) == 0
     assert "checked" in capsys.readouterr().out
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "not shown" not in page and "correct on 16 test images" in page  # the confusion matrix of the photo run
 
 
 def test_weights_that_do_not_fit_say_what_they_are(transfer_run, capsys) -> None:

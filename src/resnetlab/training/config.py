@@ -153,10 +153,20 @@ def save_config(config: TrainConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+# Fields a run decides when it starts and records in its config.yaml ("auto" -> "imagenet"); a
+# config that leaves them undecided asks for nothing different from the recorded decision.
+DECIDED_AT_START = {"normalization": "auto", "stream": None}
+
+
 def differing_fields(first: TrainConfig, second: TrainConfig, ignore: Iterable[str] = ()) -> list[str]:
-    """Names of the fields whose values differ between two configs, leaving out ``ignore``."""
+    """Names of the fields whose values differ between two configs, leaving out ``ignore`` (and the
+    ``DECIDED_AT_START`` fields that either config leaves undecided)."""
     skipped = set(ignore)
-    return sorted(k for k in FIELDS if k not in skipped and getattr(first, k) != getattr(second, k))
+    return sorted(k for k in FIELDS if k not in skipped and getattr(first, k) != getattr(second, k) and not _undecided(k, first, second))
+
+
+def _undecided(key: str, *configs: TrainConfig) -> bool:
+    return key in DECIDED_AT_START and any(getattr(c, key) == DECIDED_AT_START[key] for c in configs)
 
 
 def read_run_config(path: Path) -> TrainConfig:

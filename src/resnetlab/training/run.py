@@ -28,7 +28,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.training import distributed
 from resnetlab.training.checkpoint import atomic_save, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from resnetlab.training.config import RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
+from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
 from resnetlab.training.devices import host_check_interval, memory_format, mixed_precision, resolve_device, tune_for_fixed_sizes
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, loader_logits, train_one_epoch
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
@@ -169,10 +169,8 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
 def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:
     """The checkpoint's config, with only the fields that may change on resume taken from ``given``."""
     saved = config_from_dict(dict(saved_values), "the checkpoint's config")
-    if given.normalization == "auto":  # decided when the run started: keep that decision
-        given = replace(given, normalization=saved.normalization)
-    if given.stream is None:
-        given = replace(given, stream=saved.stream)
+    undecided = {k: getattr(saved, k) for k, value in DECIDED_AT_START.items() if getattr(given, k) == value}
+    given = replace(given, **undecided)  # decided when the run started: keep that decision
     changed = set(differing_fields(saved, given))
     fixed = sorted(changed - set(RESUME_MUTABLE) - {"recipe"})
     if fixed:

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from resnetlab.checkpoint import save_checkpoint
 from resnetlab.models import create_model
-from resnetlab.training.checkpoint import save_checkpoint
 from tests.conftest import CIFAR10_JPEG_TARBALL
 
 PRETRAIN_TRAIN, PRETRAIN_TEST = 80, 40  # images per class for the 10-class source run
@@ -101,7 +101,7 @@ def source_run(cifar_subsets: dict[str, Path], tmp_path_factory: pytest.TempPath
 @pytest.fixture(scope="session")
 def finetuned_run(source_run: Path, cifar_subsets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The source run fine-tuned on 5 classes it was not specialised for: (run folder, summary)."""
-    from resnetlab.evaluation import finetune
+    from resnetlab.training.finetune import finetune
 
     out = tmp_path_factory.mktemp("runs") / "finetuned"
     summary = finetune(source_run / "checkpoints" / "last.pt", data_dir=cifar_subsets["finetune"], out=out, epochs=4,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnetlab.checkpoint import load_checkpoint
 from resnetlab.cli import main
 from resnetlab.evaluation import Predictor, evaluate
-from resnetlab.training.checkpoint import load_checkpoint
 from tests.evaluation.conftest import FINETUNE_CLASSES, FINETUNE_TEST, PRETRAIN_TEST
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation import export
-from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def _reference(ckpt_path: Path, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

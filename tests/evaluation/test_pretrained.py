@@ -9,7 +9,7 @@ import torch
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
-from resnetlab.training.pretrained import guess_model, input_filters, load_pretrained
+from resnetlab.pretrained import guess_model, input_filters, load_pretrained
 from tests.evaluation.conftest import make_checkpoint
 
 

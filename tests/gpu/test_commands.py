@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
+from resnetlab.checkpoint import load_checkpoint
 from resnetlab.cli import build_parser, main
+from resnetlab.devices import resolve_device
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.training import TrainConfig
-from resnetlab.training.checkpoint import load_checkpoint
-from resnetlab.training.devices import resolve_device
 from tests.conftest import make_tiny_bundle
 from tests.evaluation.conftest import make_checkpoint, write_image
 from tests.gpu.conftest import fake_cuda

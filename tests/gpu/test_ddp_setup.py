@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
+from resnetlab.checkpoint import save_checkpoint
 from resnetlab.cli import build_parser
 from resnetlab.cli.train_cmd import overrides_from
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.training import TrainConfig, distributed, resolve_config
 from resnetlab.training import run as run_module
-from resnetlab.training.checkpoint import save_checkpoint
 from tests.conftest import make_tiny_bundle
 from tests.training.conftest import tiny_config
 

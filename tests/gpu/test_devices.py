@@ -7,10 +7,11 @@ from unittest import mock
 import pytest
 import torch
 
+from resnetlab import devices
+from resnetlab.devices import mixed_precision, resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.training import devices, distributed
+from resnetlab.training import distributed
 from resnetlab.training import run as run_module
-from resnetlab.training.devices import mixed_precision, resolve_device
 from tests.conftest import make_tiny_bundle
 from tests.gpu.conftest import fake_cuda
 from tests.training.conftest import tiny_config

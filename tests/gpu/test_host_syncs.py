@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from resnetlab import devices
 from resnetlab.data import Augmentation, TensorLoader
 from resnetlab.errors import ResnetlabError
-from resnetlab.training import devices
 from resnetlab.training import run as run_module
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, train_one_epoch
 from tests.conftest import make_tiny_bundle

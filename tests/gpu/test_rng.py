@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resnetlab.checkpoint import rng_state, set_rng_state
 from resnetlab.training import run as run_module
-from resnetlab.training.checkpoint import rng_state, set_rng_state
 from tests.conftest import make_tiny_bundle
 from tests.gpu.conftest import fake_cuda
 from tests.training.conftest import tiny_config

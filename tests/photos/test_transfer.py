@@ -12,13 +12,13 @@ import torchvision
 from PIL import Image
 from torchvision import transforms
 
+from resnetlab.checkpoint import load_checkpoint
 from resnetlab.cli import main
 from resnetlab.data import load_dataset
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.evaluate import model_and_loader
-from resnetlab.training.checkpoint import load_checkpoint
-from resnetlab.training.engine import loader_logits
+from resnetlab.evaluation.logits import loader_logits
 from tests.photos.conftest import make_photo_folder, write_photo
 
 CLASSES = ["ant", "bee", "cicada", "dragonfly", "earwig"]
@@ -153,3 +153,31 @@ def test_a_photo_run_predicts_any_photo_mode(transfer_run, tmp_path) -> None:
     results = predictor.predict(files)
     assert [len(r["predictions"]) for r in results] == [2, 2, 2]
     assert all(abs(sum(p["probability"] for p in r["predictions"]) - 1) < 1e-5 for r in results)
+
+
+@pytest.mark.slow
+def test_predict_matches_torchvision_on_real_flower_photos(tmp_path: Path) -> None:
+    """The same check on real photos of many sizes (../shared/data/flowers5.tar.gz): within 1e-3."""
+    import tarfile
+
+    from tests.conftest import SHARED_DATA
+
+    tarball = SHARED_DATA / "flowers5.tar.gz"
+    if not tarball.is_file():
+        pytest.skip(f"{tarball} not found (it ships in ../shared/data beside the repo)")
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".jpg") and "/val/" in m.name][::25][:8]
+        tar.extractall(tmp_path, members=members, filter="data")
+    files = sorted(tmp_path.rglob("*.jpg"))
+    assert len({Image.open(f).size for f in files}) > 3  # photos of several sizes
+    reference = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                                    transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    images = torch.stack([reference(Image.open(f).convert("RGB")) for f in files])
+    net = calibrated_resnet18(len(CLASSES), images)
+    torch.save(net.state_dict(), tmp_path / "w.pth")
+    with torch.no_grad():
+        expected = net(images).softmax(1)
+    assert 0.3 < expected.max(1).values.min() and expected.max(1).values.max() < 0.99
+    results = Predictor.from_weights("resnet18", tmp_path / "w.pth", CLASSES).predict(files, topk=len(CLASSES))
+    got = torch.tensor([[next(p["probability"] for p in r["predictions"] if p["class"] == c) for c in CLASSES] for r in results])
+    assert (got - expected).abs().max() < 1e-3

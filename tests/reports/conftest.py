@@ -129,8 +129,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def fake_checkpoint(run: Path, data_dir: Path, model: str = "resnet20") -> Path:
     """An untrained but well-formed checkpoint (checkpoint module format) for ``tiny_image_folder``."""
+    from resnetlab.checkpoint import save_checkpoint
     from resnetlab.models import create_model
-    from resnetlab.training.checkpoint import save_checkpoint
 
     path = run / "checkpoints" / "last.pt"
     save_checkpoint({

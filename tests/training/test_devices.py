@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resnetlab.checkpoint import load_checkpoint
+from resnetlab.devices import memory_format
 from resnetlab.evaluation.evaluate import model_and_loader
+from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
 from resnetlab.training import train
-from resnetlab.training.checkpoint import load_checkpoint
-from resnetlab.training.devices import memory_format
-from resnetlab.training.engine import collect_logits, loss_and_accuracy
 from tests.training.conftest import tiny_config
 
 

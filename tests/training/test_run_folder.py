@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
+from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import train
-from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.run_folder import METRICS_COLUMNS, read_metrics
 from tests.conftest import make_tiny_bundle
 from tests.training.conftest import tiny_config

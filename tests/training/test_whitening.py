@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from resnetlab.checkpoint import load_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.training import train
-from resnetlab.training.checkpoint import load_checkpoint
 from resnetlab.training.whitening import patch_covariance, patch_whitening_filters, whiten_first_convolution
 from tests.training.conftest import tiny_config
 

@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"resnetlab.cli.{name}_cmd")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"resnetlab.cli.{name}_cmd":
-                continue  # command not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"resnetlab.cli.{name}_cmd").register(sub)
     return parser
 
 

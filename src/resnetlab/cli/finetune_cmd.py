@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from resnetlab.evaluation import finetune
+    from resnetlab.training.finetune import finetune
 
     summary = finetune(args.source, dataset=args.ft_dataset, data_dir=args.ft_data_dir, out=args.ft_out,
                        model=args.ft_model, freeze_backbone=args.ft_freeze, epochs=args.ft_epochs,

@@ -13,16 +13,16 @@ from typing import Any
 
 import torch
 
+from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, create_loader, load_dataset
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
+from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
-from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-from resnetlab.training.devices import memory_format, resolve_device
-from resnetlab.training.engine import loader_logits, loss_and_accuracy
-from resnetlab.training.test_time_views import run_test_time_views, view_count
+from resnetlab.evaluation.test_views import run_test_time_views, view_count
 
 SPLITS = ("test", "val")
 

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
-from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 TRACE_BATCH = 2  # batch size the graph is recorded with
 CHECK_BATCH = 3  # a different size, to prove the batch dimension is dynamic

@@ -10,14 +10,14 @@ from typing import Any
 import torch
 from PIL import Image
 
+from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.data.loader import normalised_black
 from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb_image
+from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
+from resnetlab.evaluation.test_views import run_test_time_views, view_averaged_logits, view_count
 from resnetlab.evaluation.weights import weights_checkpoint
-from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-from resnetlab.training.devices import memory_format, resolve_device
-from resnetlab.training.test_time_views import run_test_time_views, view_averaged_logits, view_count
 
 
 class Predictor:

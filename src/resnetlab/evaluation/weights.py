@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
+from resnetlab.checkpoint import FORMAT, VERSION
 from resnetlab.data.class_indices import read_class_indices
 from resnetlab.data.photos import eval_resize
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
-from resnetlab.training.checkpoint import FORMAT, VERSION
-from resnetlab.training.pretrained import match_weights, read_state_dict
+from resnetlab.pretrained import match_weights, read_state_dict
 
 
 def weights_checkpoint(model: str, weights: str | Path, classes: str | Path | list[str], *, image_size: int,

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import model_and_loader
+from resnetlab.evaluation.logits import loader_logits
 from resnetlab.evaluation.metrics import confusion_matrix
+from resnetlab.evaluation.test_views import run_test_time_views
 from resnetlab.reports.runs import Run
-from resnetlab.training.checkpoint import load_checkpoint
-from resnetlab.training.engine import loader_logits
-from resnetlab.training.test_time_views import run_test_time_views
 
 BATCH_SIZE = 256
 

@@ -1,4 +1,4 @@
-"""The one engine that training, evaluation and fine-tuning share."""
+"""The training step loop (``train_one_epoch``) and its running totals; evaluation is ``evaluation.logits``."""
 
 from __future__ import annotations
 
@@ -10,71 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.training.test_time_views import view_averaged_logits, view_count
 
 if TYPE_CHECKING:
-    from resnetlab.data import TensorLoader
-    from resnetlab.data.photo_loader import PhotoLoader
-
-
-@torch.no_grad()
-def collect_logits(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tta: bool = False, shift: int = 0,
-    fill: torch.Tensor | float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` in eval mode over ``batches``: (logits float32 (N, K) on CPU, labels (N,)).
-
-    With ``tta`` the logits are the mean of the image's and its mirror image's; ``shift`` > 0 adds
-    the views translated by up to that many pixels, their uncovered border set to ``fill`` (see
-    ``view_averaged_logits``; a ``TensorLoader`` gives it as ``padding_value``).
-    """
-    was_training = model.training
-    model.eval()
-    all_logits, all_labels = [], []
-    for images, labels in batches:
-        logits = view_averaged_logits(model, images, flip=tta, shift=shift, fill=fill)
-        all_logits.append(logits.cpu())
-        all_labels.append(labels.cpu())
-    model.train(was_training)
-    if not all_logits:
-        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
-    return torch.cat(all_logits), torch.cat(all_labels)
-
-
-def loader_logits(model: nn.Module, loader: TensorLoader | PhotoLoader, *, tta: bool = False, shift: int = 0,
-                  ten_crop: bool = False, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``collect_logits`` over every batch of an evaluation ``loader``, moved views' borders set to
-    its ``padding_value`` (the black of training's crops).
-
-    With ``ten_crop`` (photo loaders) each image is the mean of its ten crops instead.
-    With ``progress``, a bar so labelled (and with the view count) on a terminal: 18 views of
-    10,000 images take over a minute on a small CPU, which should not pass in silence.
-    """
-    if ten_crop:
-        if not hasattr(loader, "with_ten_crop"):
-            raise ResnetlabError("ten-crop testing is for photo folders (crops of a larger photo): use --tta for small images")
-        loader, tta, shift = loader.with_ten_crop(), False, 0
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = loader.batches(0)
-    if progress:
-        views = view_count(tta, shift, ten_crop)
-        batches = tqdm(batches, total=len(loader), desc=f"{progress} ({views} view{'s' if views > 1 else ''})",
-                       unit="batch", leave=False, dynamic_ncols=True, disable=None)  # None: no bar off a terminal
-    return collect_logits(model, batches, tta=tta, shift=shift, fill=loader.padding_value)
-
-
-def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy (a fraction in [0, 1])."""
-    if len(labels) == 0:
-        return {"loss": float("nan"), "acc": float("nan")}
-    return {
-        "loss": F.cross_entropy(logits, labels).item(),
-        "acc": (logits.argmax(1) == labels).sum().item() / len(labels),  # exact, as in evaluate()
-    }
+    pass
 
 
 class NonFiniteLoss(ResnetlabError):

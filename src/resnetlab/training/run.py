@@ -20,22 +20,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from resnetlab.checkpoint import atomic_save, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from resnetlab.data import Augmentation, DatasetBundle, TensorLoader, create_loader
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from resnetlab.data.streaming import StreamingLoader
+from resnetlab.devices import host_check_interval, memory_format, mixed_precision, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.logits import loader_logits
+from resnetlab.evaluation.test_views import view_count
 from resnetlab.models import create_model
 from resnetlab.training import distributed
-from resnetlab.training.checkpoint import atomic_save, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
-from resnetlab.training.devices import host_check_interval, memory_format, mixed_precision, resolve_device, tune_for_fixed_sizes
-from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, loader_logits, train_one_epoch
+from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, train_one_epoch
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from resnetlab.training.optim import create_optimizer
 from resnetlab.training.run_folder import RunFolder
 from resnetlab.training.schedules import Schedule, create_schedule
-from resnetlab.training.test_time_views import view_count
 from resnetlab.training.whitening import whiten_first_convolution
 
 WEIGHTS_FILE = "weights.pth"  # the final model's state_dict(), beside class_indices.json
@@ -150,7 +151,7 @@ def normalization_for(init_from: str | None) -> str:
     """``auto`` decided: ImageNet's mean/std for torchvision (ImageNet) weights, the data's own otherwise."""
     if not init_from:
         return "dataset"
-    from resnetlab.training.pretrained import read_state_dict
+    from resnetlab.pretrained import read_state_dict
 
     _, ours = read_state_dict(init_from)
     return "dataset" if ours is not None else "imagenet"
@@ -254,7 +255,7 @@ def load_initial_weights(model: nn.Module, init_from: str | None, log: Any) -> d
     """Fresh runs only: weights from a checkpoint or a torchvision file (``init_from``)."""
     if not init_from:
         return None
-    from resnetlab.training.pretrained import load_pretrained  # fine-tuning module, loaded on demand
+    from resnetlab.pretrained import load_pretrained  # fine-tuning module, loaded on demand
 
     report = load_pretrained(model, init_from)
     log.info(f"initialised from {init_from}: {_short(report)}")

@@ -8,8 +8,8 @@ from torch import nn
 
 from resnetlab.data import TensorLoader
 from resnetlab.errors import ResnetlabError
-from resnetlab.training.engine import collect_logits, loader_logits
-from resnetlab.training.test_time_views import translated, translations, view_averaged_logits, view_count
+from resnetlab.evaluation.logits import collect_logits, loader_logits
+from resnetlab.evaluation.test_views import translated, translations, view_averaged_logits, view_count
 from tests.conftest import make_tiny_bundle
 
 

@@ -14,7 +14,7 @@ import torch
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
-from resnetlab.training.pretrained import guess_model, match_weights, read_state_dict
+from resnetlab.pretrained import guess_model, match_weights, read_state_dict
 
 RECIPE = "fine-tune"
 

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnetlab.checkpoint import FORMAT, describe_misfit, read_weights_file
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model, list_models
 from resnetlab.models.registry import model_info
-from resnetlab.training.checkpoint import FORMAT, describe_misfit, read_weights_file
 
 CLASSIFIER_PREFIX = "fc."  # every registered model names its classifier ``fc`` (as torchvision does)
 INPUT_CONVOLUTION = "conv1.weight"  # and its first convolution ``conv1``

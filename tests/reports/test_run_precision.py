@@ -49,6 +49,15 @@ def test_report_predictions_use_the_runs_precision(bf16_run, tmp_path):
     assert exact.confusion.tolist() == exact_eval["confusion"]
 
 
+def test_the_report_says_what_the_run_trained_in(bf16_run, tmp_path):
+    from resnetlab.reports import report
+
+    run, _ = bf16_run
+    with one_thread():
+        page = report([run], tmp_path / "report", checkpoints=False).read_text()
+    assert "<th>precision</th><td>bf16</td>" in page.replace("\n", "").replace(" ", "")
+
+
 def test_predict_uses_the_runs_precision_unless_asked(bf16_run):
     run, _ = bf16_run
     own, exact = Predictor(run), Predictor(run, precision="fp32")

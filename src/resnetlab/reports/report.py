@@ -161,6 +161,7 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("final test error", "-" if test_acc is None else f"{100 * (1 - test_acc):.2f}%"),
         ("training time", "-" if s.get("train_seconds") is None else format_duration(float(s["train_seconds"]))),
         ("throughput", "-" if not s.get("images_per_second") else f"{float(s['images_per_second']):.0f} images/s"),
+        ("precision", str(s.get("precision") or "-")),
         ("processes", str(s.get("world_size", "-"))),
     ]
     return facts

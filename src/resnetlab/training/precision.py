@@ -43,7 +43,7 @@ def evaluation_precision(run_config: dict, requested: str | None, device: torch.
     if requested is not None:
         return resolve_precision(requested, device)
     recorded = run_config.get("precision")
-    return recorded if recorded in DTYPES or recorded == "fp32" else "fp32"
+    return recorded if recorded in ("fp32", *DTYPES) else "fp32"
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:

@@ -2,9 +2,9 @@
 
 Autocast only: weights, optimizer state, BatchNorm statistics, the loss and checkpoints stay
 fp32; convolutions and the classifier run in the lower precision. ``auto`` asks the hardware:
-bf16 on a CPU whose instructions multiply bf16 natively (AVX512-BF16 or AMX-BF16: about twice
-fp32's matrix rate; without them bf16 is emulated and slower than fp32), on a GPU bf16 where it
-is native, else fp16 with loss scaling, and fp32 everywhere else. The answer depends only on the
+bf16 on a CPU whose instructions multiply bf16 natively (AVX512-BF16 or AMX-BF16; without them
+bf16 is emulated and slower than fp32), on a GPU bf16 where it is native, else fp16 with loss
+scaling, and fp32 everywhere else. The answer depends only on the
 processor, so it is the same on every run on one machine.
 """
 

@@ -57,7 +57,7 @@ def test_auto_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp16")])
 def test_auto_on_a_gpu_is_bf16_where_native_else_fp16(monkeypatch, native, expected):
-    monkeypatch.setattr(precision_module, "gpu_has_native_bf16", lambda device: native)
+    monkeypatch.setattr(precision_module, "gpu_has_native_bf16", lambda: native)
     assert resolve_precision("auto", CUDA) == expected
 
 

@@ -30,7 +30,7 @@ def resolve_precision(requested: str, device: torch.device, *, cpu_bf16: bool | 
     if requested != "auto":
         return requested
     if device.type == "cuda":
-        return "bf16" if gpu_has_native_bf16(device) else "fp16"
+        return "bf16" if gpu_has_native_bf16() else "fp16"
     if device.type == "cpu" and (cpu_has_native_bf16() if cpu_bf16 is None else cpu_bf16):
         return "bf16"
     return "fp32"
@@ -77,7 +77,7 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def gpu_has_native_bf16(device: torch.device) -> bool:
-    """bf16 in hardware (Ampere and later); emulated bf16 is slower than fp16 with loss scaling."""
-    with torch.cuda.device(device):
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+def gpu_has_native_bf16() -> bool:
+    """bf16 in hardware (Ampere and later) on the current GPU, the one this process trains on;
+    emulated bf16 is slower than fp16 with loss scaling."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)

@@ -14,6 +14,7 @@ ratio paper / fast. Time counts training and the per-epoch test pass, as a user 
 (two copies of each image per batch: twice an epoch's compute) and the paper half 11, on two quiet
 cores (2026-11-25; docs/fast-recipe.md has the figures); ``--only fast`` / ``--only paper`` trains
 one half per sitting. A finished run of an older recipe stops the benchmark before anything trains.
+``--precision fp32`` / ``bf16`` fixes the arithmetic (default auto: bf16 on a CPU with native bf16).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from resnetlab.data.download import cache_root
 from resnetlab.errors import ResnetlabError
+from resnetlab.precision import PRECISIONS
 from resnetlab.reports.sweep import refuse_outdated_run
 from resnetlab.training import TrainConfig, resolve_config, train
 
@@ -43,6 +45,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--subset", type=int, default=None, help="train on fewer images (a quick trial only)")
     p.add_argument("--only", choices=RECIPES, default=None,
                    help="train only this recipe (the two halves in separate sittings); the table shows what has run")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="training precision (docs/precision.md); give each precision its own --out")
     return p.parse_args()
 
 
@@ -66,7 +70,8 @@ def run_folder(recipe: str, args: argparse.Namespace) -> Path:
 
 def recipe_config(recipe: str, data_dir: Path, args: argparse.Namespace) -> TrainConfig:
     overrides = {"model": "resnet20", "dataset": "folder", "data_dir": str(data_dir), "out": str(run_folder(recipe, args)),
-                 "epochs": args.epochs, "max_iters": None, "seed": args.seed, "quiet": True, "subset": args.subset}
+                 "epochs": args.epochs, "max_iters": None, "seed": args.seed, "quiet": True, "subset": args.subset,
+                 "precision": args.precision}
     return resolve_config(recipe=recipe, overrides=overrides)
 
 

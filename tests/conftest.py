@@ -32,6 +32,15 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def no_native_bf16() -> Iterator[None]:
+    """The suite gives the same numbers on every machine: ``precision: auto`` is fp32, as on a CPU
+    without native bf16, unless a test says otherwise (tests/training/test_precision.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("resnetlab.precision.cpu_has_native_bf16", lambda: False)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def private_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Image-folder caches and downloads go to a session folder, not the user's ~/.cache/resnetlab
     (subprocesses inherit it): a test run must leave nothing behind."""

@@ -1,4 +1,4 @@
-"""Imports run one way: errors <- models, data <- checkpoint, devices, pretrained <- evaluation <- training <- reports <- cli.
+"""Imports run one way: errors <- models, data <- checkpoint, devices, precision, pretrained <- evaluation <- training <- reports <- cli.
 
 Every import in src/resnetlab (at the top of a file or inside a function) is read from the
 source; a module may import only modules of its own layer or below, so that, for example, the

@@ -1,4 +1,4 @@
-"""Device choice and the speed-ups (mixed precision on GPU, channels_last), kept thin.
+"""Device choice and the speed-ups (mixed precision, channels_last), kept thin.
 
 Model code never names a device or dtype; this is the one place that decides them.
 """
@@ -36,11 +36,6 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return device
 
 
-def uses_gpu_speedups(device: torch.device) -> bool:
-    """Mixed precision pays off on CUDA; on CPU it would only change the numbers."""
-    return device.type == "cuda"
-
-
 def memory_format(device: torch.device, channels_last: bool) -> torch.memory_format:
     """The layout of models and batches: channels_last (NHWC) where its convolutions are faster,
     CUDA and the CPU's oneDNN kernels (benchmarks/throughput.py measures the gain here); MPS keeps
@@ -49,11 +44,12 @@ def memory_format(device: torch.device, channels_last: bool) -> torch.memory_for
     return torch.channels_last if channels_last and device.type in ("cuda", "cpu") else torch.contiguous_format
 
 
-def mixed_precision(device: torch.device, enabled: bool) -> tuple[Callable[[], AbstractContextManager], torch.amp.GradScaler]:
-    """An autocast factory and a grad scaler: bf16 where supported, else fp16 with loss scaling."""
-    if not (enabled and uses_gpu_speedups(device)):
+def mixed_precision(device: torch.device, precision: str) -> tuple[Callable[[], AbstractContextManager], torch.amp.GradScaler]:
+    """An autocast factory and a grad scaler for a resolved precision (precision.py decides it):
+    bf16, or fp16 with loss scaling."""
+    if precision == "fp32":
         return nullcontext, torch.amp.GradScaler(device.type, enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16  # emulated bf16 is slow
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     return partial(torch.autocast, device_type=device.type, dtype=dtype), scaler
 

@@ -21,8 +21,9 @@ def test_eval_json_of_a_run_folder_matches_its_summary(source_run: Path, capsys:
     assert main(["eval", str(source_run), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     summary = json.loads((source_run / "summary.json").read_text())
-    assert set(printed) == {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views"}
+    assert set(printed) == {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision"}
     assert (printed["tta"], printed["tta_shift"], printed["views"]) == (False, 0, 1)  # as the paper-recipe run did
+    assert printed["precision"] == summary["precision"] == "fp32"  # auto on the suite's CPU without native bf16
     assert printed["n"] == 10 * PRETRAIN_TEST
     assert printed["top1"] == summary["final"]["test_acc"]  # the same evaluation path, not a near-miss
     assert printed["loss"] == pytest.approx(summary["final"]["test_loss"], rel=1e-5)

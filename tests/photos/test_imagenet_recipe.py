@@ -15,7 +15,7 @@ def test_recipe_values_are_the_papers() -> None:
     config = resolve_config("imagenet", overrides={"model": "resnet101"})
     assert (config.optimizer, config.lr, config.momentum, config.weight_decay, config.batch_size) == ("sgd", 0.1, 0.9, 1e-4, 256)
     assert (config.epochs, config.schedule, config.schedule_unit, config.milestones) == (90, "multistep", "epochs", [30.0, 60.0])
-    assert config.test_time_ten_crop and config.image_size == 224 and config.amp and config.channels_last
+    assert config.test_time_ten_crop and config.image_size == 224 and config.precision == "auto" and config.channels_last
 
 
 def test_a_few_iterations_on_a_generated_folder(tmp_path, capsys) -> None:

@@ -174,3 +174,18 @@ def test_a_finished_run_with_other_settings_is_refused_before_any_training(tmp_p
     with pytest.raises(ResnetlabError, match=r"out/b finished with other settings.*model_options \{\} -> \{'zero_init_residual': True\}"):
         sweep(write_sweep(tmp_path / "s.yaml", runs), out, write_report=False)
     assert fake.calls == [("a", False, False), ("b", False, False)]
+
+
+def test_a_finished_run_keeps_the_precision_auto_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run records what auto resolved to (bf16 on a CPU with native bf16): running the sweep
+    again with auto skips it, asking for another precision refuses it."""
+    fake = FakeTrain()
+    monkeypatch.setattr(training, "train", fake, raising=False)
+    out = tmp_path / "out"
+    sweep(write_sweep(tmp_path / "s.yaml", [{"name": "a"}]), out, write_report=False)
+    recorded = yaml.safe_load((out / "a" / "config.yaml").read_text()) | {"precision": "bf16"}
+    (out / "a" / "config.yaml").write_text(yaml.safe_dump(recorded))
+    sweep(write_sweep(tmp_path / "s.yaml", [{"name": "a"}]), out, write_report=False)
+    assert fake.calls == [("a", False, False)]
+    with pytest.raises(ResnetlabError, match=r"out/a finished with other settings.*precision 'bf16' -> 'fp32'"):
+        sweep(write_sweep(tmp_path / "s.yaml", [{"name": "a", "precision": "fp32"}]), out, write_report=False)

@@ -15,5 +15,6 @@ from tests.training.conftest import tiny_config
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    config = tiny_config(sys.argv[1], epochs=3, lr=0.002, batch_size=32, freeze_backbone=True, milestones=[])
+    config = tiny_config(sys.argv[1], epochs=3, lr=0.002, batch_size=32, freeze_backbone=True, milestones=[],
+                         precision="fp32")  # as the suite's auto: the same on every machine
     train(config, bundle=make_tiny_bundle(per_class=64))

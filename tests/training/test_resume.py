@@ -30,8 +30,9 @@ def final_weights(out):
     return torch.load(out / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize(("stop", "extras"), [(8, {}), (6, {}), (10, EXTRAS), (9, FAST_LOADER)],
-                         ids=["mid-epoch", "epoch-end", "mid-epoch-ema-warmup", "mid-epoch-copies-alternate-uncropped"])
+@pytest.mark.parametrize(("stop", "extras"), [(8, {}), (6, {}), (10, EXTRAS), (9, FAST_LOADER), (8, {"precision": "bf16"})],
+                         ids=["mid-epoch", "epoch-end", "mid-epoch-ema-warmup", "mid-epoch-copies-alternate-uncropped",
+                              "mid-epoch-bf16"])
 def test_resume_is_bit_identical(tmp_path, bundle, stop, extras):
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     expected = train(tiny_config(straight, **extras), bundle=bundle)

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views")
+JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision")
 
 
 def add_test_view_flags(p: argparse.ArgumentParser) -> None:
@@ -21,6 +21,15 @@ def add_test_view_flags(p: argparse.ArgumentParser) -> None:
                         "instead of the centre crop (default: as the run was evaluated)")
 
 
+def add_precision_flag(p: argparse.ArgumentParser) -> None:
+    """--precision, shared by eval, predict and report: the run's own unless given."""
+    from resnetlab.precision import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="autocast precision of the forward passes (default: the run's own, as it evaluated itself; "
+                        "fp32: exact fp32 figures)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint or run folder on its dataset",
                        description="Top-1/top-5 accuracy, loss, per-class accuracy, confusion matrix (CSV + PNG) "
@@ -31,11 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None, help="default: the checkpoint's own data folder")
     p.add_argument("--split", choices=("test", "val"), default="test")
     add_test_view_flags(p)
+    add_precision_flag(p)
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--json", action="store_true",
-                   help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views"} as JSON')
+                   help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision"} '
+                        'as JSON')
     p.set_defaults(func=run_eval)
 
 
@@ -43,13 +54,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import evaluate
 
     result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                      tta_shift=args.tta_shift, ten_crop=args.ten_crop, out=args.out, batch_size=args.batch_size, device=args.device)
+                      tta_shift=args.tta_shift, ten_crop=args.ten_crop, out=args.out, batch_size=args.batch_size, device=args.device,
+                      precision=args.precision)
     shift_note = f", {result['tta_shift']}-pixel shift TTA" if result["tta_shift"] else ""
     shift_note += ", ten crops" if result["ten_crop"] else ""
     if args.json:
         print(json.dumps({k: result[k] for k in JSON_KEYS}, indent=2))
         return 0
-    print(f"{result['checkpoint']} on {result['dataset']} {result['split']} ({result['n']} images"
+    print(f"{result['checkpoint']} on {result['dataset']} {result['split']} ({result['n']} images, {result['precision']}"
           f"{', flip TTA' if result['tta'] else ''}{shift_note}): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
           f"loss {result['loss']:.4f}")
     width = max(len(c) for c in result["per_class"])

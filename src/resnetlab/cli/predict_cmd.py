@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from resnetlab.cli.eval_cmd import add_test_view_flags
+from resnetlab.cli.eval_cmd import add_precision_flag, add_test_view_flags
 from resnetlab.errors import ResnetlabError
 
 ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are at most this many
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --weights: the crop side the model was trained at (photos resized to S*256/224, centre S crop)")
     p.add_argument("--topk", type=int, default=None, help=f"classes per image (default: all up to {ALL_CLASSES_UP_TO}, else 5)")
     add_test_view_flags(p)
+    add_precision_flag(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--show", default=None, metavar="OUT.png", help="save the image(s) titled with the predicted class and probability")
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
 
-    views = dict(device=args.device, batch_size=args.batch_size, tta=args.tta, tta_shift=args.tta_shift, ten_crop=args.ten_crop)
+    views = dict(device=args.device, batch_size=args.batch_size, tta=args.tta, tta_shift=args.tta_shift, ten_crop=args.ten_crop,
+                 precision=args.precision)
     if args.weights:
         if not args.model or not args.classes:
             raise ResnetlabError("--weights needs --model NAME (its architecture) and --classes class_indices.json")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from resnetlab.cli.eval_cmd import add_precision_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="figures, a results table and one index.html for one or more run folders")
@@ -14,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=32, help="test images in each prediction grid (default 32)")
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--device", default="auto", help="where the checkpoints run: auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps")
+    add_precision_flag(p)
     p.set_defaults(func=run_report)
 
 
@@ -21,6 +24,6 @@ def run_report(args: argparse.Namespace) -> int:
     from resnetlab.reports import report
 
     index = report(args.run_dirs, args.out, checkpoints=not args.no_checkpoints, samples=args.samples, title=args.title,
-                   device=args.device)
+                   device=args.device, precision=args.precision)
     print(f"report: {index}")
     return 0

@@ -23,6 +23,7 @@ from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.evaluation.test_views import run_test_time_views, view_count
+from resnetlab.precision import autocast, evaluation_precision
 
 SPLITS = ("test", "val")
 
@@ -40,16 +41,18 @@ def evaluate(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     mistakes: int = 32,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint file or a run folder (its ``checkpoints/last.pt``: the final model).
 
     ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
     validation split from its config (same size, same seed). ``tta=None`` evaluates as the run
-    did (its ``test_time_flip``), ``tta_shift=None`` likewise (its ``test_time_shift``). Writes
+    did (its ``test_time_flip``), ``tta_shift=None`` likewise (its ``test_time_shift``), and
+    ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). Writes
     ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
     folder, or beside the checkpoint file).
 
-    Returns {"top1", "top5", "loss", "n", "per_class", "views" (forward passes per image),
+    Returns {"top1", "top5", "loss", "n", "per_class", "views" (forward passes per image), "precision",
     "confusion", "mistakes", "files", ...}.
     """
     if split not in SPLITS:
@@ -68,8 +71,11 @@ def evaluate(
     images = bundle.test if split == "test" else bundle.val
     small = bundle.pipeline == "small"
     batch_size = batch_size or (max(256, int(config.get("batch_size", 256))) if small else int(config.get("batch_size", 32)))
+    device = resolve_device(device)
     model, loader = model_and_loader(ckpt, images, batch_size, device)
-    logits, labels = loader_logits(model, loader, tta=tta, shift=tta_shift, ten_crop=ten_crop, progress="evaluating")
+    precision = evaluation_precision(config, precision, device)
+    with autocast(device, precision):
+        logits, labels = loader_logits(model, loader, tta=tta, shift=tta_shift, ten_crop=ten_crop, progress="evaluating")
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -81,7 +87,7 @@ def evaluate(
         "loss": loss_and_accuracy(logits, labels)["loss"],
         "n": n,
         "per_class": per_class_accuracy(confusion, classes),
-        "split": split, "tta": tta, "tta_shift": tta_shift, "ten_crop": ten_crop, "views": views,
+        "split": split, "tta": tta, "tta_shift": tta_shift, "ten_crop": ten_crop, "views": views, "precision": precision,
         "checkpoint": str(path), "dataset": bundle.name,
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),

@@ -18,6 +18,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
 from resnetlab.evaluation.test_views import run_test_time_views, view_averaged_logits, view_count
 from resnetlab.evaluation.weights import weights_checkpoint
+from resnetlab.precision import autocast, evaluation_precision
 
 
 class Predictor:
@@ -26,11 +27,13 @@ class Predictor:
     ``checkpoint`` is a checkpoint file, a run folder (its best.pt, else last.pt) or an already
     loaded checkpoint dict. Each image is seen through the test-time views the run evaluated
     itself with (``tta``: its mirror image too; ``tta_shift``: moves of up to that many pixels),
-    unless given, so that predictions on files agree with ``resnetlab eval``'s accuracy.
+    unless given, and in the run's precision (``precision="fp32"``: exact fp32), so that
+    predictions on files agree with ``resnetlab eval``'s accuracy.
     """
 
     def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "auto", batch_size: int = 64,
-                 tta: bool | None = None, tta_shift: int | None = None, ten_crop: bool | None = None) -> None:
+                 tta: bool | None = None, tta_shift: int | None = None, ten_crop: bool | None = None,
+                 precision: str | None = None) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.classes: list[str] = list(self.checkpoint["classes"])
         config = self.checkpoint.get("config") or {}
@@ -41,6 +44,7 @@ class Predictor:
         self.tta_shift = run_shift if tta_shift is None else tta_shift
         self.views = view_count(self.tta, self.tta_shift, self.ten_crop)  # also refuses a bad shift
         self.device = resolve_device(device)
+        self.precision = evaluation_precision(config, precision, self.device)
         self.batch_size = batch_size
         # the memory layout of the run's training, as ``evaluate`` uses: the same logits to the last bit
         self.layout = memory_format(self.device, bool((self.checkpoint.get("config") or {}).get("channels_last", False)))
@@ -52,7 +56,8 @@ class Predictor:
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Preprocessed float images (N, C, H, W) -> softmax probabilities (N, K) on the CPU."""
         images = images.to(self.device).contiguous(memory_format=self.layout)
-        logits = view_averaged_logits(self.model, images, flip=self.tta, shift=self.tta_shift, fill=self.fill)
+        with autocast(self.device, self.precision):
+            logits = view_averaged_logits(self.model, images, flip=self.tta, shift=self.tta_shift, fill=self.fill)
         return logits.softmax(1).cpu()
 
     def predict(self, paths: Iterable[str | Path], topk: int = 5) -> list[dict[str, Any]]:

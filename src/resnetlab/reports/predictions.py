@@ -19,11 +19,13 @@ import torch
 
 from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
+from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import loader_logits
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.evaluation.test_views import run_test_time_views
+from resnetlab.precision import autocast, evaluation_precision
 from resnetlab.reports.runs import Run
 
 BATCH_SIZE = 256
@@ -64,8 +66,9 @@ class DatasetCache:
 
 
 def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed: int = 0,
-                       device: str = "auto") -> TestPredictions:
-    """Run the final checkpoint over the whole test split; raises ResnetlabError saying what is missing."""
+                       device: str = "auto", precision: str | None = None) -> TestPredictions:
+    """Run the final checkpoint over the whole test split, in the run's precision unless ``precision``
+    says otherwise; raises ResnetlabError saying what is missing."""
     path = run.checkpoint()
     if path is None:
         raise ResnetlabError(f"no checkpoint in {run.path / 'checkpoints'} (last.pt or best.pt)")
@@ -82,9 +85,12 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     if bundle.classes != classes:
         raise ResnetlabError(f"dataset {dataset['name']} at {dataset.get('data_dir')} no longer has the run's classes")
 
+    device = resolve_device(device)
     model, loader = model_and_loader(ckpt, bundle.test, BATCH_SIZE, device)
     flip, shift = run_test_time_views(ckpt.get("config") or {})  # evaluate as the run did
-    logits, labels = loader_logits(model, loader, tta=flip, shift=shift, progress=f"{run.name}: test split")
+    precision = evaluation_precision(ckpt.get("config") or {}, precision, device)
+    with autocast(device, precision):
+        logits, labels = loader_logits(model, loader, tta=flip, shift=shift, progress=f"{run.name}: test split")
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]

@@ -39,12 +39,14 @@ def report(
     title: str | None = None,
     sweep_command: str | None = None,
     device: str = "auto",
+    precision: str | None = None,
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
 
     ``checkpoints=False`` skips the confusion matrices and sample predictions (no model is run,
     no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
-    checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts).
+    checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts), in
+    ``precision`` (default: each run's own).
     """
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
@@ -56,7 +58,8 @@ def report(
 
     cache = DatasetCache()
     sections = [
-        _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command)
+        _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command,
+                     precision)
         for i, run in enumerate(runs)
     ]
     page = Page(
@@ -91,7 +94,7 @@ def _overview(runs: Sequence[Run], out: Path) -> list[FigureRef]:
 
 
 def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | None, samples: int,
-                 device: str, sweep_command: str | None) -> RunSection:
+                 device: str, sweep_command: str | None, precision: str | None = None) -> RunSection:
     folder = out / "runs" / folder_name
     folder.mkdir(parents=True, exist_ok=True)
     section = RunSection(name=run.name, anchor=f"run-{folder_name}", folder=str(run.path.resolve()),
@@ -110,7 +113,7 @@ def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | No
         section.missing.append("Confusion matrix and sample predictions skipped (report written without checkpoints).")
         return section
     try:
-        predictions = predict_test_split(run, cache, samples=samples, device=device)
+        predictions = predict_test_split(run, cache, samples=samples, device=device, precision=precision)
     except ResnetlabError as exc:
         section.missing.append(f"Confusion matrix and sample predictions not shown: {exc}")
         return section
@@ -158,6 +161,7 @@ def _facts(run: Run) -> list[tuple[str, str]]:
         ("final test error", "-" if test_acc is None else f"{100 * (1 - test_acc):.2f}%"),
         ("training time", "-" if s.get("train_seconds") is None else format_duration(float(s["train_seconds"]))),
         ("throughput", "-" if not s.get("images_per_second") else f"{float(s['images_per_second']):.0f} images/s"),
+        ("precision", str(s.get("precision") or "-")),
         ("processes", str(s.get("world_size", "-"))),
     ]
     return facts

@@ -21,6 +21,7 @@ import yaml
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import check_model_options
+from resnetlab.precision import PRECISIONS
 
 DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
@@ -92,7 +93,7 @@ class TrainConfig:
 
     # Execution
     device: str = "auto"  # auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps
-    amp: bool = True  # mixed precision (bf16, else fp16) autocast; GPU only
+    precision: str = "auto"  # auto (bf16 on a CPU with native bf16, bf16/fp16 on a GPU, else fp32) | fp32 | bf16 | fp16 autocast
     channels_last: bool = True  # NHWC memory format (CUDA and CPU; faster convolutions)
     compile: bool = False  # torch.compile the model
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share
@@ -118,8 +119,8 @@ def resolve_config(
     recipe: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
-    file_values = _read_yaml(Path(config_file), "config file") if config_file else {}
-    overrides = dict(overrides or {})
+    file_values = _fold_amp(_read_yaml(Path(config_file), "config file")) if config_file else {}
+    overrides = _fold_amp(dict(overrides or {}))
     name = recipe or file_values.get("recipe") or DEFAULT_RECIPE
     recipe_values = load_recipe(name)
     per_model = recipe_values.pop("per_model", {}) or {}
@@ -155,7 +156,7 @@ def save_config(config: TrainConfig, path: Path) -> None:
 
 # Fields a run decides when it starts and records in its config.yaml ("auto" -> "imagenet"); a
 # config that leaves them undecided asks for nothing different from the recorded decision.
-DECIDED_AT_START = {"normalization": "auto", "stream": None}
+DECIDED_AT_START = {"normalization": "auto", "stream": None, "precision": "auto"}
 
 
 def differing_fields(first: TrainConfig, second: TrainConfig, ignore: Iterable[str] = ()) -> list[str]:
@@ -176,8 +177,20 @@ def read_run_config(path: Path) -> TrainConfig:
 
 def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
     """A config saved in a run folder or checkpoint, checked like any other."""
+    values = _fold_amp(values)
     _check_keys(values, source)
     return validate(TrainConfig(**values))
+
+
+def _fold_amp(values: dict[str, Any]) -> dict[str, Any]:
+    """Configs written before ``precision`` existed have ``amp: bool`` (GPU mixed precision, on by
+    default): false is fp32, true is auto (a resumed run of that age keeps fp32 on a CPU, see run.py)."""
+    if "amp" not in values:
+        return values
+    values = dict(values)
+    amp = values.pop("amp")
+    values.setdefault("precision", "auto" if amp else "fp32")
+    return values
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
@@ -202,7 +215,7 @@ def _check_keys(values: dict[str, Any], source: str) -> None:
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
-               "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS}
+               "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")

@@ -30,6 +30,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits
 from resnetlab.evaluation.test_views import view_count
 from resnetlab.models import create_model
+from resnetlab.precision import resolve_precision
 from resnetlab.training import distributed
 from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, train_one_epoch
@@ -105,7 +106,10 @@ def train(
             config = resume_config(config, checkpoint["config"])
         elif config.normalization == "auto":
             config = replace(config, normalization=normalization_for(config.init_from))  # recorded as decided
+        asked = config.precision  # resolved once, then recorded: config.yaml, checkpoints, summary.json
+        config = replace(config, precision=resolve_precision(asked, device, cpu_bf16=False if checkpoint is not None else None))
         log = run.open_log(config.quiet)
+        log.info(f"precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
@@ -210,7 +214,7 @@ def build_parts(config: TrainConfig, bundle: DatasetBundle, model: nn.Module, de
     train_loader, val_loader, test_loader = build_loaders(config, bundle, device, ctx)
     optimizer = create_optimizer(model, config)
     schedule = create_schedule(optimizer, config, training_budget(config, len(train_loader)), len(train_loader))
-    autocast, scaler = mixed_precision(device, config.amp)
+    autocast, scaler = mixed_precision(device, config.precision)
     ema = None
     if config.ema_decay:
         ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
@@ -365,8 +369,9 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
     shift = config.test_time_shift if final else 0
     ten_crop = config.test_time_ten_crop and final
     started = time.perf_counter()
-    val = evaluate(parts.eval_model, parts.val_loader, config, ctx, shift=shift, ten_crop=ten_crop)
-    test = evaluate(parts.eval_model, parts.test_loader, config, ctx, shift=shift, ten_crop=ten_crop)
+    with parts.autocast():  # the run's precision, as eval and predict use it later
+        val = evaluate(parts.eval_model, parts.val_loader, config, ctx, shift=shift, ten_crop=ten_crop)
+        test = evaluate(parts.eval_model, parts.test_loader, config, ctx, shift=shift, ten_crop=ten_crop)
     stats = progress.stats
     row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": parts.schedule.lr,
            "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
@@ -462,7 +467,7 @@ def make_summary(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progr
         "model": config.model, "dataset": config.dataset, "recipe": config.recipe,
         "epochs": progress.epoch, "iterations": progress.iteration,
         "params": sum(p.numel() for p in parts.model.parameters()),
-        "world_size": ctx.world_size, "device": str(next(parts.model.parameters()).device),
+        "world_size": ctx.world_size, "device": str(next(parts.model.parameters()).device), "precision": config.precision,
         "train_seconds": progress.train_seconds,
         "images_per_second": progress.train_images / progress.train_seconds if progress.train_seconds else 0.0,
         "final": final, "classes": list(bundle.classes), "command": " ".join(sys.argv),

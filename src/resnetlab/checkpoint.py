@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import writing
+from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 
 FORMAT = "resnetlab-checkpoint"
@@ -41,14 +43,16 @@ VERSION = 1
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with writing(path):  # a full disk: "cannot write <path>: No space left on device", the old file kept
+            with os.fdopen(fd, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -108,7 +112,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     if ckpt.get("version", 0) > VERSION:
         raise ResnetlabError(f"{path} was written by a newer resnetlab (checkpoint version {ckpt['version']}): upgrade resnetlab")
+    check_input_size(ckpt.get("input_size"), path)
     return ckpt
+
+
+def check_input_size(input_size: Any, path: str | Path) -> None:
+    """``input_size`` is [C, H, W] of positive whole numbers, and one such image fits in memory
+    (predict, export and eval allocate batches of it before anything else could stop them)."""
+    if input_size is None:
+        return
+    if (not isinstance(input_size, (list, tuple)) or len(input_size) != 3
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_size)):
+        raise ResnetlabError(f"{path} claims an input size of {str(input_size)[:80]}: a checkpoint's input_size "
+                             "must be three positive whole numbers [C, H, W]")
+    check_image_size(input_size, 1, f"one image of the input size in {path}",
+                     "the checkpoint's input_size is wrong, or it needs a bigger machine")
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:

@@ -1,13 +1,15 @@
 """Command line: parses arguments and calls the Python API; no logic of its own.
 
 Each command lives in ``resnetlab/cli/<name>_cmd.py`` with a ``register(subparsers)`` function.
-A ``ResnetlabError`` becomes one line on stderr and exit code 2, never a traceback.
+A ``ResnetlabError`` (and a file-system ``OSError``) becomes one line on stderr and exit code 2,
+never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from resnetlab.errors import ResnetlabError
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ResnetlabError as exc:
         print(f"resnetlab: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file-system fault no write helper named (they say "cannot write <path>")
+        where = f" {os.fsdecode(exc.filename)}" if exc.filename is not None else ""
+        print(f"resnetlab: error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("resnetlab: interrupted", file=sys.stderr)

@@ -23,6 +23,7 @@ from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.evaluation.test_views import run_test_time_views, view_count
+from resnetlab.files import writing
 from resnetlab.precision import autocast, evaluation_precision
 
 SPLITS = ("test", "val")
@@ -93,7 +94,8 @@ def evaluate(
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }
     folder = Path(out) if out else (Path(source) if Path(source).is_dir() else path.parent)
-    result["files"] = _write_files(folder, split, confusion, classes, result["mistakes"], images)
+    with writing(folder):
+        result["files"] = _write_files(folder, split, confusion, classes, result["mistakes"], images)
     return result
 
 

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from resnetlab.files import writing
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
 from resnetlab.models.registry import model_info
 from resnetlab.reports.runs import Run
@@ -38,7 +39,8 @@ def _axes(width: float = 7, height: float = 4.4) -> tuple[Figure, Axes]:
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    with writing(path):
+        fig.savefig(path, dpi=DPI)
     return path
 
 

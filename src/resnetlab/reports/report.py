@@ -23,6 +23,7 @@ from pathlib import Path
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.plots import plot_confusion_matrix
+from resnetlab.files import writing
 from resnetlab.reports import plots
 from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
@@ -51,10 +52,11 @@ def report(
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
     rows = result_rows(runs)
-    write_csv(rows, out / "results.csv")
-    write_markdown(rows, out / "results.md")
+    with writing(out):
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        write_csv(rows, out / "results.csv")
+        write_markdown(rows, out / "results.md")
 
     cache = DatasetCache()
     sections = [
@@ -74,7 +76,8 @@ def report(
                "Table 6 (official CIFAR-10 binaries), shown for reference."],
     )
     index = out / "index.html"
-    index.write_text(render(page), encoding="utf-8")
+    with writing(index):
+        index.write_text(render(page), encoding="utf-8")
     return index
 
 
@@ -96,7 +99,8 @@ def _overview(runs: Sequence[Run], out: Path) -> list[FigureRef]:
 def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | None, samples: int,
                  device: str, sweep_command: str | None, precision: str | None = None) -> RunSection:
     folder = out / "runs" / folder_name
-    folder.mkdir(parents=True, exist_ok=True)
+    with writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     section = RunSection(name=run.name, anchor=f"run-{folder_name}", folder=str(run.path.resolve()),
                          command=_command(run, sweep_command), facts=_facts(run))
     if not run.finished:

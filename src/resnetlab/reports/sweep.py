@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import writing
 
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names become folder names
@@ -168,7 +169,8 @@ def sweep(
     command = equivalent_command(sweep_yaml, out, overrides)
     for config in configs:
         refuse_outdated_run(Path(config.out), config)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     for i, (run, config) in enumerate(zip(spec.runs, configs), 1):
         folder = out / run.name
         state = run_state(folder)

@@ -1,0 +1,73 @@
+"""Writing files: every way a write can fail becomes one message naming the path.
+
+A full disk, a read-only folder, ``--out`` naming a file where a folder is needed, ``/proc``:
+Python raises ``OSError`` subclasses and ``torch.save`` a ``RuntimeError``; the user should see
+``cannot write <path>: <reason>`` and nothing else. Shared by training, evaluation and reports.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from resnetlab.errors import ResnetlabError
+
+
+class WriteError(ResnetlabError):
+    """A file or folder could not be written; the files written before it are untouched."""
+
+
+def write_error(path: str | Path, exc: BaseException) -> WriteError:
+    """``cannot write <path>: <reason>`` for an ``OSError`` or torch's writer ``RuntimeError``."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and _file_in_the_way(Path(path)):
+        blocker = _file_in_the_way(Path(path))
+        reason = "it is a file, not a folder" if blocker == Path(path) else f"{blocker} is a file, not a folder"
+    elif isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        culprit = os.fsdecode(exc.filename) if exc.filename is not None else None
+        if culprit and Path(culprit) != Path(path) and ".tmp" not in Path(culprit).name:
+            reason += f": {culprit}"  # a parent that is a file, a folder that cannot be created
+    else:
+        reason = _torch_reason(str(exc), Path(path))
+    return WriteError(f"cannot write {os.fsdecode(path)}: {reason}")
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """``OSError``, or the ``RuntimeError`` torch's zip writer raises when a write fails."""
+    if isinstance(exc, OSError):
+        return True
+    return isinstance(exc, RuntimeError) and ("PytorchStreamWriter" in str(exc) or "file write failed" in str(exc))
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn a failed write inside the block into ``cannot write <path>: <reason>``."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if not is_write_failure(exc):
+            raise
+        raise write_error(path, exc) from None
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The path itself or the nearest existing ancestor, when it is a file where a folder must be."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _torch_reason(message: str, path: Path) -> str:
+    """torch says 'file write failed' without the cause: a full disk is the usual one, so look."""
+    try:
+        stats = os.statvfs(path.parent if path.parent.exists() else ".")
+        if stats.f_bavail == 0:
+            return os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    line = message.strip().splitlines()[0] if message.strip() else "write failed"
+    return line.split("] ", 1)[-1].strip(" .") or "write failed"  # drop torch's "[enforce fail at file.cc:N]"

@@ -29,6 +29,7 @@ from resnetlab.devices import host_check_interval, memory_format, mixed_precisio
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits
 from resnetlab.evaluation.test_views import view_count
+from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 from resnetlab.precision import resolve_precision
 from resnetlab.training import distributed
@@ -94,6 +95,7 @@ def train(
     ``on_iteration(i)`` is called after every step (tests use it to send a signal mid-epoch).
     Raises ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
     """
+    check_batch_fits(config)
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
     distributed.init_process_group(ctx, device)
@@ -105,7 +107,7 @@ def train(
         if checkpoint is not None:
             config = resume_config(config, checkpoint["config"])
         elif config.normalization == "auto":
-            config = replace(config, normalization=normalization_for(config.init_from))  # recorded as decided
+            config = replace(config, normalization=normalization_for(run.readable(config.init_from)))  # recorded as decided
         asked = config.precision  # resolved once, then recorded: config.yaml, checkpoints, summary.json
         config = replace(config, precision=resolve_precision(asked, device, cpu_bf16=False if checkpoint is not None else None))
         log = run.open_log(config.quiet)
@@ -115,7 +117,7 @@ def train(
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
         model = build_model(config, bundle, device)
         # Fresh runs set their starting weights before DDP wraps the model and broadcasts rank 0's.
-        pretrained = initial_weights(model, config, bundle, log) if checkpoint is None else None
+        pretrained = initial_weights(model, config, bundle, log, run.readable(config.init_from)) if checkpoint is None else None
         parts = build_parts(config, bundle, model, device, ctx)
         progress = Progress(pretrained=pretrained)
         if checkpoint is not None:
@@ -169,6 +171,13 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
             raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): use --normalization dataset")
         return replace(bundle, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     return bundle
+
+
+def check_batch_fits(config: TrainConfig) -> None:
+    """Refuse an ``image_size`` whose batches alone exceed the machine's memory, before any folder or data."""
+    if config.image_size:
+        check_image_size((3, config.image_size, config.image_size), config.batch_size,
+                         f"a batch of --image-size {config.image_size}", "lower --image-size or --batch-size")
 
 
 def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:
@@ -244,9 +253,10 @@ def training_budget(config: TrainConfig, iters_per_epoch: int) -> int:
     return int(min(limits))
 
 
-def initial_weights(model: nn.Module, config: TrainConfig, bundle: DatasetBundle, log: Any) -> dict[str, Any] | None:
+def initial_weights(model: nn.Module, config: TrainConfig, bundle: DatasetBundle, log: Any,
+                    read_from: str | None = None) -> dict[str, Any] | None:
     """Fresh runs: ``init_from``'s weights, or the whitened first convolution; what init_from loaded."""
-    pretrained = load_initial_weights(model, config.init_from, log)
+    pretrained = load_initial_weights(model, config.init_from, log, read_from)
     if config.whiten_first_conv:
         if bundle.pipeline != "small":
             raise ResnetlabError("whiten_first_conv needs small images of one size (CIFAR-like), not a photo folder")
@@ -255,13 +265,14 @@ def initial_weights(model: nn.Module, config: TrainConfig, bundle: DatasetBundle
     return pretrained
 
 
-def load_initial_weights(model: nn.Module, init_from: str | None, log: Any) -> dict[str, Any] | None:
-    """Fresh runs only: weights from a checkpoint or a torchvision file (``init_from``)."""
+def load_initial_weights(model: nn.Module, init_from: str | None, log: Any, read_from: str | None = None) -> dict[str, Any] | None:
+    """Fresh runs only: weights from a checkpoint or a torchvision file (``init_from``, read from
+    ``read_from`` when ``--overwrite`` has set the run it belongs to aside)."""
     if not init_from:
         return None
     from resnetlab.pretrained import load_pretrained  # fine-tuning module, loaded on demand
 
-    report = load_pretrained(model, init_from)
+    report = load_pretrained(model, read_from or init_from)
     log.info(f"initialised from {init_from}: {_short(report)}")
     return report
 
@@ -378,6 +389,7 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
            "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
            "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
            "test_views": view_count(config.test_time_flip, shift, ten_crop)}
+    check_finite_outputs(row, parts, config, epochs, run)
     run.append_metrics(row)
     run.log.info(epoch_line(row, epochs))
     progress.epoch, progress.batch, progress.last = progress.epoch + 1, 0, row
@@ -402,9 +414,35 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 
 def save(path: Any, config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress, run: RunFolder) -> None:
-    """A self-describing checkpoint (see checkpoint.py); only the main process writes."""
+    """A self-describing checkpoint (see checkpoint.py); only the main process writes, and never
+    weights that are no longer finite (every process checks: their weights are the same)."""
+    check_finite_weights(parts, progress, config)
     if run.writer:
         save_checkpoint(checkpoint_payload(config, bundle, parts, progress), path)
+
+
+def check_finite_outputs(row: dict[str, Any], parts: Parts, config: TrainConfig, epochs: int, run: RunFolder) -> None:
+    """Stop before this epoch is saved when the model's outputs overflowed on a split it was evaluated
+    on (weights can stay finite yet so large that the logits are infinite: the loss is then NaN)."""
+    for split, loader in (("val", parts.val_loader), ("test", parts.test_loader)):
+        if loader is not None and len(loader) and not math.isfinite(row[f"{split}_loss"]):
+            run.log.info(epoch_line(row, epochs))
+            raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "
+                                f"(iteration {row['iteration']}, lr {row['lr']:g}): its outputs overflowed; training stopped, "
+                                f"epoch not saved; try a lower --lr. The last good checkpoint, if any, is in {config.out}/checkpoints")
+
+
+def check_finite_weights(parts: Parts, progress: Progress, config: TrainConfig) -> None:
+    """Stop the run, keeping the last good checkpoint, when a weight or buffer became NaN or infinite
+    (a finite loss does not prove it: with a huge lr the weights overflow after the last step's loss)."""
+    models = [parts.model] + ([parts.eval_model] if parts.ema is not None else [])
+    tensors = [(name, t) for m in models for name, t in m.state_dict().items() if t.is_floating_point()]
+    if bool(torch.stack([torch.isfinite(t).all() for _, t in tensors]).all()):  # one host sync
+        return
+    name = next(name for name, t in tensors if not bool(torch.isfinite(t).all()))
+    raise NonFiniteLoss(f"weights became non-finite ({name}) by iteration {progress.iteration} (lr {parts.schedule.lr:g}): "
+                        f"training stopped, checkpoint not written; try a lower --lr. The last good checkpoint, if any, "
+                        f"is in {config.out}/checkpoints")
 
 
 def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress) -> dict[str, Any]:

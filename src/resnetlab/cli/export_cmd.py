@@ -12,13 +12,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("onnx", "exported-program", "torchscript"), default="onnx",
                    help="exported-program: torch.export's ExportedProgram, saved as .pt2 (torch.export.load)")
     p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never a run's own files)")
     p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import export
 
-    result = export(args.checkpoint, args.out, format=args.format)
+    result = export(args.checkpoint, args.out, format=args.format, overwrite=args.overwrite)
     if result["checked_with"]:
         check = f"checked with {result['checked_with']} (max difference {result['max_abs_diff']:.2g})"
     else:

@@ -28,23 +28,30 @@ from torch import nn
 
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import WriteError, writing
+from resnetlab.memory import check_image_size
 
 TRACE_BATCH = 2  # batch size the graph is recorded with
 CHECK_BATCH = 3  # a different size, to prove the batch dimension is dynamic
 
 
-def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", atol: float = 1e-4) -> dict[str, Any]:
+def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", atol: float = 1e-4,
+           overwrite: bool = False) -> dict[str, Any]:
     """Write ``checkpoint``'s model to ``out`` as ``format`` ("onnx", "exported-program" or "torchscript").
 
     Returns {"path", "format", "checked_with", "max_abs_diff"}; raises ``ResnetlabError`` if the
     exported file's outputs differ from the model's by more than ``atol`` (relative to the logits' scale).
+    An existing ``out`` is replaced only with ``overwrite``, and never a run folder's own files.
     """
     if format not in EXPORTERS:
         raise ResnetlabError(f"unknown export format {format!r}: choose one of {', '.join(EXPORTERS)}")
     out = Path(out)
     if format == "exported-program" and out.suffix != ".pt2":
         raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use --out {out.with_suffix('.pt2')}")
+    check_out(out, overwrite)
     ckpt = load_checkpoint(checkpoint)
+    if ckpt.get("input_size"):
+        check_image_size(ckpt["input_size"], TRACE_BATCH + CHECK_BATCH, f"exporting {checkpoint}", "it cannot be exported here")
     model = model_from_checkpoint(ckpt).eval()
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(TRACE_BATCH, *ckpt["input_size"], generator=gen)
@@ -52,23 +59,52 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     with torch.no_grad():
         expected = model(probe)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".tmp{out.suffix}", dir=out.parent)
-    os.close(fd)
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".tmp{out.suffix}", dir=out.parent)
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         write, run = EXPORTERS[format]
-        write(model, example, tmp)
+        with writing(out):
+            write(model, example, tmp)
         checked_with, actual = run(tmp, probe)
         diff = None
         if actual is not None:
             diff = (actual - expected).abs().max().item()
             if not diff <= atol * max(1.0, expected.abs().max().item()):
                 raise ResnetlabError(f"exported {format} model differs from the checkpoint by {diff:.3g} on a test batch: not written")
-        os.replace(tmp, out)
+        with writing(out):
+            os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return {"path": str(out), "format": format, "checked_with": checked_with, "max_abs_diff": diff}
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse a folder, an existing file without ``overwrite``, and any file a run folder keeps
+    (a checkpoint, its config.yaml...) even with it: an export never replaces what made it."""
+    if out.is_dir():
+        raise WriteError(f"cannot write {out}: it is a folder (give --out a file name, e.g. {out / 'model.onnx'})")
+    parent = out.parent
+    in_checkpoints = parent.name == "checkpoints" and _holds_run(parent.parent)
+    if in_checkpoints or (out.name in RUN_OWN_FILES and _holds_run(parent)):
+        raise ResnetlabError(f"{out} belongs to the run in {parent.parent if in_checkpoints else parent}: "
+                             "export to a file outside its checkpoints/ and not named like its own files")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ResnetlabError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+
+
+# What training writes in a run folder (training/run_folder.py; evaluation may not import training).
+RUN_OWN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoints", "weights.pth", "train.log", "tb",
+                 "class_indices.json")
+
+
+def _holds_run(folder: Path) -> bool:
+    checkpoints = folder / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        return True
+    return any((folder / name).is_file() for name in ("config.yaml", "metrics.csv", "summary.json"))
 
 
 def _write_exported_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:

@@ -1,0 +1,236 @@
+"""Every bad input and file-system fault a user meets on the command line: one line on stderr,
+exit code 2, no traceback, and nothing that was on disk before changed or lost.
+
+One row per case: a function that sets the case up inside ``tmp`` (given a finished run folder
+there) and returns the command line, and the words the message must contain. The whole of
+``tmp`` is hashed before and after: no file may change or disappear, and no checkpoint appear.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnetlab.cli import main
+from resnetlab.training.run_lock import RunLock
+
+TRAIN = ["--model", "resnet20", "--dataset", "folder", "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]
+
+
+def write_folder_dataset(root: Path) -> Path:
+    """Two classes of 8x8 PNGs (dark and bright), 8 training and 4 test images each."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 4)):
+        for label, name in enumerate(("dark", "bright")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 60, (8, 8, 3)) + 150 * label
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data folder, run folder) of one 2-iteration training, copied into each test's tmp."""
+    root = tmp_path_factory.mktemp("table")
+    data = write_folder_dataset(root / "data")
+    assert main(["train", *TRAIN, "--data-dir", str(data), "--out", str(root / "run")]) == 0
+    return data, root / "run"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# Each builder gets (tmp, data, run) and returns the command line.
+Case = Callable[[Path, Path, Path], list[str]]
+
+
+def _existing_run(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(run)]
+
+
+def _overwrite_with_a_wrong_data_dir(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["train", *TRAIN, "--data-dir", str(tmp / "typo"), "--out", str(run), "--overwrite"]
+
+
+def _overwrite_with_a_wrong_model(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "options.yaml").write_text("model_options: {shortcut: Z}\n")
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(run), "--overwrite", "--config", str(tmp / "options.yaml")]
+
+
+def _finetune_into_its_own_run_without_overwrite(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["finetune", "--from", str(run), "--data-dir", str(data), "--out", str(run), "--max-iters", "2", "--device", "cpu"]
+
+
+def _folder_of_the_users_files(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "class_indices.json").write_text('{"0": "my own"}\n')
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "mine"), "--overwrite"]
+
+
+def _out_is_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "notes.txt")]
+
+
+def _out_under_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "notes.txt" / "run")]
+
+
+def _out_under_proc(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", "/proc/resnetlab-run"]
+
+
+def _run_locked_by_another_process(tmp: Path, data: Path, run: Path) -> list[str]:
+    _held_locks.append(RunLock(run))
+    _held_locks[-1].acquire()
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(run), "--resume", "--max-iters", "4"]
+
+
+def _disk_full_while_saving(tmp: Path, data: Path, run: Path) -> list[str]:
+    _faults.append(("resnetlab.training.checkpoint.torch.save", OSError(errno.ENOSPC, "No space left on device")))
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
+
+
+def _torch_writer_fails(tmp: Path, data: Path, run: Path) -> list[str]:
+    error = RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file data/3: file write failed")
+    _faults.append(("resnetlab.training.checkpoint.torch.save", error))
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
+
+
+def _learning_rate_that_overflows(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh"), "--lr", "1e6"]
+
+
+def _absurd_image_size(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh"), "--image-size", "100000"]
+
+
+def _export_over_the_runs_checkpoint(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["export", str(run), "--format", "torchscript", "--out", str(run / "checkpoints" / "last.pt"), "--overwrite"]
+
+
+def _export_over_the_runs_config(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["export", str(run), "--format", "torchscript", "--out", str(run / "config.yaml"), "--overwrite"]
+
+
+def _export_over_an_existing_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "model.pt").write_text("an older export")
+    return ["export", str(run), "--format", "torchscript", "--out", str(tmp / "model.pt")]
+
+
+def _export_to_a_folder(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["export", str(run), "--format", "torchscript", "--out", str(tmp)]
+
+
+def _export_under_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["export", str(run), "--format", "torchscript", "--out", str(tmp / "notes.txt" / "model.pt")]
+
+
+def _huge_input_size(tmp: Path, run: Path) -> Path:
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    ckpt["input_size"] = [3, 100000, 100000]
+    torch.save(ckpt, tmp / "huge.pt")
+    return tmp / "huge.pt"
+
+
+def _export_of_a_huge_input(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["export", str(_huge_input_size(tmp, run)), "--format", "torchscript", "--out", str(tmp / "m.pt")]
+
+
+def _predict_with_a_huge_input(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["predict", str(_huge_input_size(tmp, run)), str(next((data / "test").rglob("*.png")))]
+
+
+def _summary_of_a_huge_input(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["summary", "resnet20", "--input-size", "3", "100000", "100000"]
+
+
+def _report_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["report", str(run), "--no-checkpoints", "--out", str(tmp / "notes.txt")]
+
+
+def _eval_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["eval", str(run), "--out", str(tmp / "notes.txt" / "eval")]
+
+
+def _sweep_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    (tmp / "sweep.yaml").write_text(f"name: s\ndefaults: {{dataset: folder, data_dir: {data}, model: resnet20, max_iters: 2}}\n"
+                                    "runs:\n  - {name: a}\n")
+    return ["sweep", str(tmp / "sweep.yaml"), "--out", str(tmp / "notes.txt")]
+
+
+CASES: dict[str, tuple[Case, str]] = {
+    "train into an existing run": (_existing_run, "already holds a run: pass --resume .* or --overwrite"),
+    "--overwrite with a wrong --data-dir": (_overwrite_with_a_wrong_data_dir, "typo"),
+    "--overwrite with a wrong model option": (_overwrite_with_a_wrong_model, "shortcut"),
+    "finetune into its own run": (_finetune_into_its_own_run_without_overwrite, "already holds a run"),
+    "folder of the user's own files": (_folder_of_the_users_files, "is not a run folder and holds other files \\(class_indices.json\\)"),
+    "--out is a file": (_out_is_a_file, "cannot write .*notes.txt: it is a file"),
+    "--out under a file": (_out_under_a_file, "cannot write .*notes.txt/run: "),
+    "--out under /proc": (_out_under_proc, "cannot write /proc/resnetlab-run: "),
+    "run locked by another process": (_run_locked_by_another_process, "is in use by process \\d+ on "),
+    "disk full while saving": (_disk_full_while_saving, "cannot write .*last.pt: No space left on device"),
+    "torch's writer fails": (_torch_writer_fails, "cannot write .*last.pt: "),
+    "learning rate that overflows": (_learning_rate_that_overflows, "became (nan|inf).*lower --lr"),
+    "absurd --image-size": (_absurd_image_size, "--image-size 100000 .* needs [\\d.]+ GiB of memory, more than"),
+    "export over the run's checkpoint": (_export_over_the_runs_checkpoint, "belongs to the run"),
+    "export over the run's config.yaml": (_export_over_the_runs_config, "belongs to the run"),
+    "export over an existing file": (_export_over_an_existing_file, "already exists: pass --overwrite"),
+    "export to a folder": (_export_to_a_folder, "cannot write .*: it is a folder"),
+    "export under a file": (_export_under_a_file, "cannot write .*notes.txt/model.pt: "),
+    "export of a huge input size": (_export_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
+    "predict with a huge input size": (_predict_with_a_huge_input, "needs [\\d.]+ GiB of memory"),
+    "summary of a huge input size": (_summary_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
+    "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
+    "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),
+    "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),
+}
+
+_held_locks: list[RunLock] = []
+_faults: list[tuple[str, BaseException]] = []
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(case: str, tmp_path: Path, finished_run: tuple[Path, Path],
+                                                          capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    build, message = CASES[case]
+    data, source = finished_run
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    argv = build(tmp_path, data, run)
+    for target, error in _faults:
+        def fail(*args, error=error, **kwargs):
+            raise error
+        monkeypatch.setattr(target, fail)
+    before = snapshot(tmp_path)
+    try:
+        code = main(argv)
+        after = snapshot(tmp_path)
+    finally:
+        _faults.clear()
+        while _held_locks:
+            _held_locks.pop().release()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("resnetlab: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert re.search(message, err), err
+    assert {k: after.get(k) for k in before} == before, "a file that was there changed or disappeared"
+    assert not [k for k in after.keys() - before.keys() if k.endswith(".pt") or ".tmp" in k], after.keys() - before.keys()

@@ -93,6 +93,12 @@ def _out_under_proc(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["train", *TRAIN, "--data-dir", str(data), "--out", "/proc/resnetlab-run"]
 
 
+def _out_in_a_folder_that_refuses_writes(tmp: Path, data: Path, run: Path) -> list[str]:
+    if not Path("/sys/kernel").is_dir():  # sysfs refuses new files, even to root
+        pytest.skip("no /sys/kernel to stand for a folder that refuses writes")
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", "/sys/kernel"]
+
+
 def _run_locked_by_another_process(tmp: Path, data: Path, run: Path) -> list[str]:
     _held_locks.append(RunLock(run))
     _held_locks[-1].acquire()
@@ -185,6 +191,7 @@ CASES: dict[str, tuple[Case, str]] = {
     "--out is a file": (_out_is_a_file, "cannot write .*notes.txt: it is a file"),
     "--out under a file": (_out_under_a_file, "cannot write .*notes.txt/run: "),
     "--out under /proc": (_out_under_proc, "cannot write /proc/resnetlab-run: "),
+    "--out a folder that refuses writes": (_out_in_a_folder_that_refuses_writes, "cannot write /sys/kernel/run.lock: "),
     "run locked by another process": (_run_locked_by_another_process, "is in use by process \\d+ on "),
     "disk full while saving": (_disk_full_while_saving, "cannot write .*last.pt: No space left on device"),
     "torch's writer fails": (_torch_writer_fails, "cannot write .*last.pt: "),

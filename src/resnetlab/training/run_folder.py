@@ -37,7 +37,7 @@ METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_l
 RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoints", "weights.pth")
 OWN_FILES = (*RUN_FILES, "train.log", "tb", "class_indices.json")  # everything a run writes
 REPLACED = ".replaced"  # the old run's files while --overwrite replaces them
-LEFTOVERS = ("checkpoints", "train.log", "tb", LOCK_NAME, REPLACED)  # what a run that failed to start leaves
+LEFTOVERS = ("checkpoints", "train.log", "tb", LOCK_NAME)  # what a run that failed to start leaves
 
 
 class RunFolder:
@@ -133,8 +133,9 @@ class RunFolder:
         self._replaced = None
 
     def _refuse_other_files(self) -> None:
-        """A folder that is not a run may only hold what a run that failed to start leaves behind."""
-        others = sorted(p.name for p in self.path.iterdir() if p.name not in LEFTOVERS)
+        """A folder that is not a run may only hold what a run that failed to start leaves behind
+        (and hidden files, .gitkeep say: a run writes none)."""
+        others = sorted(p.name for p in self.path.iterdir() if p.name not in LEFTOVERS and not p.name.startswith("."))
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise ResnetlabError(f"{self.path} is not a run folder and holds other files ({shown}), which training "

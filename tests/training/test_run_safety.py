@@ -187,13 +187,12 @@ def test_a_full_train_log_stops_the_run_with_one_message(tmp_path, bundle, monke
 def test_non_finite_weights_are_never_saved(tmp_path):
     model = create_model("resnet20", num_classes=3)
     parts = SimpleNamespace(model=model, ema=None, eval_model=model, schedule=SimpleNamespace(lr=0.1))
-    progress = SimpleNamespace(iteration=7)
     config = SimpleNamespace(out=str(tmp_path))
-    check_finite_weights(parts, progress, config)  # finite: no error
+    check_finite_weights(parts, 7, config)  # finite: no error
     with torch.no_grad():
         model.layer2[0].bn1.running_var[3] = float("inf")
     with pytest.raises(NonFiniteLoss, match=r"weights became non-finite \(layer2.0.bn1.running_var\) by iteration 7"):
-        check_finite_weights(parts, progress, config)
+        check_finite_weights(parts, 7, config)
 
 
 def test_a_learning_rate_that_overflows_ends_with_an_error_and_no_bad_checkpoint(tmp_path, bundle):

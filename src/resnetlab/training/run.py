@@ -416,15 +416,16 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
 def save(path: Any, config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress, run: RunFolder) -> None:
     """A self-describing checkpoint (see checkpoint.py); only the main process writes, and never
     weights that are no longer finite (every process checks: their weights are the same)."""
-    check_finite_weights(parts, progress, config)
+    check_finite_weights(parts, progress.iteration, config)
     if run.writer:
         save_checkpoint(checkpoint_payload(config, bundle, parts, progress), path)
 
 
 def check_finite_outputs(row: dict[str, Any], parts: Parts, config: TrainConfig, epochs: int, run: RunFolder) -> None:
-    """Stop before this epoch is saved when the model's outputs overflowed on a split it was evaluated
-    on (weights can stay finite yet so large that the logits are infinite: the loss is then NaN)."""
-    for split, loader in (("val", parts.val_loader), ("test", parts.test_loader)):
+    """Stop before this epoch is saved when its weights, or the losses it measured, are no longer
+    finite (weights can stay finite yet so large that the logits overflow: the loss is then NaN)."""
+    check_finite_weights(parts, row["iteration"], config)
+    for split, loader in (("train", parts.train_loader), ("val", parts.val_loader), ("test", parts.test_loader)):
         if loader is not None and len(loader) and not math.isfinite(row[f"{split}_loss"]):
             run.log.info(epoch_line(row, epochs))
             raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "
@@ -432,7 +433,7 @@ def check_finite_outputs(row: dict[str, Any], parts: Parts, config: TrainConfig,
                                 f"epoch not saved; try a lower --lr. The last good checkpoint, if any, is in {config.out}/checkpoints")
 
 
-def check_finite_weights(parts: Parts, progress: Progress, config: TrainConfig) -> None:
+def check_finite_weights(parts: Parts, iteration: int, config: TrainConfig) -> None:
     """Stop the run, keeping the last good checkpoint, when a weight or buffer became NaN or infinite
     (a finite loss does not prove it: with a huge lr the weights overflow after the last step's loss)."""
     models = [parts.model] + ([parts.eval_model] if parts.ema is not None else [])
@@ -440,7 +441,7 @@ def check_finite_weights(parts: Parts, progress: Progress, config: TrainConfig) 
     if bool(torch.stack([torch.isfinite(t).all() for _, t in tensors]).all()):  # one host sync
         return
     name = next(name for name, t in tensors if not bool(torch.isfinite(t).all()))
-    raise NonFiniteLoss(f"weights became non-finite ({name}) by iteration {progress.iteration} (lr {parts.schedule.lr:g}): "
+    raise NonFiniteLoss(f"weights became non-finite ({name}) by iteration {iteration} (lr {parts.schedule.lr:g}): "
                         f"training stopped, checkpoint not written; try a lower --lr. The last good checkpoint, if any, "
                         f"is in {config.out}/checkpoints")
 

@@ -161,6 +161,17 @@ def _predict_with_a_huge_input(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["predict", str(_huge_input_size(tmp, run)), str(next((data / "test").rglob("*.png")))]
 
 
+def _predict_from_weights_at_a_huge_size(tmp: Path, data: Path, run: Path) -> list[str]:
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    torch.save(ckpt["state_dict"], tmp / "weights.pth")
+    return ["predict", "--model", "resnet20", "--weights", str(tmp / "weights.pth"), "--classes", str(run / "class_indices.json"),
+            "--image-size", "100000", str(next((data / "test").rglob("*.png")))]
+
+
+def _data_info_at_a_huge_size(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["data", "info", "--dataset", "folder", "--data-dir", str(data), "--image-size", "100000"]
+
+
 def _summary_of_a_huge_input(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["summary", "resnet20", "--input-size", "3", "100000", "100000"]
 
@@ -205,6 +216,8 @@ CASES: dict[str, tuple[Case, str]] = {
     "export of a huge input size": (_export_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "predict with a huge input size": (_predict_with_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "summary of a huge input size": (_summary_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
+    "predict from weights at a huge --image-size": (_predict_from_weights_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
+    "data info at a huge --image-size": (_data_info_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
     "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
     "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),
     "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),

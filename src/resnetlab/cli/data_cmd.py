@@ -7,6 +7,7 @@ import json
 
 from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.types import DatasetBundle
+from resnetlab.memory import check_image_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,10 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_from_args(args: argparse.Namespace) -> DatasetBundle:
     size = args.image_size[0] if args.image_size and len(args.image_size) == 1 else args.image_size
+    if args.image_size:
+        height, width = (args.image_size * 2)[:2]
+        check_image_size((3, height, width), 1, f"one image of --image-size {' '.join(map(str, args.image_size))}",
+                         "lower --image-size")
     budget = int(args.memory_budget_gb * 2**30) if args.memory_budget_gb else None
     return load_dataset(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed, download=not args.no_download,
                         image_size=size, skip_bad_images=args.skip_bad_images, memory_budget=budget, stream=args.stream)

@@ -12,6 +12,7 @@ from resnetlab.checkpoint import FORMAT, VERSION
 from resnetlab.data.class_indices import read_class_indices
 from resnetlab.data.photos import eval_resize
 from resnetlab.errors import ResnetlabError
+from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 from resnetlab.pretrained import match_weights, read_state_dict
 
@@ -35,13 +36,15 @@ def weights_checkpoint(model: str, weights: str | Path, classes: str | Path | li
     if fc.shape[0] != len(names):
         raise ResnetlabError(f"the weights in {weights} classify into {fc.shape[0]} classes but {classes} names {len(names)}: "
                              "pass the class_indices.json saved with these weights")
+    resize = eval_resize(image_size)  # the photo is resized to this before the centre crop
+    check_image_size((in_channels, resize, resize), 1, f"a photo resized for --image-size {image_size}", "lower --image-size")
     return {
         "format": FORMAT, "version": VERSION,
         "model": {"name": model, "num_classes": len(names), "in_channels": in_channels, "options": {}},
         "classes": names,
         "normalization": {"mean": list(mean), "std": list(std)},
         "input_size": [in_channels, image_size, image_size],
-        "preprocess": {"pipeline": "photos", "resize": eval_resize(image_size)},
+        "preprocess": {"pipeline": "photos", "resize": resize},
         "state_dict": state,
         "config": {},
     }

@@ -422,10 +422,11 @@ def save(path: Any, config: TrainConfig, bundle: DatasetBundle, parts: Parts, pr
 
 
 def check_finite_outputs(row: dict[str, Any], parts: Parts, config: TrainConfig, epochs: int, run: RunFolder) -> None:
-    """Stop before this epoch is saved when its weights, or the losses it measured, are no longer
-    finite (weights can stay finite yet so large that the logits overflow: the loss is then NaN)."""
+    """Stop before this epoch is saved when its weights, or its evaluation losses, are no longer finite
+    (weights can stay finite yet so large that the logits overflow: the loss is then NaN). The
+    training loss is the engine's to check, step by step."""
     check_finite_weights(parts, row["iteration"], config)
-    for split, loader in (("train", parts.train_loader), ("val", parts.val_loader), ("test", parts.test_loader)):
+    for split, loader in (("val", parts.val_loader), ("test", parts.test_loader)):
         if loader is not None and len(loader) and not math.isfinite(row[f"{split}_loss"]):
             run.log.info(epoch_line(row, epochs))
             raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "

@@ -106,13 +106,13 @@ def _run_locked_by_another_process(tmp: Path, data: Path, run: Path) -> list[str
 
 
 def _disk_full_while_saving(tmp: Path, data: Path, run: Path) -> list[str]:
-    _faults.append(("resnetlab.training.checkpoint.torch.save", OSError(errno.ENOSPC, "No space left on device")))
+    _faults.append(("resnetlab.checkpoint.torch.save", OSError(errno.ENOSPC, "No space left on device")))
     return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
 
 
 def _torch_writer_fails(tmp: Path, data: Path, run: Path) -> list[str]:
     error = RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file data/3: file write failed")
-    _faults.append(("resnetlab.training.checkpoint.torch.save", error))
+    _faults.append(("resnetlab.checkpoint.torch.save", error))
     return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
 
 

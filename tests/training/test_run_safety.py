@@ -161,7 +161,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_run_resumable(tmp_path, b
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("resnetlab.training.checkpoint.torch.save", disk_full)
+    monkeypatch.setattr("resnetlab.checkpoint.torch.save", disk_full)
     with pytest.raises(WriteError, match=f"cannot write {out}/checkpoints/last.pt: No space left on device"):
         train(tiny_config(out, epochs=2), bundle=bundle, resume=True)
     assert (out / "checkpoints" / "last.pt").read_bytes() == last

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.training.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
 
@@ -111,6 +113,7 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+HINTS = typing.get_type_hints(TrainConfig)  # the type each value must have (config_values.check_value)
 # may change on --resume
 RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "epochs", "max_iters", "memory_budget_gb", "workers")
 
@@ -121,11 +124,13 @@ def resolve_config(
     """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
     file_values = _fold_amp(_read_yaml(Path(config_file), "config file")) if config_file else {}
     overrides = _fold_amp(dict(overrides or {}))
-    name = recipe or file_values.get("recipe") or DEFAULT_RECIPE
-    recipe_values = load_recipe(name)
-    per_model = recipe_values.pop("per_model", {}) or {}
     _check_keys(file_values, f"config file {config_file}")
     _check_keys(overrides, "overrides")
+    file_values = check_values(file_values, HINTS, f"config file {config_file}")
+    overrides = check_values(overrides, HINTS, "")
+    name = check_value("recipe", recipe, HINTS["recipe"], "") or file_values.get("recipe") or DEFAULT_RECIPE
+    recipe_values = load_recipe(name)
+    per_model = recipe_values.pop("per_model", {}) or {}
     merged = {**recipe_values, **file_values, **overrides}
     model = merged.get("model", TrainConfig.model)
     model_values = per_model.get(model, {})
@@ -143,9 +148,9 @@ def list_recipes() -> list[str]:
 def load_recipe(name: str) -> dict[str, Any]:
     """A recipe's raw values (including its ``per_model`` section)."""
     if name not in list_recipes():
-        raise ResnetlabError(f"unknown recipe {name!r}: choose one of {', '.join(list_recipes())}")
+        raise ResnetlabError(f"unknown recipe {shown(name)}: choose one of {', '.join(list_recipes())}")
     text = (resources.files("resnetlab.training") / "recipes" / f"{name}.yaml").read_text()
-    values = yaml.safe_load(text) or {}
+    values = load_yaml(text, f"recipe {name!r}") or {}
     _check_keys({k: v for k, v in values.items() if k != "per_model"}, f"recipe {name!r}")
     return values
 
@@ -179,7 +184,7 @@ def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
     """A config saved in a run folder or checkpoint, checked like any other."""
     values = _fold_amp(values)
     _check_keys(values, source)
-    return validate(TrainConfig(**values))
+    return validate(TrainConfig(**check_values(values, HINTS, source)))
 
 
 def _fold_amp(values: dict[str, Any]) -> dict[str, Any]:
@@ -188,45 +193,44 @@ def _fold_amp(values: dict[str, Any]) -> dict[str, Any]:
     if "amp" not in values:
         return values
     values = dict(values)
-    amp = values.pop("amp")
+    amp = check_value("amp", values.pop("amp"), bool, "")  # "no" is false, not a true string
     values.setdefault("precision", "auto" if amp else "fp32")
     return values
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ResnetlabError(f"{what} {path} does not exist")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ResnetlabError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    values = read_yaml_file(path, what) or {}
     if not isinstance(values, dict):
         raise ResnetlabError(f"{what} {path} must be a mapping of config keys to values")
     return values
 
 
 def _check_keys(values: dict[str, Any], source: str) -> None:
-    unknown = [k for k in values if k not in FIELDS]
+    unknown = [shown(k).strip("'") for k in values if k not in FIELDS]
     if unknown:
-        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, FIELDS, n=1)) else k for k in unknown]
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, FIELDS, n=1)) else k for k in unknown[:10]]
         raise ResnetlabError(f"unknown training option(s) in {source}: {', '.join(hints)}")
 
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
+    for key in FIELDS:  # types first: every check below may then compare and compute
+        setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
-            raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
+            raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {shown(getattr(config, key))}")
     if config.epochs is None and not config.max_iters:
         raise ResnetlabError("set epochs or max_iters: the run needs a budget")
-    for key in ("epochs", "max_iters", "subset", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs", "workers"):
+    for key in ("max_iters", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs", "workers"):
         value = getattr(config, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")
-    for key in ("batch_size", "batch_copies"):
+    for key in ("batch_size", "batch_copies", "epochs", "subset", "image_size"):
         value = getattr(config, key)
+        if value is None and FIELDS[key].default is None:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ResnetlabError(f"{key} must be a whole number >= 1, got {value!r}")
     if config.memory_budget_gb is not None and not (isinstance(config.memory_budget_gb, (int, float))
@@ -242,7 +246,23 @@ def validate(config: TrainConfig) -> TrainConfig:
     config.milestones = [float(m) for m in (config.milestones or [])]
     for key in ("lr", "momentum", "weight_decay", "label_smoothing", "lr_decay", "warmup", "val_split"):
         setattr(config, key, _number(key, getattr(config, key)))
+    for key, (within, allowed) in _LIMITS.items():
+        value = getattr(config, key)
+        if value is not None and not within(value):
+            raise ResnetlabError(f"{key} must be {allowed}, got {shown(value)}")
     return config
+
+
+_LIMITS = {  # ranges beyond "a finite number >= 0" (validate)
+    "lr": (lambda v: v > 0, "> 0"),
+    "momentum": (lambda v: v < 1, "in [0, 1)"),
+    "label_smoothing": (lambda v: v < 1, "in [0, 1) (the fraction of the target spread over all classes)"),
+    "lr_decay": (lambda v: v > 0, "> 0"),
+    "val_split": (lambda v: v < 1 or float(v).is_integer(), "a fraction below 1 or a whole number of images"),
+    "error_warmup_lr": (lambda v: v > 0, "> 0 (or none)"),
+    "error_warmup_threshold": (lambda v: 0 < v <= 1, "in (0, 1] (a training error fraction)"),
+    "milestones": (lambda v: all(m >= 0 for m in v), "numbers >= 0"),
+}
 
 
 def _number(key: str, value: Any) -> float | int:

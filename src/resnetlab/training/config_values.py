@@ -1,0 +1,136 @@
+"""Every config value checked where it enters: YAML read safely, each value of its field's type.
+
+YAML anchors and aliases are refused: a config needs none, and a few nested aliases ("billion
+laughs") expand into gigabytes. Types follow the dataclass hints strictly, because Python's
+truthiness would make ``quiet: "no"`` true and ``seed: 1.5`` a different run than it says.
+Values echoed in messages are cut to ``SHOWN_CHARS`` characters.
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from resnetlab.errors import ResnetlabError
+
+SHOWN_CHARS = 100  # longest value echoed in a message
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on"), ("false", "no", "off")
+
+
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 8, SHOWN_CHARS, SHOWN_CHARS
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to about ``SHOWN_CHARS`` characters, never built whole (it may be gigabytes)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``) before anything is expanded."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases (*{shown(event.anchor)[1:-1]}) are not allowed in a config "
+                                 f"(line {event.start_mark.line + 1}): write the values out")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` without aliases; a syntax error becomes one message naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResnetlabError(f"{source} is not valid YAML: {first[:2 * SHOWN_CHARS]}") from None
+
+
+def read_yaml_file(path: Path, what: str) -> Any:
+    """A YAML file's content, with one message for a missing, unreadable or non-UTF-8 file."""
+    if not path.is_file():
+        raise ResnetlabError(f"{what} {path} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResnetlabError(f"{what} {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except OSError as exc:
+        raise ResnetlabError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return load_yaml(text, f"{what} {path}")
+
+
+def check_values(values: dict[str, Any], hints: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` with each one checked against (and converted to) its field's type hint."""
+    return {key: check_value(key, value, hints[key], source) if key in hints else value for key, value in values.items()}
+
+
+def check_value(key: str, value: Any, hint: Any, source: str) -> Any:
+    """``value`` as the type ``hint`` names (``int``, ``float``, ``bool``, ``str``, ``list[float]``,
+    ``dict``, or one of those ``| None``), else a ``ResnetlabError`` naming the key and ``source``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    converted = _convert(value, hint)
+    if converted is _INVALID:
+        where = f" in {source}" if source else ""
+        raise ResnetlabError(f"{key} must be {_describe(hint)}, got {shown(value)}{where}")
+    return converted
+
+
+_INVALID = object()
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        return _boolean(value)
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+    if hint is float:
+        return value if _is_number(value) else _INVALID
+    if hint is str:
+        return value if isinstance(value, str) else _INVALID
+    if origin is list:
+        items = value if isinstance(value, list) else [value] if _is_number(value) else None
+        return [float(v) for v in items] if items is not None and all(_is_number(v) for v in items) else _INVALID
+    if origin is dict or hint is dict:
+        return value if isinstance(value, dict) and all(isinstance(k, str) for k in value) else _INVALID
+    return value  # a type this checker does not know: left to validate()
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    return _INVALID
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "a whole number"
+    if hint is float:
+        return "a finite number"
+    if hint is str:
+        return "a text (quote it in YAML)"
+    if origin is list:
+        return "a list of numbers"
+    return "a mapping of names to values"

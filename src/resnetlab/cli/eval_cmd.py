@@ -9,6 +9,23 @@ import math
 JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (batch sizes, top-K)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text[:100]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def add_run_flags(p: argparse.ArgumentParser, batch_default: int | None) -> None:
+    """--batch-size / --device, shared by eval and predict (the device is resolved where it is used)."""
+    p.add_argument("--batch-size", type=positive_int, default=batch_default)
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
+
+
 def add_test_view_flags(p: argparse.ArgumentParser) -> None:
     """--tta / --tta-shift, shared by eval and predict: the views default to the run's own."""
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
@@ -42,8 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_test_view_flags(p)
     add_precision_flag(p)
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
+    add_run_flags(p, batch_default=None)
     p.add_argument("--json", action="store_true",
                    help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision"} '
                         'as JSON')

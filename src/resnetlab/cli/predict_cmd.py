@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from resnetlab.cli.eval_cmd import add_precision_flag, add_test_view_flags
+from resnetlab.cli.eval_cmd import add_precision_flag, add_run_flags, add_test_view_flags, positive_int
 from resnetlab.errors import ResnetlabError
 
 ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are at most this many
@@ -27,11 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", default=None, metavar="JSON", help='with --weights: class_indices.json ({"0": "daisy", ...})')
     p.add_argument("--image-size", type=int, default=224, metavar="S",
                    help="with --weights: the crop side the model was trained at (photos resized to S*256/224, centre S crop)")
-    p.add_argument("--topk", type=int, default=None, help=f"classes per image (default: all up to {ALL_CLASSES_UP_TO}, else 5)")
+    p.add_argument("--topk", type=positive_int, default=None, help=f"classes per image (default: all up to {ALL_CLASSES_UP_TO}, else 5)")
     add_test_view_flags(p)
     add_precision_flag(p)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
+    add_run_flags(p, batch_default=64)
     p.add_argument("--show", default=None, metavar="OUT.png", help="save the image(s) titled with the predicted class and probability")
     p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')
     p.set_defaults(func=run_predict)

@@ -38,6 +38,9 @@ from resnetlab.models import create_model
 
 FORMAT = "resnetlab-checkpoint"
 VERSION = 1
+# Entries every consumer (eval, predict, export, finetune) reads, and those a resume reads too.
+REQUIRED = ("model", "classes", "normalization", "input_size", "state_dict")
+TRAINING_STATE = ("config", "epoch", "batch", "iteration", "optimizer", "scheduler", "rng", "metrics")
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -70,6 +73,8 @@ def read_weights_file(path: str | Path) -> Any:
             raise ResnetlabError(f"{path} is a folder with no checkpoints/best.pt or checkpoints/last.pt: pass a run folder or a .pt file")
     if not path.is_file():
         raise ResnetlabError(f"checkpoint {path} does not exist: check the path")
+    if path.stat().st_size == 0:
+        raise ResnetlabError(f"{path} is empty (0 bytes): the checkpoint was never written; pass another one")
     try:
         with warnings.catch_warnings():  # a plain pickle's protocol note would only precede our own message
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -84,7 +89,8 @@ def read_weights_file(path: str | Path) -> Any:
             f"saved as tensors (torch.save(model.state_dict(), ...))"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ResnetlabError(f"{path} is not a readable PyTorch file (truncated or corrupt?): {str(exc).splitlines()[0]}") from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ResnetlabError(f"{path} is not a readable PyTorch file (truncated or corrupt?): {reason}") from None
 
 
 def looks_like_torch_save(path: Path) -> bool:
@@ -102,16 +108,17 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
     atomic_save({"format": FORMAT, "version": VERSION, **payload}, path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read one of our checkpoints (a file, or a run folder: best.pt, else last.pt)."""
+def load_checkpoint(path: str | Path, *, for_resume: bool = False) -> dict[str, Any]:
+    """Read one of our checkpoints (a file, or a run folder: best.pt, else last.pt).
+
+    ``for_resume`` also requires the training state (optimizer, schedule, RNG, position)."""
     ckpt = read_weights_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ResnetlabError(
             f"{path} is not a resnetlab checkpoint (no 'format: {FORMAT}' entry); "
             "for a torchvision weights file use 'resnetlab finetune --from'"
         )
-    if ckpt.get("version", 0) > VERSION:
-        raise ResnetlabError(f"{path} was written by a newer resnetlab (checkpoint version {ckpt['version']}): upgrade resnetlab")
+    check_checkpoint(ckpt, path, for_resume=for_resume)
     check_input_size(ckpt.get("input_size"), path)
     return ckpt
 
@@ -127,6 +134,37 @@ def check_input_size(input_size: Any, path: str | Path) -> None:
                              "must be three positive whole numbers [C, H, W]")
     check_image_size(input_size, 1, f"one image of the input size in {path}",
                      "the checkpoint's input_size is wrong, or it needs a bigger machine")
+
+
+def check_checkpoint(ckpt: dict[str, Any], path: str | Path, *, for_resume: bool = False) -> dict[str, Any]:
+    """``ckpt`` if this version of resnetlab can use it: not from a newer format, no entry missing."""
+    version = ckpt.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version > VERSION:
+        raise ResnetlabError(f"{path} was written by a newer resnetlab (checkpoint version {str(version)[:20]}, this "
+                             f"resnetlab reads up to {VERSION}): upgrade resnetlab")
+    wanted = REQUIRED + (TRAINING_STATE if for_resume else ())
+    missing = [k for k in wanted if k not in ckpt]
+    model = ckpt.get("model")
+    if isinstance(model, dict):
+        missing += [f"model.{k}" for k in ("name", "num_classes", "in_channels") if k not in model]
+    elif "model" not in missing:
+        missing.append("model (a mapping)")
+    if not missing and not _well_formed(ckpt):
+        missing.append("a well-formed classes/input_size/normalization/state_dict")
+    if missing:
+        what = "a resumable checkpoint" if for_resume else "a complete checkpoint"
+        raise ResnetlabError(f"{path} is not {what}: it lacks {', '.join(missing)}")
+    return ckpt
+
+
+def _well_formed(ckpt: dict[str, Any]) -> bool:
+    """The shapes eval, predict and export rely on: names, [C, H, W], per-channel mean and std, tensors."""
+    classes, size, norm, state = ckpt["classes"], ckpt["input_size"], ckpt["normalization"], ckpt["state_dict"]
+    return (isinstance(classes, (list, tuple)) and len(classes) >= 1
+            and isinstance(size, (list, tuple)) and len(size) == 3 and all(isinstance(v, int) and v >= 1 for v in size)
+            and isinstance(norm, dict) and all(isinstance(norm.get(k), (list, tuple)) and len(norm[k]) == size[0] for k in ("mean", "std"))
+            and all(isinstance(s, (int, float)) and s > 0 for s in norm["std"])
+            and isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()))
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import FORMAT, describe_misfit, read_weights_file
+from resnetlab.checkpoint import FORMAT, check_checkpoint, describe_misfit, read_weights_file
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model, list_models
 from resnetlab.models.registry import model_info
@@ -31,7 +31,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     """(state dict, our checkpoint or None) from a checkpoint, a bare state dict or a common wrapper."""
     source = read_weights_file(path)
     if isinstance(source, dict) and source.get("format") == FORMAT:
-        return source["state_dict"], source
+        return check_checkpoint(source, path)["state_dict"], source
     for key in ("state_dict", "model"):  # Lightning / timm-style wrappers around the state dict
         if isinstance(source, dict) and isinstance(source.get(key), dict) and _all_tensors(source[key]):
             source = source[key]

@@ -6,6 +6,7 @@ Every other training field is a flag too (generated as for ``resnetlab train``).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from resnetlab.cli.train_cmd import add_config_flags, overrides_from
 from resnetlab.training.config import list_recipes
@@ -35,12 +36,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from resnetlab.training import TrainingInterrupted
     from resnetlab.training.finetune import finetune
 
-    summary = finetune(args.source, dataset=args.ft_dataset, data_dir=args.ft_data_dir, out=args.ft_out,
-                       model=args.ft_model, freeze_backbone=args.ft_freeze, epochs=args.ft_epochs,
-                       config_file=args.config_file, overrides=overrides_from(args), overwrite=args.overwrite,
-                       recipe=args.ft_recipe)
+    try:
+        summary = finetune(args.source, dataset=args.ft_dataset, data_dir=args.ft_data_dir, out=args.ft_out,
+                           model=args.ft_model, freeze_backbone=args.ft_freeze, epochs=args.ft_epochs,
+                           config_file=args.config_file, overrides=overrides_from(args), overwrite=args.overwrite,
+                           recipe=args.ft_recipe)
+    except TrainingInterrupted as exc:  # a fine-tuning run folder is a training run folder: train resumes it
+        print(f"resnetlab: {exc}\ncontinue with: resnetlab train --resume {args.ft_out}", file=sys.stderr)
+        return 130
     report = summary.get("pretrained") or {}
     loaded, new = report.get("loaded", []), report.get("new", [])
     adapted = report.get("adapted", [])

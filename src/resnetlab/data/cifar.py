@@ -19,6 +19,7 @@ import torch
 
 from resnetlab.data.archive import extract_tar
 from resnetlab.data.download import cache_root, download, verify_md5
+from resnetlab.data.labels import checked_labels
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
@@ -102,18 +103,20 @@ CIFAR100 = CifarArchive(
 )
 
 
-def read_split(folder: Path, files: tuple[str, ...], label_key: bytes) -> ImageSet:
+def read_split(folder: Path, files: tuple[str, ...], label_key: bytes, num_classes: int) -> ImageSet:
     images, labels = [], []
     for name in files:
         batch = read_batch(folder / name)
         data, batch_labels = batch.get(b"data"), batch.get(label_key)
         if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
-                or batch_labels is None or len(batch_labels) != len(data):
+                or batch_labels is None:
             raise ResnetlabError(f"{folder / name} lacks uint8 b'data' (N, 3072) with matching {label_key!r}: "
                                   "delete the folder and run again")
         images.append(data.reshape(-1, 3, 32, 32))  # rows are R (1024), G (1024), B (1024) planes
-        labels.append(np.asarray(batch_labels, dtype=np.int64))
-    return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
+        labels.append(checked_labels(batch_labels, num_classes, folder / name, len(data)))
+    if not sum(len(batch) for batch in images):
+        raise ResnetlabError(f"{folder / files[0]} holds no images: delete the folder and run again")
+    return ImageSet(torch.from_numpy(np.concatenate(images)), torch.cat(labels))
 
 
 def prepare(spec: CifarArchive, data_dir: Path | None, options: LoadOptions) -> Path:
@@ -138,8 +141,8 @@ def load_cifar(spec: CifarArchive, data_dir: Path | None, options: LoadOptions) 
     if not isinstance(names, list):
         raise ResnetlabError(f"{folder / spec.meta_file} has no {spec.names_key!r} list: delete the folder and run again")
     classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    train = read_split(folder, spec.train_files, spec.label_key)
-    test = read_split(folder, spec.test_files, spec.label_key)
+    train = read_split(folder, spec.train_files, spec.label_key, len(classes))
+    test = read_split(folder, spec.test_files, spec.label_key, len(classes))
     return RawDataset(classes, train, test, str(folder))
 
 

@@ -8,8 +8,10 @@ training (so the held-out images never leak into the normalisation).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -22,7 +24,7 @@ from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.data.sources import LoadOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset
-from resnetlab.data.stats import channel_stats
+from resnetlab.data.stats import channel_name, channel_stats, usable_std
 from resnetlab.data.streaming import PhotoFiles, StreamingLoader
 from resnetlab.data.types import DatasetBundle, ImageSet
 from resnetlab.errors import ResnetlabError
@@ -32,7 +34,7 @@ def load_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
     *,
-    val_split: int = 0,
+    val_split: int | float = 0,  # images held out for validation: a count, or a fraction below 1
     seed: int = 0,
     download: bool = True,
     image_size: int | Sequence[int] | None = None,
@@ -60,7 +62,21 @@ def load_dataset(
     train, val = split_validation(train, val_split, seed)
     train = take_subset(train, subset, seed)
     mean, std = channel_stats(train.images) if isinstance(train, ImageSet) else train.channel_stats()
-    return DatasetBundle(name, raw.classes, train, test, val, mean, std, raw.location, raw.extra, raw.pipeline)
+    return with_usable_std(DatasetBundle(name, raw.classes, train, test, val, mean, std, raw.location, raw.extra, raw.pipeline))
+
+
+def with_usable_std(bundle: DatasetBundle, note: Callable[[str], Any] | None = None) -> DatasetBundle:
+    """``bundle`` with its constant channels normalised by 1 instead of std 0 (stats.usable_std),
+    listed in ``extra["constant_channels"]`` and told to ``note`` (a logger's method)."""
+    std, flat = usable_std(tuple(bundle.std))
+    flat = sorted(set(flat) | set(bundle.extra.get("constant_channels", ())))
+    if flat and note is not None:
+        names = ", ".join(channel_name(c, len(std)) for c in flat)
+        note(f"channel {names} of the training images is constant (std 0): it is centred, not scaled, "
+             "and carries no information")
+    if not flat:
+        return bundle
+    return replace(bundle, std=std, extra={**bundle.extra, "constant_channels": flat})
 
 
 def normalise_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from resnetlab.data.download import cache_root, download
+from resnetlab.data.labels import checked_labels
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
@@ -84,14 +85,19 @@ def read_idx(path: Path, magic: int) -> torch.Tensor:
             f"{path} holds {len(raw)} bytes but its header {list(shape)} needs {expected}: "
             f"the file is truncated or corrupt; delete it and run again"
         )
+    if expected == header:  # a dimension of size 0: torch.frombuffer refuses an empty buffer
+        return torch.zeros(shape, dtype=torch.uint8)
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(shape)
 
 
-def read_split(images_path: Path, labels_path: Path) -> ImageSet:
+def read_split(images_path: Path, labels_path: Path, num_classes: int) -> ImageSet:
     images = read_idx(images_path, IMAGES_MAGIC)  # (N, H, W)
-    labels = read_idx(labels_path, LABELS_MAGIC).long()  # (N,)
+    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise ResnetlabError(f"{images_path} holds no images (header {list(images.shape)}): delete it and run again")
+    labels = read_idx(labels_path, LABELS_MAGIC)  # (N,)
     if len(images) != len(labels):
         raise ResnetlabError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
+    labels = checked_labels(labels.numpy(), num_classes, labels_path, len(images))
     return ImageSet(images.unsqueeze(1).contiguous(), labels)  # (N, 1, H, W)
 
 
@@ -115,7 +121,7 @@ def find_or_download(spec: IdxDataset, data_dir: Path | None, options: LoadOptio
 
 def load_idx_dataset(spec: IdxDataset, data_dir: Path | None, options: LoadOptions) -> RawDataset:
     folder = find_or_download(spec, data_dir, options)
-    splits = {split: read_split(folder / images, folder / labels) for split, (images, labels) in FILES.items()}
+    splits = {split: read_split(folder / images, folder / labels, len(spec.classes)) for split, (images, labels) in FILES.items()}
     return RawDataset(list(spec.classes), splits["train"], splits["test"], str(folder))
 
 

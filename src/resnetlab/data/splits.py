@@ -8,13 +8,23 @@ from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 
 
-def split_validation(train: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet | None]:
-    """Hold out ``val_size`` training images chosen by a seeded permutation (e.g. CIFAR-10's 45k/5k).
+def split_validation(train: ImageSet, val_size: int | float, seed: int) -> tuple[ImageSet, ImageSet | None]:
+    """Hold out ``val_size`` training images chosen by a seeded permutation (e.g. CIFAR-10's 45k/5k);
+    a ``val_size`` below 1 is a fraction of them (0.1: a tenth, rounded).
 
     Both parts keep the original order of the images they contain.
     """
     if val_size == 0:
         return train, None
+    if 0 < val_size < 1:
+        count = round(val_size * len(train))
+        if not 0 < count < len(train):
+            raise ResnetlabError(f"--val-split {val_size} of the {len(train)} training images holds out {count}: "
+                                 "give a larger fraction or a number of images")
+        val_size = count
+    if isinstance(val_size, float) and not val_size.is_integer():
+        raise ResnetlabError(f"--val-split {val_size} must be a fraction below 1 or a whole number of images")
+    val_size = int(val_size)
     if not 0 < val_size < len(train):
         raise ResnetlabError(f"--val-split {val_size} must be between 0 and the {len(train)} training images")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))

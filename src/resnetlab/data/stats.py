@@ -17,3 +17,23 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     mean = hist @ values / count
     std = (hist @ values.square() / count - mean.square()).clamp_min(0).sqrt()
     return tuple((mean / 255).tolist()), tuple((std / 255).tolist())
+
+
+FLAT_STD = 1 / 255  # less spread than one grey level: the channel is (nearly) constant
+CHANNEL_NAMES = {1: ("gray",), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "alpha")}
+
+
+def usable_std(std: tuple[float, ...]) -> tuple[tuple[float, ...], list[int]]:
+    """(``std`` with every (nearly) constant channel's entry set to 1, the indices of those channels).
+
+    A channel of one value (a blank alpha or colour plane, a synthetic set) has std 0, and dividing
+    by it turns every pixel into inf and the first step's loss into NaN. Dividing by 1 instead only
+    centres the channel: in training it is all zeros, so it cannot mislead the network."""
+    flat = [c for c, s in enumerate(std) if not s >= FLAT_STD]  # also catches NaN
+    return tuple(1.0 if c in flat else float(s) for c, s in enumerate(std)), flat
+
+
+def channel_name(index: int, channels: int) -> str:
+    """'2 (blue)' for channel 2 of 3; '5' where channels have no usual names."""
+    names = CHANNEL_NAMES.get(channels)
+    return f"{index} ({names[index]})" if names else str(index)

@@ -21,9 +21,9 @@ from typing import Any
 import yaml
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.training.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
+from resnetlab.training.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 
 DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")

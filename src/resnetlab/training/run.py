@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from resnetlab.checkpoint import atomic_save, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from resnetlab.data import Augmentation, DatasetBundle, TensorLoader, create_loader
+from resnetlab.data.factory import with_usable_std
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from resnetlab.data.streaming import StreamingLoader
@@ -103,7 +104,7 @@ def train(
     run = RunFolder(config.out, writer=ctx.is_main)
     try:
         run.prepare(resume=resume, overwrite=overwrite)
-        checkpoint = load_checkpoint(run.last) if resume else None
+        checkpoint = load_checkpoint(run.last, for_resume=True) if resume else None
         if checkpoint is not None:
             config = resume_config(config, checkpoint["config"])
         elif config.normalization == "auto":
@@ -113,6 +114,9 @@ def train(
         log = run.open_log(config.quiet)
         log.info(f"precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
+        bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
+        if checkpoint is not None:
+            check_same_classes(checkpoint["classes"], bundle.classes, run.path)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
         model = build_model(config, bundle, device)
@@ -191,6 +195,18 @@ def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConf
         detail = ", ".join(f"{k} ({getattr(saved, k)!r} -> {getattr(given, k)!r})" for k in fixed)
         raise ResnetlabError(f"cannot change {detail} when resuming: resume with the run's own config.yaml")
     return replace(saved, **{k: getattr(given, k) for k in changed & set(RESUME_MUTABLE)})
+
+
+def check_same_classes(saved: list[str], found: list[str], path: Any) -> None:
+    """A resumed run must see the classes it started with, in the same order (class_indices.json)."""
+    if list(saved) == list(found):
+        return
+    differ = next((i for i, (a, b) in enumerate(zip(saved, found)) if a != b), min(len(saved), len(found)))
+    detail = (f"class {differ} is {saved[differ]!r} in the run but {found[differ]!r} in the data"[:160]
+              if differ < min(len(saved), len(found)) else "")
+    raise ResnetlabError(f"cannot resume {path}: the run was trained on {len(saved)} classes and the data has "
+                         f"{len(found)}{'; ' + detail if detail else ''}: resume with the run's own data "
+                         "(--data-dir), or start a new run (or 'resnetlab finetune --from' this one)")
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:

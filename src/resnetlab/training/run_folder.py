@@ -86,7 +86,8 @@ class RunFolder:
         self._restore_replaced()
         if self.holds_run():
             if not overwrite:
-                raise ResnetlabError(f"{self.path} already holds a run: pass --resume to continue it or --overwrite to replace it")
+                raise ResnetlabError(f"{self.path} already holds a run: continue it with 'resnetlab train --resume "
+                                     f"{self.path}' or pass --overwrite to replace it")
             self._move_aside()
         else:
             self._refuse_other_files()

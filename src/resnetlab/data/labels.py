@@ -39,7 +39,7 @@ def checked_labels(raw: Any, num_classes: int, path: Path, count: int) -> torch.
 
 def _first_non_integer(raw: Any) -> str:
     if not isinstance(raw, (list, tuple, np.ndarray)):
-        return f"a {type(raw).__name__}, not a list"
+        return f"one {type(raw).__name__} instead of a list"
     for index, value in enumerate(raw):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             return f"{repr(value)[:40]} for image {index}"

@@ -31,6 +31,7 @@ import yaml
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
+from resnetlab.training.config_values import load_yaml, read_text, shown
 
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names become folder names
@@ -65,10 +66,7 @@ def list_sweeps() -> list[str]:
 def load_sweep(spec: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
     """Read a sweep file, or a shipped sweep by name; ``overrides`` win over every run's values."""
     text, source = _sweep_text(str(spec))
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ResnetlabError(f"sweep {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = load_yaml(text, f"sweep {source}")  # no aliases: a few nested ones expand into gigabytes
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
         raise ResnetlabError(f"sweep {source} must be a mapping with a non-empty 'runs' list")
     unknown = sorted(set(data) - SWEEP_KEYS)
@@ -91,7 +89,7 @@ def load_sweep(spec: str | Path, overrides: dict[str, Any] | None = None) -> Swe
 def _sweep_text(spec: str) -> tuple[str, str]:
     path = Path(spec).expanduser()
     if path.is_file():
-        return path.read_text(), str(path)
+        return read_text(path, "sweep"), str(path)
     name = spec[: -len(".yaml")] if spec.endswith(".yaml") else spec
     if name in list_sweeps():
         return (resources.files("resnetlab") / "sweeps" / f"{name}.yaml").read_text(), f"{name} (shipped)"
@@ -100,7 +98,7 @@ def _sweep_text(spec: str) -> tuple[str, str]:
 
 def _sweep_run(entry: Any, defaults: dict[str, Any], overrides: dict[str, Any], source: str) -> SweepRun:
     if not isinstance(entry, dict) or "name" not in entry:
-        raise ResnetlabError(f"sweep {source}: every run must be a mapping with a 'name', got {entry!r}")
+        raise ResnetlabError(f"sweep {source}: every run must be a mapping with a 'name', got {shown(entry)}")
     values = {**defaults, **{k: v for k, v in entry.items() if k != "name"}, **overrides}
     name = str(entry["name"])
     if not NAME.match(name):

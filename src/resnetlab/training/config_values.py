@@ -57,13 +57,17 @@ def read_yaml_file(path: Path, what: str) -> Any:
     """A YAML file's content, with one message for a missing, unreadable or non-UTF-8 file."""
     if not path.is_file():
         raise ResnetlabError(f"{what} {path} does not exist")
+    return load_yaml(read_text(path, what), f"{what} {path}")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's content; a file in another encoding or unreadable is one message."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ResnetlabError(f"{what} {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     except OSError as exc:
         raise ResnetlabError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    return load_yaml(text, f"{what} {path}")
 
 
 def check_values(values: dict[str, Any], hints: dict[str, Any], source: str) -> dict[str, Any]:

@@ -173,6 +173,8 @@ ROWS: dict[str, Row] = {
     "--lr-decay 0": Row(flags("--lr-decay", "0"), r"lr_decay must be > 0"),
     "--val-split 1.5": Row(flags("--val-split", "1.5"), r"val_split must be a fraction below 1 or a whole number"),
     "--val-split 0.001": Row(lambda t, r: cifar_train(t) + ["--val-split", "0.001"], r"0.001 of the 40 training images holds out 0"),
+    "data info --val-split 1.5": Row(lambda t, r: ["data", "info", "--dataset", "cifar10", "--data-dir", str(write_cifar10(t / "c")),
+                                                   "--val-split", "1.5"], r"--val-split 1.5 must be a fraction below 1 or a whole number"),
     "--milestones -1": Row(flags("--milestones", "-1"), r"milestones must be numbers >= 0"),
     "--image-size 16.5": Row(flags("--image-size", "16.5"), r"argument --image-size: invalid int value"),
     "train --device foo": Row(flags("--device", "foo"), r"unknown device 'foo'"),

@@ -30,7 +30,8 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of: {', '.join(list_datasets())}")
     p.add_argument("--data-dir", default=None, help="cache folder (default $RESNETLAB_DATA or ~/.cache/resnetlab); "
                    "for 'folder' the folder holding train/ and test/")
-    p.add_argument("--val-split", type=int, default=0, metavar="N", help="hold out N training images for validation")
+    p.add_argument("--val-split", type=count_or_fraction, default=0, metavar="N",
+                   help="hold out N training images for validation (below 1: that fraction of them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, nargs="+", default=None, metavar="SIZE",
                    help="small images: resize to SIZE or H W; photo folders: the training crop S (default 224)")
@@ -40,6 +41,15 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-budget-gb", type=float, default=None, metavar="GIB",
                    help="photo folders: GiB the decoded cache may take (default: half the machine's memory)")
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+
+
+def count_or_fraction(text: str) -> int | float:
+    """'5000' -> 5000 images, '0.1' -> a tenth of them."""
+    value = float(text)
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
+count_or_fraction.__name__ = "number"  # argparse names the type in its message
 
 
 def load_from_args(args: argparse.Namespace) -> DatasetBundle:

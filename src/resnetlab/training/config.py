@@ -254,10 +254,8 @@ def validate(config: TrainConfig) -> TrainConfig:
 
 
 _LIMITS = {  # ranges beyond "a finite number >= 0" (validate)
-    "lr": (lambda v: v > 0, "> 0"),
     "momentum": (lambda v: v < 1, "in [0, 1)"),
     "label_smoothing": (lambda v: v < 1, "in [0, 1) (the fraction of the target spread over all classes)"),
-    "lr_decay": (lambda v: v > 0, "> 0"),
     "val_split": (lambda v: v < 1 or float(v).is_integer(), "a fraction below 1 or a whole number of images"),
     "error_warmup_lr": (lambda v: v > 0, "> 0 (or none)"),
     "error_warmup_threshold": (lambda v: 0 < v <= 1, "in (0, 1] (a training error fraction)"),

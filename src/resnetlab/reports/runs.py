@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import model_info
+from resnetlab.training.config_values import load_yaml, read_text
 from resnetlab.training.run_folder import METRICS_COLUMNS
 
 
@@ -174,5 +173,5 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(read_text(path, "run config"), f"run config {path}")  # a damaged file: one message
     return data if isinstance(data, dict) else {}

@@ -203,6 +203,9 @@ ROWS: dict[str, Row] = {
     "resume, other class count": Row(lambda t, r: resume_with(r, t, names=CIFAR_NAMES + ["extra"]),
                                      r"cannot resume .*10 classes and the data has 11"),
     "resume, checkpoint lacks optimizer": Row(resume_broken, r"last.pt is not a resumable checkpoint: it lacks optimizer"),
+    "report, damaged config.yaml": Row(lambda t, r: (r / "config.yaml").write_text("lr: [0.1\n") and
+                                       ["report", str(r), "--out", str(t / "report"), "--no-checkpoints"],
+                                       r"run config .*config.yaml is not valid YAML"),
     "finetune into a run": Row(lambda t, r: consumer("finetune", t, make_checkpoint(t / "m.pt"))[:-9] + ["--out", str(r)],
                                r"already holds a run: continue it with 'resnetlab train --resume"),
 }

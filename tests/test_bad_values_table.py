@@ -161,6 +161,8 @@ ROWS: dict[str, Row] = {
     "config not UTF-8": Row(config(b"lr: 0.1  # caf\xe9\n"), r"is not UTF-8 text"),
     "YAML syntax": Row(config("lr: [0.1\n"), r"is not valid YAML"),
     "YAML alias bomb": Row(config(ALIAS_BOMB), r"YAML aliases .* not allowed"),
+    "model name of 5000 characters": Row(lambda t, r: ["train", "--config", write_config(t, "model: x" + "x" * 4999)],
+                                         r"unknown model 'x+\.\.\.x+'\. Run"),
     "missing config": Row(lambda t, r: train(t, "--config", str(t / "nope.yaml")), r"config file .*nope.yaml does not exist"),
     # config files and flags: ranges
     "momentum: 5": Row(config("momentum: 5\n"), r"momentum must be in \[0, 1\), got 5"),

@@ -11,7 +11,7 @@ from functools import partial
 
 import torch
 
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, shown
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -28,7 +28,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ResnetlabError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        raise ResnetlabError(f"unknown device {shown(name)}: use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ResnetlabError(f"device {name!r} requested but CUDA is not available: use --device cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():

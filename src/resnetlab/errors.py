@@ -6,6 +6,22 @@ no traceback: anything else that escapes is a bug in resnetlab and keeps its tra
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+SHOWN_CHARS = 100  # longest value echoed in a message
+
 
 class ResnetlabError(Exception):
     """Bad input (a path, a name, an option, a file): the message says what and what to do."""
+
+
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 8, SHOWN_CHARS, SHOWN_CHARS
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message, cut to about ``SHOWN_CHARS`` characters and never built whole:
+    a value from a file or a flag may be megabytes long."""
+    text = _REPR.repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."

@@ -14,7 +14,7 @@ from pathlib import Path
 from resnetlab.data.photos import PhotoSet
 from resnetlab.data.streaming import PhotoFiles
 from resnetlab.data.types import ImageSet
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, shown
 
 
 @dataclass(frozen=True)
@@ -78,5 +78,5 @@ def get_source(name: str) -> DatasetSource:
         close = difflib.get_close_matches(name, _SOURCES, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ResnetlabError(
-            f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(_SOURCES)}"
+            f"unknown dataset {shown(name)}.{hint} Known datasets: {', '.join(_SOURCES)}"
         ) from None

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, shown
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def model_info(name: str) -> ModelInfo:
         close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ResnetlabError(
-            f"unknown model {name!r}.{hint} Run 'resnetlab models' to list all models."
+            f"unknown model {shown(name)}.{hint} Run 'resnetlab models' to list all models."
         ) from None
 
 

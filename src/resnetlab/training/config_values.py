@@ -3,13 +3,12 @@
 YAML anchors and aliases are refused: a config needs none, and a few nested aliases ("billion
 laughs") expand into gigabytes. Types follow the dataclass hints strictly, because Python's
 truthiness would make ``quiet: "no"`` true and ``seed: 1.5`` a different run than it says.
-Values echoed in messages are cut to ``SHOWN_CHARS`` characters.
+Values echoed in messages are cut to ``errors.SHOWN_CHARS`` characters (``errors.shown``).
 """
 
 from __future__ import annotations
 
 import math
-import reprlib
 import types
 import typing
 from pathlib import Path
@@ -17,20 +16,11 @@ from typing import Any
 
 import yaml
 
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import SHOWN_CHARS, ResnetlabError, shown
 
-SHOWN_CHARS = 100  # longest value echoed in a message
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on"), ("false", "no", "off")
 
 
-_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 8, SHOWN_CHARS, SHOWN_CHARS
-
-
-def shown(value: Any) -> str:
-    """``repr(value)`` cut to about ``SHOWN_CHARS`` characters, never built whole (it may be gigabytes)."""
-    text = _REPR.repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 class _NoAliasLoader(yaml.SafeLoader):

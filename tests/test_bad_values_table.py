@@ -136,7 +136,7 @@ def flags(*given: str) -> Callable[[Path, Path], list[str]]:
 
 
 def predict_flags(*given: str) -> Callable[[Path, Path], list[str]]:
-    return lambda t, r: ["predict", "m.pt", "a.png", *given]
+    return lambda t, r: ["predict", str(make_checkpoint(t / "m.pt")), str(write_image(t / "a.png")), *given]
 
 
 def cifar_labels(batch: int, labels: object) -> Callable[[Path, Path], list[str]]:
@@ -184,7 +184,7 @@ ROWS: dict[str, Row] = {
     "predict --batch-size 0": Row(predict_flags("--batch-size", "0"), rf"--batch-size: {WHOLE}, got 0"),
     "predict --batch-size -1": Row(predict_flags("--batch-size", "-1"), rf"--batch-size: {WHOLE}, got -1"),
     "predict --topk 0": Row(predict_flags("--topk", "0"), rf"--topk: {WHOLE}, got 0"),
-    "predict --device foo": Row(predict_flags("--device", "foo"), r"--device: unknown device 'foo'"),
+    "predict --device foo": Row(predict_flags("--device", "foo"), r"unknown device 'foo'"),
     "predict --device cuda": Row(predict_flags("--device", "cuda"), r"CUDA is not available", skip=HAS_CUDA),
     "eval --batch-size 0": Row(lambda t, r: ["eval", "m.pt", "--batch-size", "0"], rf"--batch-size: {WHOLE}"),
     # data that is not what it claims
@@ -321,17 +321,14 @@ def test_ctrl_c_in_finetune_saves_and_train_resume_continues(tmp_path: Path, cap
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from resnetlab.training import run as run_module
+    import resnetlab.training as training
 
-    real_agree, sent = run_module._agree, []
+    real_train = training.train
 
-    def ctrl_c_after_first_step(flag: bool, ctx) -> bool:
-        if not sent:
-            sent.append(True)
-            os.kill(os.getpid(), signal.SIGINT)  # the real signal, caught by the training loop's handler
-        return real_agree(True if sent else flag, ctx)
+    def train_with_ctrl_c(config, **kwargs):  # finetune calls resnetlab.training.train
+        return real_train(config, on_iteration=lambda i: os.kill(os.getpid(), signal.SIGINT) if i == 1 else None, **kwargs)
 
-    monkeypatch.setattr(run_module, "_agree", ctrl_c_after_first_step)
+    monkeypatch.setattr(training, "train", train_with_ctrl_c)
     argv = consumer("finetune", tmp_path, make_checkpoint(tmp_path / "m.pt"))
     assert main(argv) == 130
     err = capsys.readouterr().err
@@ -339,7 +336,7 @@ def test_ctrl_c_in_finetune_saves_and_train_resume_continues(tmp_path: Path, cap
     assert "Traceback" not in err and "interrupted at iteration 1" in err
     assert f"continue with: resnetlab train --resume {out}" in err
     assert (out / "checkpoints" / "last.pt").is_file()
-    monkeypatch.setattr(run_module, "_agree", real_agree)
+    monkeypatch.undo()
     assert main(["train", "--resume", str(out)]) == 0  # the hint is a command that works
     summary = (out / "summary.json").read_text()
     assert '"recipe": "fine-tune"' in summary and '"iterations": 3' in summary  # 12 images, batch 4, 1 epoch

@@ -194,7 +194,7 @@ def _sweep_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
 
 
 CASES: dict[str, tuple[Case, str]] = {
-    "train into an existing run": (_existing_run, "already holds a run: pass --resume .* or --overwrite"),
+    "train into an existing run": (_existing_run, "already holds a run: continue it with .resnetlab train --resume .* or pass --overwrite"),
     "--overwrite with a wrong --data-dir": (_overwrite_with_a_wrong_data_dir, "typo"),
     "--overwrite with a wrong model option": (_overwrite_with_a_wrong_model, "shortcut"),
     "finetune into its own run": (_finetune_into_its_own_run_without_overwrite, "already holds a run"),

@@ -1,4 +1,4 @@
-"""Training throughput of ResNet-20: our loader vs. a bare step vs. the seeds' PIL pipeline,
+"""Training throughput of ResNet-20: our loader vs. a bare step vs. a per-image PIL pipeline,
 in fp32 and bf16, against the machine's own limit measured in the same run.
 
 Measurements side by side, in one process, same model, batch and step count:
@@ -72,7 +72,7 @@ def load_train_split(data_dir: str | None) -> tuple[ImageSet, tuple[float, ...],
 
 
 class SeedPipeline(Dataset):
-    """The seeds' per-image PIL pipeline over the same uint8 images (HWC for Image.fromarray)."""
+    """A per-image PIL pipeline in a DataLoader over the same uint8 images (HWC for Image.fromarray)."""
 
     def __init__(self, data: ImageSet, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         self.images = data.images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)

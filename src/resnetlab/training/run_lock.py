@@ -1,9 +1,9 @@
-"""One process at a time in a run folder: a lock file holding the owner's pid and host.
+"""One process at a time in a run folder: a lock file naming the pid and host of the process that holds it.
 
 Two ``train`` commands into one ``--out`` would interleave ``metrics.csv`` rows and leave the
-config of one run beside the checkpoint of the other. The owner holds an ``flock`` on the lock
-file, which the kernel drops when the owner dies however it dies (``kill -9`` included), so a
-dead owner's lock is taken over without asking. Where ``flock`` is not supported the pid is
+config of one run beside the checkpoint of the other. The holding process keeps an ``flock`` on the lock
+file, which the kernel drops when that process dies however it dies (``kill -9`` included), so a
+dead process's lock is taken over without asking. Where ``flock`` is not supported the pid is
 checked instead (on this host; a lock from another host is refused while its file exists).
 """
 
@@ -47,7 +47,7 @@ class RunLock:
                     raise RunLocked(self._refusal())
                 if not _same_file(fd, self.path):
                     os.close(fd)
-                    continue  # the previous owner removed the file after we opened it: start again
+                    continue  # the previous holder removed the file after we opened it: start again
                 os.ftruncate(fd, 0)
                 os.write(fd, json.dumps(_me()).encode())
                 os.fsync(fd)
@@ -103,7 +103,7 @@ def _me() -> dict[str, Any]:
 
 
 def _alive(owner: dict[str, Any]) -> bool:
-    """Whether the lock's owner still runs (a lock from another host counts as alive)."""
+    """Whether the process holding the lock still runs (a lock from another host counts as alive)."""
     pid = owner.get("pid")
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
         return False

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from resnetlab.data.types import DatasetBundle, ImageSet
 
@@ -93,3 +94,38 @@ def make_tiny_bundle(num_classes: int = 3, per_class: int = 16, size: int = 8, c
 @pytest.fixture
 def tiny_bundle() -> DatasetBundle:
     return make_tiny_bundle()
+
+
+def make_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int | dict[str, int] = 4, size: int = 8,
+                      mode: str = "RGB", splits=("train", "test"), ext: str = "png") -> Path:
+    """An ImageFolder layout of tiny lossless images whose pixels encode (class, index);
+    ``per_class`` may give each split its own count ({"train": 8, "test": 4})."""
+    for split in splits:
+        count = per_class[split] if isinstance(per_class, dict) else per_class
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(count):
+                value = 20 * c + k
+                Image.new(mode, (size, size), _fill(mode, value)).save(folder / f"{k:03d}.{ext}")
+    return root
+
+
+def _fill(mode: str, value: int) -> int | tuple[int, ...]:
+    return {"L": value, "RGB": (value, value + 1, value + 2), "RGBA": (value, value + 1, value + 2, 128)}[mode]
+
+
+def poison_loss(monkeypatch: pytest.MonkeyPatch, at_call: int) -> dict[str, int]:
+    """Training's loss becomes inf at its ``at_call``-th computation: a run that blows up mid-way.
+    Returns the count of computations so far ({"n": ...})."""
+    calls = {"n": 0}
+    real = torch.nn.CrossEntropyLoss
+
+    class PoisonedLoss(real):
+        def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            calls["n"] += 1
+            loss = super().forward(logits, labels)
+            return loss * float("inf") if calls["n"] == at_call else loss
+
+    monkeypatch.setattr("resnetlab.training.run.nn.CrossEntropyLoss", PoisonedLoss)
+    return calls

@@ -15,28 +15,19 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from resnetlab.cli import main
 from resnetlab.training.run_lock import RunLock
+from tests.conftest import make_image_folder
 
 TRAIN = ["--model", "resnet20", "--dataset", "folder", "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]
 
 
 def write_folder_dataset(root: Path) -> Path:
     """Two classes of 8x8 PNGs (dark and bright), 8 training and 4 test images each."""
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 8), ("test", 4)):
-        for label, name in enumerate(("dark", "bright")):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = rng.integers(0, 60, (8, 8, 3)) + 150 * label
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
-    return root
+    return make_image_folder(root, classes=("dark", "bright"), per_class={"train": 8, "test": 4})
 
 
 @pytest.fixture(scope="module")

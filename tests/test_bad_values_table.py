@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from resnetlab.cli import main
-from tests.data.conftest import make_idx_files, make_image_folder, write_idx
+from tests.conftest import make_image_folder
+from tests.data.conftest import make_idx_files, write_idx
 from tests.evaluation.conftest import make_checkpoint, write_image
 
 PER_BATCH = 8  # images per CIFAR batch file: 40 training and 8 test images

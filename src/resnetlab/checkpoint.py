@@ -61,18 +61,39 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         raise
 
 
+RUN_CHECKPOINTS = ("last.pt", "best.pt")  # a run folder means its final model; best.pt only where no last.pt was kept
+
+
+def run_checkpoint(folder: str | Path) -> Path | None:
+    """The checkpoint a run folder stands for: ``checkpoints/last.pt``, the final model (the one that
+    summary.json's ``final`` figures and weights.pth describe), else ``checkpoints/best.pt``.
+
+    The one rule for every command that takes a run folder (eval, predict, export, report,
+    finetune --from, init_from), so that they all speak of the same weights."""
+    for name in RUN_CHECKPOINTS:
+        path = Path(folder) / "checkpoints" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def checkpoint_path(source: str | Path) -> Path:
+    """A checkpoint file as given, or a run folder's ``run_checkpoint``; a missing one is named."""
+    source = Path(source)
+    if source.is_dir():
+        found = run_checkpoint(source)
+        if found is None:
+            raise ResnetlabError(f"{source} is a folder with no checkpoints/last.pt or checkpoints/best.pt: "
+                                 "pass a run folder or a .pt file")
+        return found
+    if not source.is_file():
+        raise ResnetlabError(f"checkpoint {source} does not exist: check the path")
+    return source
+
+
 def read_weights_file(path: str | Path) -> Any:
     """``torch.load(weights_only=True)`` with our own message for every way it can fail."""
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"):
-            if candidate.is_file():
-                path = candidate
-                break
-        else:
-            raise ResnetlabError(f"{path} is a folder with no checkpoints/best.pt or checkpoints/last.pt: pass a run folder or a .pt file")
-    if not path.is_file():
-        raise ResnetlabError(f"checkpoint {path} does not exist: check the path")
+    path = checkpoint_path(path)
     if path.stat().st_size == 0:
         raise ResnetlabError(f"{path} is empty (0 bytes): the checkpoint was never written; pass another one")
     try:
@@ -109,7 +130,7 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, *, for_resume: bool = False) -> dict[str, Any]:
-    """Read one of our checkpoints (a file, or a run folder: best.pt, else last.pt).
+    """Read one of our checkpoints (a file, or a run folder: see ``run_checkpoint``).
 
     ``for_resume`` also requires the training state (optimizer, schedule, RNG, position)."""
     ckpt = read_weights_file(path)

@@ -6,10 +6,13 @@ no traceback: anything else that escapes is a bug in resnetlab and keeps its tra
 
 from __future__ import annotations
 
+import difflib
 import reprlib
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 SHOWN_CHARS = 100  # longest value echoed in a message
+T = TypeVar("T")
 
 
 class ResnetlabError(Exception):
@@ -25,3 +28,14 @@ def shown(value: Any) -> str:
     a value from a file or a flag may be megabytes long."""
     text = _REPR.repr(value)
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def lookup(table: Mapping[str, T], name: str, what: str, listing: str) -> T:
+    """``table[name]``, or one message naming the unknown ``what``, the closest known names and
+    ``listing`` (where the known names are: a list, or the command that prints them)."""
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6) if isinstance(name, str) else []
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ResnetlabError(f"unknown {what} {shown(name)}.{hint} {listing}") from None

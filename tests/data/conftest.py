@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -94,23 +93,6 @@ def make_idx_files(folder: Path, n_train: int = 50, n_test: int = 20) -> dict:
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels, 2049)
         out[prefix] = (images, labels)
     return out
-
-
-def make_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int = 4, size: int = 8,
-                      mode: str = "RGB", splits=("train", "test"), ext: str = "png") -> Path:
-    """An ImageFolder layout of tiny lossless images whose pixels encode (class, index)."""
-    for split in splits:
-        for c, name in enumerate(classes):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for k in range(per_class):
-                value = 20 * c + k
-                Image.new(mode, (size, size), _fill(mode, value)).save(folder / f"{k:03d}.{ext}")
-    return root
-
-
-def _fill(mode: str, value: int) -> int | tuple[int, ...]:
-    return {"L": value, "RGB": (value, value + 1, value + 2), "RGBA": (value, value + 1, value + 2, 128)}[mode]
 
 
 @pytest.fixture

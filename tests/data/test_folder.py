@@ -10,7 +10,7 @@ from PIL import Image
 
 from resnetlab.data import folder, load_dataset, read_class_indices
 from resnetlab.errors import ResnetlabError
-from tests.data.conftest import make_image_folder
+from tests.conftest import make_image_folder
 
 
 def test_loads_layout_in_sorted_class_order(tmp_path) -> None:

@@ -13,7 +13,7 @@ from resnetlab.data import Augmentation, TensorLoader
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import run as run_module
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, train_one_epoch
-from tests.conftest import make_tiny_bundle
+from tests.conftest import make_tiny_bundle, poison_loss
 from tests.training.conftest import tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
@@ -89,16 +89,7 @@ def test_reading_rarely_a_non_finite_loss_still_stops_the_run_before_it_is_saved
     """As on a GPU (every 4 steps here): inf at iteration 9, read at 10 (epoch 2's 4th step); last.pt stays
     epoch 1's, finite."""
     monkeypatch.setattr(run_module, "host_check_interval", lambda device: 4, raising=False)
-    calls = {"n": 0}
-    real = nn.CrossEntropyLoss
-
-    class PoisonedLoss(real):
-        def forward(self, logits, labels):
-            calls["n"] += 1
-            loss = super().forward(logits, labels)
-            return loss * float("inf") if calls["n"] == 9 else loss
-
-    monkeypatch.setattr("resnetlab.training.run.nn.CrossEntropyLoss", PoisonedLoss)
+    calls = poison_loss(monkeypatch, at_call=9)
     out = tmp_path / "run"
     with pytest.raises(ResnetlabError, match=r"loss became (inf|nan) at iteration 9.*lower --lr"):
         run_module.train(tiny_config(out), bundle=make_tiny_bundle())

@@ -5,23 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import resolve_config, train
+from tests.conftest import make_image_folder
 
 
 def make_folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("test", 2)):
-        for c, name in enumerate(("cats", "dogs")):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(n):
-                pixels = np.clip(rng.normal(60 + 120 * c, 20, (8, 8, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
+    make_image_folder(root, classes=("cats", "dogs"), per_class={"train": 6, "test": 2})
     (root / "train" / "cats" / "broken.png").write_bytes(b"not an image at all")
     return root
 

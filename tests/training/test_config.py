@@ -108,3 +108,18 @@ def test_the_training_loader_stops_cropping_for_the_uncropped_epochs(tmp_path, b
     train_loader, _, test_loader = build_loaders(config, bundle, torch.device("cpu"), Distributed())
     assert train_loader.augmentation.crop_epochs == 3 and [train_loader.augmentation.crops_in(e) for e in (2, 3)] == [True, False]
     assert not test_loader.augmentation.crops_in(0)
+
+
+def test_set_and_model_option_pairs_are_typed_alike_as_yaml_scalars() -> None:
+    """--set and --model-option read VALUE as a config file would: numbers, booleans, text, null."""
+    from resnetlab.cli.models_cmd import parse_options
+    from resnetlab.reports.sweep import parse_set
+
+    pairs = ["epochs=2", "lr=0.05", "zero_init_residual=true", "shortcut=B", "data-dir=/data/x", "init_from=", "note=[1"]
+    want = {"epochs": 2, "lr": 0.05, "zero_init_residual": True, "shortcut": "B", "data_dir": "/data/x", "init_from": None,
+            "note": "[1"}
+    assert parse_set(pairs) == parse_options(pairs) == want
+    with pytest.raises(ResnetlabError, match=r"--model-option 'shortcut' must look like KEY=VALUE, e.g. --model-option shortcut=B"):
+        parse_options(["shortcut"])
+    with pytest.raises(ResnetlabError, match=r"--set '=3' must look like KEY=VALUE"):
+        parse_set(["=3"])

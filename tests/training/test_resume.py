@@ -65,3 +65,24 @@ def test_resume_of_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path / "typo")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot resume {tmp_path / 'typo'}: it is not a run folder" in err
+
+
+def test_the_python_api_resumes_a_run_folder_from_its_own_config(tmp_path, bundle):
+    """train(resume=DIR) with no config reads DIR/config.yaml: the same run as the command line's --resume DIR."""
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    train(tiny_config(straight), bundle=bundle)
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_config(broken), bundle=bundle, on_iteration=interrupt_at(8, signal.SIGTERM))
+    summary = train(resume=broken, bundle=bundle)
+    assert summary["iterations"] == 18
+    want, got = final_weights(straight), final_weights(broken)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_the_python_api_refuses_to_resume_a_folder_no_run_started(tmp_path):
+    from resnetlab.errors import ResnetlabError
+
+    with pytest.raises(ResnetlabError, match="it is not a run folder"):
+        train(resume=tmp_path / "typo")
+    with pytest.raises(ResnetlabError, match="needs a config"):
+        train()

@@ -12,7 +12,7 @@ from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import train
 from resnetlab.training.run_folder import METRICS_COLUMNS, read_metrics
-from tests.conftest import make_tiny_bundle
+from tests.conftest import make_tiny_bundle, poison_loss
 from tests.training.conftest import tiny_config
 
 SUMMARY_KEYS = {"model", "dataset", "epochs", "iterations", "params", "world_size", "train_seconds",
@@ -84,16 +84,7 @@ def test_a_run_that_failed_before_training_leaves_no_run_behind(tmp_path, bundle
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, bundle, monkeypatch):
     """An inf injected into the loss at iteration 9 (epoch 2): a clear error, last.pt of epoch 1."""
-    calls = {"n": 0}
-    real = torch.nn.CrossEntropyLoss
-
-    class PoisonedLoss(real):
-        def forward(self, logits, labels):
-            calls["n"] += 1
-            loss = super().forward(logits, labels)
-            return loss * float("inf") if calls["n"] == 9 else loss
-
-    monkeypatch.setattr("resnetlab.training.run.nn.CrossEntropyLoss", PoisonedLoss)
+    poison_loss(monkeypatch, at_call=9)
     out = tmp_path / "run"
     with pytest.raises(ResnetlabError, match=r"loss became (inf|nan) at iteration 9.*lower --lr"):
         train(tiny_config(out), bundle=bundle)

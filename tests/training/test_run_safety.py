@@ -143,7 +143,7 @@ def test_finetune_into_its_own_run_folder_with_overwrite_loads_its_weights_first
     data = write_folder_dataset(tmp_path / "data")
     run = tmp_path / "run"
     assert main(["train", *TRAIN, "--data-dir", str(data), "--out", str(run)]) == 0
-    before = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["state_dict"]
+    before = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
     assert main(["finetune", "--from", str(run), "--out", str(run), "--overwrite", "--data-dir", str(data),
                  "--max-iters", "1", "--batch-size", "4", "--lr", "0", "--weight-decay", "0", "--device", "cpu", "--quiet"]) == 0
     summary = json.loads((run / "summary.json").read_text())

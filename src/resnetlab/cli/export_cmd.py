@@ -8,7 +8,7 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX, a torch.export program (.pt2) or TorchScript "
                                       "(dynamic batch size)")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its best.pt)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its final model, checkpoints/last.pt)")
     p.add_argument("--format", choices=("onnx", "exported-program", "torchscript"), default="onnx",
                    help="exported-program: torch.export's ExportedProgram, saved as .pt2 (torch.export.load)")
     p.add_argument("--out", required=True, metavar="FILE")

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from resnetlab.models import create_model, model_info
 from resnetlab.models.complexity import count_macs, count_parameters, layer_summary, model_table
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
+from resnetlab.training.config_values import parse_key_values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,17 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_options(pairs: list[str]) -> dict[str, object]:
-    """``["shortcut=B", "stride_in_1x1=true"]`` -> ``{"shortcut": "B", "stride_in_1x1": True}``."""
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            from resnetlab.errors import ResnetlabError
-
-            raise ResnetlabError(f"model option {pair!r} must look like KEY=VALUE")
-        lowered = value.lower()
-        options[key] = True if lowered == "true" else False if lowered == "false" else value
-    return options
+    """``--model-option KEY=VALUE`` pairs -> ``create_model`` keyword options, typed as config values are."""
+    return parse_key_values(pairs, "--model-option")
 
 
 def run_models(args: argparse.Namespace) -> int:

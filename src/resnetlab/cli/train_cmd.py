@@ -103,18 +103,17 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = overrides_from(args)
     recipe = overrides.pop("recipe", None)
     config_file = args.config_file
-    if args.resume:
-        out = args.resume if isinstance(args.resume, str) else overrides.get("out")
-        if not out:
+    resume: str | bool = False
+    if args.resume:  # the run's own config.yaml, then the flags given (train() refuses what a resume may not change)
+        resume = args.resume if isinstance(args.resume, str) else overrides.get("out") or ""
+        if not resume:
             raise ResnetlabError("--resume needs the run folder: --resume DIR (or --out DIR)")
-        overrides["out"] = out
-        if not config_file and not (Path(out) / "config.yaml").is_file():
-            raise ResnetlabError(f"cannot resume {out}: it is not a run folder (no config.yaml); "
-                                 "pass the --out folder of a run that 'resnetlab train' started")
-        config_file = config_file or Path(out) / "config.yaml"
+        overrides["out"] = resume
+        saved = Path(resume) / "config.yaml"
+        config_file = config_file or (saved if saved.is_file() else None)
     config = resolve_config(recipe, config_file, overrides)
     try:
-        summary = train(config, resume=bool(args.resume), overwrite=args.overwrite)
+        summary = train(config, resume=resume, overwrite=args.overwrite)
     except TrainingInterrupted as exc:
         print(f"resnetlab: {exc}\ncontinue with: resnetlab train --resume {config.out}", file=sys.stderr)
         return 130

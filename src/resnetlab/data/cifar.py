@@ -12,6 +12,7 @@ import codecs
 import io
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -146,11 +147,5 @@ def load_cifar(spec: CifarArchive, data_dir: Path | None, options: LoadOptions) 
     return RawDataset(classes, train, test, str(folder))
 
 
-@register_source("cifar10", "CIFAR-10, 32x32 RGB, 10 classes, official python archive")
-def load_cifar10(data_dir: Path | None, options: LoadOptions) -> RawDataset:
-    return load_cifar(CIFAR10, data_dir, options)
-
-
-@register_source("cifar100", "CIFAR-100, 32x32 RGB, 100 classes, official python archive")
-def load_cifar100(data_dir: Path | None, options: LoadOptions) -> RawDataset:
-    return load_cifar(CIFAR100, data_dir, options)
+register_source("cifar10", "CIFAR-10, 32x32 RGB, 10 classes, official python archive")(partial(load_cifar, CIFAR10))
+register_source("cifar100", "CIFAR-100, 32x32 RGB, 100 classes, official python archive")(partial(load_cifar, CIFAR100))

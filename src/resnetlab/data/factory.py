@@ -13,13 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
 from torchvision.transforms.v2 import functional as TF
 
 # isort: off
 from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the sources, in this order)
 # isort: on
-from resnetlab.data.loader import Augmentation, TensorLoader
+from resnetlab.data.loader import TensorLoader
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.data.sources import LoadOptions, get_source
@@ -100,30 +99,20 @@ def create_loader(
     data: ImageSet | PhotoSet | PhotoFiles,
     batch_size: int,
     *,
-    mean: Sequence[float],
-    std: Sequence[float],
-    device: torch.device | str = "cpu",
-    train: bool = False,
-    augmentation: Augmentation | None = None,
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    channels_last: bool = False,
-    drop_last: bool | None = None,
     ten_crop: bool = False,
     num_workers: int | None = None,
     skip_bad_images: bool = False,
+    **options: Any,
 ) -> TensorLoader | PhotoLoader | StreamingLoader:
     """The one place a split becomes a loader: ``TensorLoader`` (small images), ``PhotoLoader``
     (photos cached in memory) or ``StreamingLoader`` (photos on disk, ``num_workers`` decoding
-    processes); ``ten_crop`` for the paper's 10-crop evaluation of photos.
+    processes); ``ten_crop`` for the paper's 10-crop evaluation of photos. ``options`` are the
+    fields of ``data.loader.LoaderOptions`` (mean and std, device, train, augmentation, seed, ranks).
 
     All yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
     """
-    common = dict(mean=mean, std=std, device=device, train=train, augmentation=augmentation, seed=seed,
-                  rank=rank, world_size=world_size, channels_last=channels_last, drop_last=drop_last)
     if isinstance(data, PhotoSet):
-        return PhotoLoader(data, batch_size, ten_crop=ten_crop, **common)
+        return PhotoLoader(data, batch_size, ten_crop=ten_crop, **options)
     if isinstance(data, PhotoFiles):
-        return StreamingLoader(data, batch_size, ten_crop=ten_crop, num_workers=num_workers, skip_bad_images=skip_bad_images, **common)
-    return TensorLoader(data, batch_size, **common)
+        return StreamingLoader(data, batch_size, ten_crop=ten_crop, num_workers=num_workers, skip_bad_images=skip_bad_images, **options)
+    return TensorLoader(data, batch_size, **options)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -66,48 +66,43 @@ class ViewPlan(NamedTuple):
     centres: torch.Tensor  # (N, 2) cutout centre (row, column)
 
 
-class TensorLoader:
-    """Batches of (normalised float images, labels) on ``device`` from an in-memory split.
+@dataclass(frozen=True)
+class LoaderOptions:
+    """What every loader takes besides its data and batch size (``create_loader`` passes them on).
 
     ``batch_size`` is the global batch: with ``world_size`` processes each rank takes rows
     ``rank::world_size`` of every global batch, so the union over ranks is the single-process batch.
     """
 
-    def __init__(
-        self,
-        data: ImageSet,
-        batch_size: int,
-        *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        device: torch.device | str = "cpu",
-        train: bool = False,
-        augmentation: Augmentation | None = None,
-        seed: int = 0,
-        drop_last: bool | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
-    ) -> None:
-        self.device = torch.device(device)
-        self.train = train
-        self.augmentation = (augmentation or Augmentation()) if train else NO_AUGMENTATION
-        self.image_size = tuple(data.images.shape[2:])  # (H, W)
-        p = self.augmentation.crop_padding
-        padded = torch.nn.functional.pad(data.images, (p, p, p, p)) if p else data.images  # zeros around
-        # Stored channels-last (N, H+2p, W+2p, C): a gathered batch is already in the fast layout.
-        self.pixels = padded.permute(0, 2, 3, 1).contiguous().to(self.device)
-        self.labels = data.labels.to(self.device)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.drop_last = train if drop_last is None else drop_last
-        self.rank, self.world_size = rank, world_size
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        shape = (1, -1, 1, 1)
+    mean: Sequence[float]
+    std: Sequence[float]
+    device: torch.device | str = "cpu"
+    train: bool = False
+    augmentation: Augmentation | None = None
+    seed: int = 0
+    drop_last: bool | None = None  # None: drop the last partial batch when training only
+    rank: int = 0
+    world_size: int = 1
+    channels_last: bool = False
+
+
+class Batches:
+    """What every loader shares: the options above, normalisation on the device, the batch count.
+
+    Subclasses yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``."""
+
+    def __init__(self, count: int, batch_size: int, options: LoaderOptions) -> None:
+        self.count, self.batch_size = count, batch_size
+        self.device = torch.device(options.device)
+        self.train, self.seed = options.train, options.seed
+        self.drop_last = options.train if options.drop_last is None else options.drop_last
+        self.rank, self.world_size = options.rank, options.world_size
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         # x/255 then (x - mean)/std folded into one multiply-add: x * scale + shift
-        std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
-        self.scale = 1.0 / (255.0 * std_t)
-        self.shift = normalised_black(mean, std).to(self.device)
+        std = torch.tensor(options.std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = std.to(self.device)
+        self.scale = (1.0 / (255.0 * std)).to(self.device)
+        self.shift = normalised_black(options.mean, options.std).to(self.device)
 
     @property
     def padding_value(self) -> torch.Tensor:
@@ -116,8 +111,30 @@ class TensorLoader:
         return self.shift
 
     def __len__(self) -> int:
-        n = len(self.labels)
+        n = self.count
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(0)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+
+class TensorLoader(Batches):
+    """Batches of (normalised float images, labels) on ``device`` from an in-memory split
+    (``options``: the fields of ``LoaderOptions``)."""
+
+    def __init__(self, data: ImageSet, batch_size: int, **options: Any) -> None:
+        settings = LoaderOptions(**options)
+        super().__init__(len(data.labels), batch_size, settings)
+        self.augmentation = (settings.augmentation or Augmentation()) if self.train else NO_AUGMENTATION
+        self.image_size = tuple(data.images.shape[2:])  # (H, W)
+        p = self.augmentation.crop_padding
+        padded = torch.nn.functional.pad(data.images, (p, p, p, p)) if p else data.images  # zeros around
+        # Stored channels-last (N, H+2p, W+2p, C): a gathered batch is already in the fast layout.
+        self.pixels = padded.permute(0, 2, 3, 1).contiguous().to(self.device)
+        self.labels = data.labels.to(self.device)
 
     def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, list[ViewPlan]]:
         """Order, and per copy the crop offsets, flips and cutout centres of a whole epoch, from one
@@ -159,9 +176,6 @@ class TensorLoader:
             x = x.float().mul_(self.scale).add_(self.shift)  # measured faster than a promoting uint8 * float mul
             labels = self.labels[idx]
             yield x.contiguous(memory_format=self.memory_format), labels.repeat(len(plans)) if len(plans) > 1 else labels
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches(0)
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         """A CPU tensor on the loader's device; to a GPU from pinned memory, without waiting."""

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from resnetlab.data.loader import Augmentation, normalised_black
+from resnetlab.data.loader import Augmentation, Batches, LoaderOptions
 from resnetlab.errors import ResnetlabError
 
 RRC_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults
@@ -131,61 +131,28 @@ def ten_crop_boxes(height: int, width: int, crop: int) -> list[tuple[int, int]]:
     return [(0, 0), (0, width - crop), (height - crop, 0), (height - crop, width - crop), centre]
 
 
-class PhotoBatches:
+class PhotoBatches(Batches):
     """What the cached and the streaming photo loaders share: the global batch split over ranks, the
     epoch's order, the normalisation on the device, the evaluation views.
 
     Training reads ``augmentation.photo`` ("random-resized-crop" or "scale") and ``.flip`` (any
     value but "none" mirrors half the photos at random). With ``ten_crop`` (evaluation only)
     images are (B, 10, C, S, S): the views of each photo, for the caller to average.
-    ``batch_size`` is the global batch; rank r takes rows r::world_size.
+    ``options``: the fields of ``LoaderOptions`` (the global batch split over ranks, and so on).
     """
 
-    def __init__(
-        self,
-        data: Any,
-        batch_size: int,
-        *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        device: torch.device | str = "cpu",
-        train: bool = False,
-        augmentation: Augmentation | None = None,
-        ten_crop: bool = False,
-        seed: int = 0,
-        drop_last: bool | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
-    ) -> None:
-        aug = augmentation or Augmentation()
-        if train and (aug.copies > 1 or aug.cutout):
+    def __init__(self, data: Any, batch_size: int, *, ten_crop: bool = False, **options: Any) -> None:
+        settings = LoaderOptions(**options)
+        super().__init__(len(data), batch_size, settings)
+        aug = settings.augmentation or Augmentation()
+        if self.train and (aug.copies > 1 or aug.cutout):
             raise ResnetlabError("batch copies and cutout are options of the small-image loader: photo folders train without them")
-        self.data, self.batch_size, self.train, self.seed = data, batch_size, train, seed
-        self.crop = data.crop
-        self.augmentation, self.flip, self.ten_crop = aug.photo, aug.flip != "none", ten_crop and not train
-        self.device = torch.device(device)
-        self.drop_last = train if drop_last is None else drop_last
-        self.rank, self.world_size = rank, world_size
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.labels = data.labels
-        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = std_t.to(self.device)
-        self.scale = (1.0 / (255.0 * std_t)).to(self.device)
-        self.shift = normalised_black(mean, std).to(self.device)
-
-    @property
-    def padding_value(self) -> torch.Tensor:
-        """(1, C, 1, 1): a black pixel after normalisation (what test-time translations fill with)."""
-        return self.shift
+        self.data, self.crop, self.labels = data, data.crop, data.labels
+        self.augmentation, self.flip, self.ten_crop = aug.photo, aug.flip != "none", ten_crop and not self.train
 
     @property
     def image_size(self) -> tuple[int, int]:
         return (self.crop, self.crop)
-
-    def __len__(self) -> int:
-        n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self, epoch: int) -> torch.Tensor:
         """The photos' order in ``epoch``: a permutation seeded by (seed, epoch) when training."""
@@ -202,12 +169,6 @@ class PhotoBatches:
         if colour is not None:
             x = x.add_((colour.to(self.device) / self.std.view(1, -1))[:, :, None, None])
         return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches(0)
-
-    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError
 
     def with_ten_crop(self) -> PhotoBatches:
         """This evaluation loader, yielding each photo's ten crops (B, 10, C, S, S)."""

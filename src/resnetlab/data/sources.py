@@ -6,7 +6,6 @@ all sources (resizing, validation split, subset, statistics) happens once in ``f
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from resnetlab.data.photos import PhotoSet
 from resnetlab.data.streaming import PhotoFiles
 from resnetlab.data.types import ImageSet
-from resnetlab.errors import ResnetlabError, shown
+from resnetlab.errors import lookup
 
 
 @dataclass(frozen=True)
@@ -72,11 +71,4 @@ def list_datasets() -> list[str]:
 
 def get_source(name: str) -> DatasetSource:
     """The source registered as ``name``; an unknown name raises listing the known ones."""
-    try:
-        return _SOURCES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _SOURCES, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ResnetlabError(
-            f"unknown dataset {shown(name)}.{hint} Known datasets: {', '.join(_SOURCES)}"
-        ) from None
+    return lookup(_SOURCES, name, "dataset", f"Known datasets: {', '.join(_SOURCES)}")

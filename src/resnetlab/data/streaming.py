@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from resnetlab.data.loader import Augmentation
 from resnetlab.data.photo_loader import PhotoBatches, cut_view, draw_view, stack_channels_last, ten_crops, view_rng
 from resnetlab.data.photos import decode_photo, eval_resize
 from resnetlab.data.stats import channel_stats
@@ -138,14 +137,9 @@ class StreamingLoader(PhotoBatches):
     ``num_workers`` processes (0: in this process). ``skip_bad_images`` leaves unreadable photos
     out of their batch (named once); otherwise the first one stops the run with its name."""
 
-    def __init__(self, data: PhotoFiles, batch_size: int, *, mean: Sequence[float], std: Sequence[float],
-                 device: torch.device | str = "cpu", train: bool = False, augmentation: Augmentation | None = None,
-                 seed: int = 0, drop_last: bool | None = None, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = False, num_workers: int | None = None, ten_crop: bool = False,
-                 skip_bad_images: bool = False) -> None:
-        super().__init__(data, batch_size, mean=mean, std=std, device=device, train=train, augmentation=augmentation,
-                         seed=seed, drop_last=drop_last, rank=rank, world_size=world_size, channels_last=channels_last,
-                         ten_crop=ten_crop)
+    def __init__(self, data: PhotoFiles, batch_size: int, *, num_workers: int | None = None, ten_crop: bool = False,
+                 skip_bad_images: bool = False, **options: Any) -> None:
+        super().__init__(data, batch_size, ten_crop=ten_crop, **options)
         self.num_workers = default_workers() if num_workers is None else num_workers
         self.skip_bad_images = skip_bad_images
         self._reported: set[str] = set()

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
 from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, create_loader, load_dataset
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
@@ -110,19 +110,6 @@ def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_si
     loader = create_loader(images, batch_size, mean=norm["mean"], std=norm["std"], device=device, train=False,
                            channels_last=layout == torch.channels_last)
     return model, loader
-
-
-def checkpoint_path(source: str | Path) -> Path:
-    """A run folder means its final model (last.pt, which summary.json's ``final`` describes), else best.pt."""
-    source = Path(source)
-    if source.is_dir():
-        for name in ("last.pt", "best.pt"):
-            if (source / "checkpoints" / name).is_file():
-                return source / "checkpoints" / name
-        raise ResnetlabError(f"{source} is a folder with no checkpoints/last.pt or checkpoints/best.pt: pass a run folder or a .pt file")
-    if not source.is_file():
-        raise ResnetlabError(f"checkpoint {source} does not exist: check the path")
-    return source
 
 
 def _load_split_source(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path | None, split: str) -> DatasetBundle:

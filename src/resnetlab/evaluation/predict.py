@@ -24,7 +24,7 @@ from resnetlab.precision import autocast, evaluation_precision
 class Predictor:
     """A trained model ready for inference: ``Predictor("run/").predict(["cat.jpg", "photos/"])``.
 
-    ``checkpoint`` is a checkpoint file, a run folder (its best.pt, else last.pt) or an already
+    ``checkpoint`` is a checkpoint file, a run folder (its final model, checkpoints/last.pt) or an already
     loaded checkpoint dict. Each image is seen through the test-time views the run evaluated
     itself with (``tta``: its mirror image too; ``tta_shift``: moves of up to that many pixels),
     unless given, and in the run's precision (``precision="fp32"``: exact fp32), so that

@@ -7,6 +7,7 @@ variants change: the stem, where the bottleneck strides, and the shortcut type.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -105,22 +106,10 @@ _IMAGENET_NETS: dict[str, tuple[type, list[int], dict[str, int]]] = {
 
 
 def _register(name: str, block: type, layers: list[int], extra: dict[str, int]) -> None:
+    """The builder is ``ImageNetResNet`` with the net's block, layers and widths bound: its keyword
+    options (stem, stride_in_1x1, shortcut, zero_init_residual) are the model's options."""
     depth = sum(layers) * (2 if block is BasicBlock else 3) + 2
-
-    @register_model(name, family="imagenet", depth=depth, input_size=(3, 224, 224))
-    def build(
-        *,
-        num_classes: int,
-        in_channels: int,
-        stem: str = "imagenet",
-        stride_in_1x1: bool = False,
-        shortcut: str = "B",
-        zero_init_residual: bool = False,
-    ) -> ImageNetResNet:
-        return ImageNetResNet(
-            block, layers, num_classes=num_classes, in_channels=in_channels, stem=stem,
-            stride_in_1x1=stride_in_1x1, shortcut=shortcut, zero_init_residual=zero_init_residual, **extra,
-        )
+    register_model(name, family="imagenet", depth=depth, input_size=(3, 224, 224))(partial(ImageNetResNet, block, layers, **extra))
 
 
 for _name, (_block, _layers, _extra) in _IMAGENET_NETS.items():

@@ -6,7 +6,6 @@ registering it; there is no if/elif chain over names anywhere.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from resnetlab.errors import ResnetlabError, shown
+from resnetlab.errors import ResnetlabError, lookup
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,7 @@ def list_models(family: str | None = None) -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``; an unknown name raises with the closest known names."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ResnetlabError(
-            f"unknown model {shown(name)}.{hint} Run 'resnetlab models' to list all models."
-        ) from None
+    return lookup(_REGISTRY, name, "model", "Run 'resnetlab models' to list all models.")
 
 
 def check_model_options(name: str, options: dict[str, Any]) -> ModelInfo:
@@ -68,7 +60,9 @@ def check_model_options(name: str, options: dict[str, Any]) -> ModelInfo:
     Separate from ``create_model`` so a training config can be checked before any data is read.
     """
     info = model_info(name)
-    accepted = set(inspect.signature(info.builder).parameters) - {"num_classes", "in_channels"}
+    named = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
+    parameters = inspect.signature(info.builder).parameters.values()  # a builder's **kwargs are not options
+    accepted = {p.name for p in parameters if p.kind in named} - {"num_classes", "in_channels"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ResnetlabError(

@@ -8,17 +8,17 @@ its curves are shown and the table says it is unfinished.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnetlab.checkpoint import run_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import model_info
 from resnetlab.training.config_values import load_yaml, read_text
-from resnetlab.training.run_folder import METRICS_COLUMNS
+from resnetlab.training.run_folder import METRICS_COLUMNS, read_metrics
 
 
 @dataclass
@@ -105,12 +105,8 @@ class Run:
         return iterations, [config.lr * multiplier(i) for i in iterations], drops
 
     def checkpoint(self) -> Path | None:
-        """The checkpoint whose test accuracy is ``final.test_acc``: last.pt, else best.pt."""
-        for name in ("last.pt", "best.pt"):
-            path = self.path / "checkpoints" / name
-            if path.is_file():
-                return path
-        return None
+        """The checkpoint whose test accuracy is ``final.test_acc`` (``run_checkpoint``'s rule)."""
+        return run_checkpoint(self.path)
 
 
 def read_run(path: str | Path) -> Run:
@@ -126,7 +122,7 @@ def read_run(path: str | Path) -> Run:
         name=path.resolve().name,
         config=_read_yaml(path / "config.yaml"),
         summary=_read_json(summary_file),
-        metrics=read_metrics(metrics_file),
+        metrics=metric_columns(metrics_file),
     )
 
 
@@ -142,16 +138,13 @@ def read_runs(paths: list[str | Path]) -> list[Run]:
     return runs
 
 
-def read_metrics(path: Path) -> dict[str, list[float]]:
-    """metrics.csv as columns of floats (an empty cell, e.g. val_* without a split, becomes nan)."""
+def metric_columns(path: Path) -> dict[str, list[float]]:
+    """metrics.csv as columns of floats, for plots and tables (an empty cell, e.g. val_* without a
+    split, becomes nan); the rows as written are ``run_folder.read_metrics``."""
     if not path.is_file():
         return {}
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns: dict[str, list[float]] = {}
-    for key in (rows[0].keys() if rows else METRICS_COLUMNS):
-        columns[key] = [_to_float(row.get(key)) for row in rows]
-    return columns
+    rows = read_metrics(path)
+    return {key: [_to_float(row.get(key)) for row in rows] for key in (rows[0].keys() if rows else METRICS_COLUMNS)}
 
 
 def _to_float(text: str | None) -> float:

@@ -31,7 +31,7 @@ import yaml
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
-from resnetlab.training.config_values import load_yaml, read_text, shown
+from resnetlab.training.config_values import load_yaml, parse_key_values, read_text, shown
 
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names become folder names
@@ -195,14 +195,5 @@ def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, A
 
 
 def parse_set(pairs: list[str]) -> dict[str, Any]:
-    """``["epochs=2", "data_dir=/data"]`` -> ``{"epochs": 2, "data_dir": "/data"}`` (values read as YAML)."""
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ResnetlabError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set epochs=2")
-        try:
-            values[key.strip().replace("-", "_")] = yaml.safe_load(text) if text else None
-        except yaml.YAMLError:
-            values[key.strip().replace("-", "_")] = text
-    return values
+    """``--set KEY=VALUE`` pairs -> config overrides (``config_values.parse_key_values``)."""
+    return parse_key_values(pairs, "--set")

@@ -43,6 +43,27 @@ def load_yaml(text: str, source: str) -> Any:
         raise ResnetlabError(f"{source} is not valid YAML: {first[:2 * SHOWN_CHARS]}") from None
 
 
+def parse_key_values(pairs: list[str], flag: str) -> dict[str, Any]:
+    """``["epochs=2", "shortcut=B", "zero_init_residual=true"]`` -> ``{"epochs": 2, "shortcut": "B",
+    "zero_init_residual": True}``: each value read as a YAML scalar, as in a config file, so that
+    ``--set`` and ``--model-option`` type their values alike (text YAML cannot read stays text).
+    Dashes in a key become underscores, as in the flags."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ResnetlabError(f"{flag} {shown(pair)} must look like KEY=VALUE, e.g. {flag} {_EXAMPLES.get(flag, 'key=value')}")
+        try:
+            values[key] = load_yaml(text, f"{flag} {key}") if text else None
+        except ResnetlabError:
+            values[key] = text
+    return values
+
+
+_EXAMPLES = {"--set": "epochs=2", "--model-option": "shortcut=B"}
+
+
 def read_yaml_file(path: Path, what: str) -> Any:
     """A YAML file's content, with one message for a missing, unreadable or non-UTF-8 file."""
     if not path.is_file():

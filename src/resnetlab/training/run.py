@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +35,7 @@ from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 from resnetlab.precision import resolve_precision
 from resnetlab.training import distributed
-from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields
+from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields, read_run_config
 from resnetlab.training.engine import EpochStats, NonFiniteLoss, StepResult, train_one_epoch
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from resnetlab.training.optim import create_optimizer
@@ -83,19 +84,24 @@ class Progress:
 
 
 def train(
-    config: TrainConfig,
+    config: TrainConfig | None = None,
     *,
-    resume: bool = False,
+    resume: bool | str | Path = False,
     overwrite: bool = False,
     bundle: DatasetBundle | None = None,
     on_iteration: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``config.out`` and return its summary.json content.
 
-    ``bundle`` replaces ``load_dataset`` (tests, notebooks with their own data);
-    ``on_iteration(i)`` is called after every step (tests use it to send a signal mid-epoch).
-    Raises ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
+    ``resume=True`` continues the run in ``config.out`` from its last checkpoint; ``resume=DIR``
+    continues the run in DIR, with its own config.yaml when ``config`` is None (a given config may
+    change only what a resume may: ``RESUME_MUTABLE``). ``bundle`` replaces ``load_dataset`` (tests,
+    notebooks with their own data); ``on_iteration(i)`` is called after every step (tests use it to
+    send a signal mid-epoch). Raises ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
     """
+    config = config_to_resume(config, resume) if resume else config
+    if config is None:
+        raise ResnetlabError("train() needs a config, or resume=DIR to continue the run in DIR")
     check_batch_fits(config)
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
@@ -144,6 +150,18 @@ def train(
     finally:
         run.close()
         distributed.shutdown()
+
+
+def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> TrainConfig:
+    """The config of the run ``resume`` names (True: ``config.out``), refusing a folder no run started."""
+    if resume is True and config is None:
+        raise ResnetlabError("train(resume=True) needs the config of the run to continue, or resume=DIR")
+    folder = Path(config.out) if resume is True else Path(resume)
+    saved = folder / "config.yaml"
+    if not saved.is_file():
+        raise ResnetlabError(f"cannot resume {folder}: it is not a run folder (no config.yaml); "
+                             "pass the --out folder of a run that 'resnetlab train' started")
+    return replace(config, out=str(folder)) if config is not None else replace(read_run_config(saved), out=str(folder))
 
 
 def load_data(config: TrainConfig) -> DatasetBundle:

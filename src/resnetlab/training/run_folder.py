@@ -229,6 +229,7 @@ class RunFolder:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, str]]:
+    """metrics.csv's rows as written (strings), one per epoch; reports turn them into columns."""
     with Path(path).open(newline="") as f:
         return list(csv.DictReader(f))
 

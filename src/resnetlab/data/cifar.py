@@ -12,7 +12,6 @@ import codecs
 import io
 import pickle
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -147,5 +146,8 @@ def load_cifar(spec: CifarArchive, data_dir: Path | None, options: LoadOptions) 
     return RawDataset(classes, train, test, str(folder))
 
 
-register_source("cifar10", "CIFAR-10, 32x32 RGB, 10 classes, official python archive")(partial(load_cifar, CIFAR10))
-register_source("cifar100", "CIFAR-100, 32x32 RGB, 100 classes, official python archive")(partial(load_cifar, CIFAR100))
+# The spec is read when a load starts, so a test can point it at a local archive.
+register_source("cifar10", "CIFAR-10, 32x32 RGB, 10 classes, official python archive")(
+    lambda data_dir, options: load_cifar(CIFAR10, data_dir, options))
+register_source("cifar100", "CIFAR-100, 32x32 RGB, 100 classes, official python archive")(
+    lambda data_dir, options: load_cifar(CIFAR100, data_dir, options))

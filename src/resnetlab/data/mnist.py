@@ -12,7 +12,6 @@ import gzip
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -126,5 +125,8 @@ def load_idx_dataset(spec: IdxDataset, data_dir: Path | None, options: LoadOptio
     return RawDataset(list(spec.classes), splits["train"], splits["test"], str(folder))
 
 
-register_source("mnist", "handwritten digits, 28x28 grayscale, official gzipped IDX files")(partial(load_idx_dataset, MNIST))
-register_source("fashion-mnist", "Zalando clothing, 28x28 grayscale, official gzipped IDX files")(partial(load_idx_dataset, FASHION_MNIST))
+# The spec is read when a load starts, so a test can point it at a local archive.
+register_source("mnist", "handwritten digits, 28x28 grayscale, official gzipped IDX files")(
+    lambda data_dir, options: load_idx_dataset(MNIST, data_dir, options))
+register_source("fashion-mnist", "Zalando clothing, 28x28 grayscale, official gzipped IDX files")(
+    lambda data_dir, options: load_idx_dataset(FASHION_MNIST, data_dir, options))

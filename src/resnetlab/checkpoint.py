@@ -17,6 +17,9 @@ Written by training (``resnetlab.training.run``) on top of the above:
     scheduler         {"scheduler": LambdaLR state without lambdas, "error_warmup": {...} | None}
     scaler            GradScaler state;  rng: {"torch": uint8 tensor, "cuda": [the own GPU's uint8 tensor] or []}
     metrics           {"epoch_stats", "train_seconds", "train_images", "best", "last", "pretrained"}
+    test_views        {"flip": bool, "shift": int, "ten_crop": bool}: the views of the run's final
+                      evaluation, which eval, predict and reports use unless told otherwise (older
+                      checkpoints lack it: their config's test_time_* fields say the same)
 """
 
 from __future__ import annotations

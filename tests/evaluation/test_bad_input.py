@@ -77,7 +77,7 @@ def _image_passed_as_checkpoint(tmp: Path, ckpt: Path) -> list[str]:
 
 
 def _negative_test_time_shift(tmp: Path, ckpt: Path) -> list[str]:
-    return ["eval", str(ckpt), "--tta-shift", "-1"]
+    return ["eval", str(ckpt), "--test-time-shift", "-1"]
 
 
 def _val_split_without_one(tmp: Path, ckpt: Path) -> list[str]:

@@ -21,8 +21,9 @@ def test_eval_json_of_a_run_folder_matches_its_summary(source_run: Path, capsys:
     assert main(["eval", str(source_run), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     summary = json.loads((source_run / "summary.json").read_text())
-    assert set(printed) == {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision"}
-    assert (printed["tta"], printed["tta_shift"], printed["views"]) == (False, 0, 1)  # as the paper-recipe run did
+    assert set(printed) == {"top1", "top5", "loss", "n", "per_class", "test_views", "views", "precision"}
+    assert printed["test_views"] == {"flip": False, "shift": 0, "ten_crop": False}  # as the paper-recipe run did
+    assert printed["views"] == 1
     assert printed["precision"] == summary["precision"] == "fp32"  # auto on the suite's CPU without native bf16
     assert printed["n"] == 10 * PRETRAIN_TEST
     assert printed["top1"] == summary["final"]["test_acc"]  # the same evaluation path, not a near-miss
@@ -45,10 +46,11 @@ def test_eval_writes_confusion_matrix_and_mistakes(source_run: Path, tmp_path: P
         assert Path(result["files"][key]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     probs = [m["probability"] for m in result["mistakes"]]
     assert probs == sorted(probs, reverse=True) and all(m["label"] != m["predicted"] for m in result["mistakes"])
-    flipped = evaluate(source_run, out=tmp_path, tta=True)
-    assert flipped["tta"] and flipped["n"] == result["n"] and flipped["loss"] != result["loss"]
-    shifted = evaluate(source_run, out=tmp_path, tta=True, tta_shift=1)
-    assert shifted["tta_shift"] == 1 and shifted["n"] == result["n"] and shifted["loss"] != flipped["loss"]
+    flipped = evaluate(source_run, out=tmp_path, flip=True)
+    assert flipped["test_views"]["flip"] and flipped["n"] == result["n"] and flipped["loss"] != result["loss"]
+    shifted = evaluate(source_run, out=tmp_path, flip=True, shift=1)
+    assert shifted["test_views"]["shift"] == 1 and shifted["views"] == 18
+    assert shifted["n"] == result["n"] and shifted["loss"] != flipped["loss"]
 
 
 def test_finetune_reports_weights_and_learns_the_five_new_classes(finetuned_run: tuple[Path, dict], source_run: Path) -> None:
@@ -89,7 +91,7 @@ def test_predictor_agrees_with_evaluate_on_the_same_files(finetuned_run: tuple[P
     truth = [classes.index(Path(r["path"]).parent.name) for r in results]
     accuracy = sum(r["predictions"][0]["index"] == t for r, t in zip(results, truth)) / len(results)
     assert accuracy > 0.2 + 0.1  # predicting image files beats chance among the five classes too
-    assert accuracy == pytest.approx(evaluate(run, tta=False)["top1"], abs=0.02)
-    viewed = Predictor(run, tta=True, tta_shift=1).predict([cifar_subsets["finetune"] / "test"], topk=1)
+    assert accuracy == pytest.approx(evaluate(run, flip=False)["top1"], abs=0.02)
+    viewed = Predictor(run, flip=True, shift=1).predict([cifar_subsets["finetune"] / "test"], topk=1)
     viewed_accuracy = sum(r["predictions"][0]["index"] == t for r, t in zip(viewed, truth)) / len(viewed)
-    assert viewed_accuracy == pytest.approx(evaluate(run, tta=True, tta_shift=1)["top1"], abs=0.02)
+    assert viewed_accuracy == pytest.approx(evaluate(run, flip=True, shift=1)["top1"], abs=0.02)

@@ -11,7 +11,7 @@ from PIL import Image
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.preprocess import build_transform, find_images, read_image
-from resnetlab.evaluation.test_views import view_averaged_logits
+from resnetlab.evaluation.test_views import TestViews, view_averaged_logits
 from tests.evaluation.conftest import make_checkpoint, write_image
 
 
@@ -64,14 +64,22 @@ def test_predictions_use_the_runs_test_time_views_unless_told(tmp_path: Path) ->
     ckpt = make_checkpoint(tmp_path / "c.pt", config={"test_time_flip": True, "test_time_shift": 1})
     images = torch.stack([build_transform((3, 16, 16), [0.5] * 3, [0.25] * 3)(read_image(write_image(tmp_path / f"{i}.png", seed=i)))
                           for i in range(3)])
-    as_run, single = Predictor(ckpt), Predictor(ckpt, tta=False, tta_shift=0)
-    assert (as_run.views, single.views) == (18, 1)
+    as_run, single = Predictor(ckpt), Predictor(ckpt, flip=False, shift=0)
+    assert (as_run.views, single.views) == (TestViews(flip=True, shift=1), TestViews())
     with torch.no_grad():
-        expected = view_averaged_logits(as_run.model, images, flip=True, shift=1, fill=(0 - 0.5) / 0.25).softmax(1)
+        expected = view_averaged_logits(as_run.model, images, as_run.views, fill=(0 - 0.5) / 0.25).softmax(1)
         plain = single.model(images).softmax(1)
     assert torch.allclose(as_run.probabilities(images), expected, atol=1e-6)
     assert torch.allclose(single.probabilities(images), plain, atol=1e-6)
     assert not torch.allclose(expected, plain, atol=1e-4)
+
+
+def test_a_checkpoints_recorded_views_are_used_before_its_config(tmp_path: Path) -> None:
+    """Checkpoints record the run's final views; older ones, without the entry, are read from their config."""
+    recorded = {"flip": True, "shift": 2, "ten_crop": False}
+    ckpt = make_checkpoint(tmp_path / "c.pt", config={"test_time_flip": False}, test_views=recorded)
+    assert Predictor(ckpt).views.as_dict() == recorded
+    assert Predictor(ckpt, shift=0).views == TestViews(flip=True)
 
 
 def test_find_images_expands_folders_sorted(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from resnetlab.evaluation.test_views import TestViews
 from resnetlab.training import TrainingInterrupted, train
 from resnetlab.training import distributed as distributed_module
 from resnetlab.training import run as run_module
@@ -65,7 +66,7 @@ def test_stop_agreement_and_evaluation_totals_reduce_on_the_training_device(cuda
     bundle = make_tiny_bundle()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
-    result = run_module.evaluate(model, ClaimsDevice(meta, bundle), tiny_config("unused"), TWO_PROCESSES, shift=0)
+    result = run_module.evaluate(model, ClaimsDevice(meta, bundle), tiny_config("unused"), TWO_PROCESSES, TestViews())
     logits = model(bundle.test.images.float() / 255)
     expected = (logits.argmax(1) == bundle.test.labels).sum().item() / len(bundle.test.labels)
     assert seen == [meta, meta]

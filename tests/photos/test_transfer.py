@@ -113,7 +113,7 @@ def test_eval_over_the_cache_agrees_with_predict_over_the_files(transfer_run) ->
     model, loader = model_and_loader(ckpt, bundle.test, 8, "cpu")
     logits, labels = loader_logits(model, loader)
     files = sorted(p for c in ("ant", "bee") for p in (folder / "val" / c).iterdir())
-    results = Predictor(run, tta=False).predict(files, topk=2)
+    results = Predictor(run, flip=False).predict(files, topk=2)
     got = torch.tensor([[next(p["probability"] for p in r["predictions"] if p["index"] == k) for k in (0, 1)] for r in results])
     assert (got - logits.softmax(1)).abs().max() < 1e-3
 
@@ -124,9 +124,9 @@ def test_eval_report_and_export_work_on_a_photo_run(transfer_run, capsys, tmp_pa
     centre = json.loads(capsys.readouterr().out)
     summary = json.loads((run / "summary.json").read_text())
     assert centre["top1"] == summary["final"]["test_acc"] and centre["views"] == 1 and centre["n"] == 16
-    assert main(["eval", str(run), "--ten-crop", "--json", "--out", str(tmp_path / "eval")]) == 0
+    assert main(["eval", str(run), "--test-time-ten-crop", "--json", "--out", str(tmp_path / "eval")]) == 0
     ten = json.loads(capsys.readouterr().out)
-    assert ten["views"] == 10 and ten["ten_crop"] is True and ten["loss"] != centre["loss"]
+    assert ten["views"] == 10 and ten["test_views"]["ten_crop"] is True and ten["loss"] != centre["loss"]
     assert main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "model.ts")]) == 0
     assert "checked" in capsys.readouterr().out
     assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0

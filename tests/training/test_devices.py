@@ -9,6 +9,7 @@ from resnetlab.checkpoint import load_checkpoint
 from resnetlab.devices import memory_format
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
+from resnetlab.evaluation.test_views import TestViews
 from resnetlab.training import train
 from tests.training.conftest import tiny_config
 
@@ -29,5 +30,5 @@ def test_evaluation_uses_the_runs_layout_and_reproduces_its_accuracy(tmp_path, b
     assert model.conv1.weight.is_contiguous(memory_format=layout)
     images, _ = next(iter(loader.batches(0)))
     assert images.is_contiguous(memory_format=layout)
-    logits, labels = collect_logits(model, loader.batches(0), tta=True)
+    logits, labels = collect_logits(model, loader.batches(0), TestViews(flip=True))
     assert loss_and_accuracy(logits, labels)["acc"] == summary["final"]["test_acc"]

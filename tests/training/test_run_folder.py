@@ -104,3 +104,7 @@ def test_translated_views_are_averaged_in_the_final_evaluation_only(tmp_path, bu
     assert [int(r["test_views"]) for r in rows] == [2, 18]  # image + mirror, then 9 positions x 2
     assert all(float(r["eval_seconds"]) > 0 for r in rows)
     assert float(rows[-1]["test_acc"]) == summary["final"]["test_acc"]
+    # every checkpoint records the final evaluation's views, in plain types, for eval and predict
+    for name in ("last.pt", "best.pt"):
+        saved = torch.load(out / "checkpoints" / name, weights_only=True)["test_views"]
+        assert saved == {"flip": True, "shift": 1, "ten_crop": False}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import Any
 
-JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision")
+JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "test_views", "views", "precision")
 
 
 def positive_int(text: str) -> int:
@@ -27,15 +28,26 @@ def add_run_flags(p: argparse.ArgumentParser, batch_default: int | None) -> None
 
 
 def add_test_view_flags(p: argparse.ArgumentParser) -> None:
-    """--tta / --tta-shift, shared by eval and predict: the views default to the run's own."""
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+    """--test-time-flip / --test-time-shift / --test-time-ten-crop, shared by eval and predict and
+    spelt as train's flags for the same config fields; None (not given): as the run evaluated itself."""
+    switch = argparse.BooleanOptionalAction
+    p.add_argument("--test-time-flip", action=switch, default=None,
                    help="average the image's and its mirror image's predictions (default: as the run was evaluated)")
-    p.add_argument("--tta-shift", type=int, default=None, metavar="PIXELS",
+    p.add_argument("--test-time-shift", type=int, default=None, metavar="PIXELS",
                    help="also average every move by up to PIXELS on each axis, borders black as in training's crops "
                         "((2 PIXELS + 1)^2 positions; 0: off; default: as the run was evaluated)")
-    p.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument("--test-time-ten-crop", action=switch, default=None,
                    help="photo models: average the paper's 10 crops (corners and centre, and their mirror images) "
                         "instead of the centre crop (default: as the run was evaluated)")
+    # the spellings before the flags took the config fields' names: still accepted, no longer shown
+    p.add_argument("--tta", dest="test_time_flip", action=switch, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--tta-shift", dest="test_time_shift", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--ten-crop", dest="test_time_ten_crop", action=switch, default=None, help=argparse.SUPPRESS)
+
+
+def view_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags' views as the keyword overrides of ``evaluate`` and ``Predictor`` (None: the run's own)."""
+    return {"flip": args.test_time_flip, "shift": args.test_time_shift, "ten_crop": args.test_time_ten_crop}
 
 
 def add_precision_flag(p: argparse.ArgumentParser) -> None:
@@ -61,25 +73,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder for the CSV/PNG files (default: beside the checkpoint)")
     add_run_flags(p, batch_default=None)
     p.add_argument("--json", action="store_true",
-                   help='print {"top1", "top5", "loss", "n", "per_class", "tta", "tta_shift", "ten_crop", "views", "precision"} '
-                        'as JSON')
+                   help='print {"top1", "top5", "loss", "n", "per_class", "test_views": {"flip", "shift", "ten_crop"}, '
+                        '"views", "precision"} as JSON')
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from resnetlab.evaluation import evaluate
+    from resnetlab.evaluation import TestViews, evaluate
 
-    result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, tta=args.tta,
-                      tta_shift=args.tta_shift, ten_crop=args.ten_crop, out=args.out, batch_size=args.batch_size, device=args.device,
-                      precision=args.precision)
-    shift_note = f", {result['tta_shift']}-pixel shift TTA" if result["tta_shift"] else ""
-    shift_note += ", ten crops" if result["ten_crop"] else ""
+    result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, **view_overrides(args),
+                      out=args.out, batch_size=args.batch_size, device=args.device, precision=args.precision)
     if args.json:
         print(json.dumps({k: result[k] for k in JSON_KEYS}, indent=2))
         return 0
-    print(f"{result['checkpoint']} on {result['dataset']} {result['split']} ({result['n']} images, {result['precision']}"
-          f"{', flip TTA' if result['tta'] else ''}{shift_note}): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
-          f"loss {result['loss']:.4f}")
+    views = TestViews(**result["test_views"]).describe()
+    print(f"{result['checkpoint']} on {result['dataset']} {result['split']} ({result['n']} images, {result['precision']}, "
+          f"{views}): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  loss {result['loss']:.4f}")
     width = max(len(c) for c in result["per_class"])
     for name, acc in result["per_class"].items():
         print(f"  {name:<{width}}  {'-' if math.isnan(acc) else f'{acc:.4f}'}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from resnetlab.cli.eval_cmd import add_precision_flag, add_run_flags, add_test_view_flags, positive_int
+from resnetlab.cli.eval_cmd import add_precision_flag, add_run_flags, add_test_view_flags, positive_int, view_overrides
 from resnetlab.errors import ResnetlabError
 
 ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are at most this many
@@ -39,19 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
 
-    views = dict(device=args.device, batch_size=args.batch_size, tta=args.tta, tta_shift=args.tta_shift, ten_crop=args.ten_crop,
-                 precision=args.precision)
+    options = dict(device=args.device, batch_size=args.batch_size, precision=args.precision, **view_overrides(args))
     if args.weights:
         if not args.model or not args.classes:
             raise ResnetlabError("--weights needs --model NAME (its architecture) and --classes class_indices.json")
-        predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **views)
+        predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **options)
         paths = args.inputs
     else:
         if args.model or args.classes:
             raise ResnetlabError("--model and --classes go with --weights FILE; a run folder or checkpoint names its own")
         if len(args.inputs) < 2:
             raise ResnetlabError("pass a run folder (or checkpoint) and then the images: resnetlab predict RUN photo.jpg")
-        predictor, paths = Predictor(args.inputs[0], **views), args.inputs[1:]
+        predictor, paths = Predictor(args.inputs[0], **options), args.inputs[1:]
     topk = args.topk if args.topk is not None else (len(predictor.classes) if len(predictor.classes) <= ALL_CLASSES_UP_TO else 5)
     if topk < 1:
         raise ResnetlabError(f"--topk {topk} must be at least 1")

@@ -22,7 +22,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
-from resnetlab.evaluation.test_views import run_test_time_views, view_count
+from resnetlab.evaluation.test_views import TestViews, check_views_fit
 from resnetlab.files import writing
 from resnetlab.precision import autocast, evaluation_precision
 
@@ -35,8 +35,8 @@ def evaluate(
     dataset: str | None = None,
     data_dir: str | Path | None = None,
     split: str = "test",
-    tta: bool | None = None,
-    tta_shift: int | None = None,
+    flip: bool | None = None,
+    shift: int | None = None,
     ten_crop: bool | None = None,
     out: str | Path | None = None,
     batch_size: int | None = None,
@@ -47,27 +47,22 @@ def evaluate(
     """Evaluate a checkpoint file or a run folder (its ``checkpoints/last.pt``: the final model).
 
     ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
-    validation split from its config (same size, same seed). ``tta=None`` evaluates as the run
-    did (its ``test_time_flip``), ``tta_shift=None`` likewise (its ``test_time_shift``), and
-    ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). Writes
+    validation split from its config (same size, same seed). The test-time views are the run's own
+    (``TestViews.from_checkpoint``) but for ``flip``, ``shift`` and ``ten_crop`` when given (None: as
+    the run did); ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). Writes
     ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
     folder, or beside the checkpoint file).
 
-    Returns {"top1", "top5", "loss", "n", "per_class", "views" (forward passes per image), "precision",
-    "confusion", "mistakes", "files", ...}.
+    Returns {"top1", "top5", "loss", "n", "per_class", "test_views" ({"flip", "shift", "ten_crop"}),
+    "views" (forward passes per image), "precision", "confusion", "mistakes", "files", ...}.
     """
     if split not in SPLITS:
         raise ResnetlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     path = checkpoint_path(source)
     ckpt = load_checkpoint(path)
     config = ckpt.get("config") or {}
-    run_flip, run_shift = run_test_time_views(config)
-    tta = run_flip if tta is None else tta
-    tta_shift = run_shift if tta_shift is None else tta_shift
-    ten_crop = bool(config.get("test_time_ten_crop", False)) if ten_crop is None else ten_crop
-    views = view_count(tta, tta_shift, ten_crop)  # also refuses a bad shift before any data is read
-    if ten_crop and (ckpt.get("preprocess") or {}).get("pipeline") != "photos":
-        raise ResnetlabError("ten-crop testing is for models trained on photo folders: use --tta for small images")
+    views = TestViews.from_checkpoint(ckpt).overridden(flip=flip, shift=shift, ten_crop=ten_crop)  # a bad shift: refused here
+    check_views_fit(views, ckpt)  # before any data is read
     bundle = _load_split_source(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
     small = bundle.pipeline == "small"
@@ -76,7 +71,7 @@ def evaluate(
     model, loader = model_and_loader(ckpt, images, batch_size, device)
     precision = evaluation_precision(config, precision, device)
     with autocast(device, precision):
-        logits, labels = loader_logits(model, loader, tta=tta, shift=tta_shift, ten_crop=ten_crop, progress="evaluating")
+        logits, labels = loader_logits(model, loader, views, progress="evaluating")
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -88,7 +83,7 @@ def evaluate(
         "loss": loss_and_accuracy(logits, labels)["loss"],
         "n": n,
         "per_class": per_class_accuracy(confusion, classes),
-        "split": split, "tta": tta, "tta_shift": tta_shift, "ten_crop": ten_crop, "views": views, "precision": precision,
+        "split": split, "test_views": views.as_dict(), "views": views.count, "precision": precision,
         "checkpoint": str(path), "dataset": bundle.name,
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),

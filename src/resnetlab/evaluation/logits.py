@@ -12,7 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.test_views import view_averaged_logits, view_count
+from resnetlab.evaluation.test_views import ONE_VIEW, TEN_CROP_NEEDS_PHOTOS, TestViews, view_averaged_logits
 
 if TYPE_CHECKING:
     from resnetlab.data import TensorLoader
@@ -21,20 +21,20 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def collect_logits(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tta: bool = False, shift: int = 0,
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], views: TestViews = ONE_VIEW, *,
     fill: torch.Tensor | float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` in eval mode over ``batches``: (logits float32 (N, K) on CPU, labels (N,)).
 
-    With ``tta`` the logits are the mean of the image's and its mirror image's; ``shift`` > 0 adds
-    the views translated by up to that many pixels, their uncovered border set to ``fill`` (see
-    ``view_averaged_logits``; a ``TensorLoader`` gives it as ``padding_value``).
+    Each image's logits are the mean over its ``views`` (see ``view_averaged_logits``): with
+    ``flip`` its mirror image's too; ``shift`` > 0 adds the views translated by up to that many
+    pixels, their uncovered border set to ``fill`` (a ``TensorLoader`` gives it as ``padding_value``).
     """
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     for images, labels in batches:
-        logits = view_averaged_logits(model, images, flip=tta, shift=shift, fill=fill)
+        logits = view_averaged_logits(model, images, views, fill=fill)
         all_logits.append(logits.cpu())
         all_labels.append(labels.cpu())
     model.train(was_training)
@@ -43,25 +43,25 @@ def collect_logits(
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def loader_logits(model: nn.Module, loader: TensorLoader | PhotoLoader, *, tta: bool = False, shift: int = 0,
-                  ten_crop: bool = False, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def loader_logits(model: nn.Module, loader: TensorLoader | PhotoLoader, views: TestViews = ONE_VIEW, *,
+                  progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``collect_logits`` over every batch of an evaluation ``loader``, moved views' borders set to
     its ``padding_value`` (the black of training's crops).
 
-    With ``ten_crop`` (photo loaders) each image is the mean of its ten crops instead.
+    With ``views.ten_crop`` (photo loaders) each image is the mean of its ten crops instead.
     With ``progress``, a bar so labelled (and with the view count) on a terminal: 18 views of
     10,000 images take over a minute on a small CPU, which should not pass in silence.
     """
-    if ten_crop:
+    if views.ten_crop:
         if not hasattr(loader, "with_ten_crop"):
-            raise ResnetlabError("ten-crop testing is for photo folders (crops of a larger photo): use --tta for small images")
-        loader, tta, shift = loader.with_ten_crop(), False, 0
+            raise ResnetlabError(TEN_CROP_NEEDS_PHOTOS)
+        loader = loader.with_ten_crop()  # (N, 10, C, S, S) batches: their crops replace the other views
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = loader.batches(0)
     if progress:
-        views = view_count(tta, shift, ten_crop)
-        batches = tqdm(batches, total=len(loader), desc=f"{progress} ({views} view{'s' if views > 1 else ''})",
+        count = views.count
+        batches = tqdm(batches, total=len(loader), desc=f"{progress} ({count} view{'s' if count > 1 else ''})",
                        unit="batch", leave=False, dynamic_ncols=True, disable=None)  # None: no bar off a terminal
-    return collect_logits(model, batches, tta=tta, shift=shift, fill=loader.padding_value)
+    return collect_logits(model, batches, views, fill=loader.padding_value)
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

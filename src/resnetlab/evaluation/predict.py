@@ -16,7 +16,7 @@ from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
-from resnetlab.evaluation.test_views import run_test_time_views, view_averaged_logits, view_count
+from resnetlab.evaluation.test_views import TestViews, view_averaged_logits
 from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.precision import autocast, evaluation_precision
 
@@ -26,23 +26,19 @@ class Predictor:
 
     ``checkpoint`` is a checkpoint file, a run folder (its final model, checkpoints/last.pt) or an already
     loaded checkpoint dict. Each image is seen through the test-time views the run evaluated
-    itself with (``tta``: its mirror image too; ``tta_shift``: moves of up to that many pixels),
-    unless given, and in the run's precision (``precision="fp32"``: exact fp32), so that
-    predictions on files agree with ``resnetlab eval``'s accuracy.
+    itself with (``self.views``; ``flip``, ``shift`` and ``ten_crop`` replace its settings when
+    given, as in ``evaluate``) and in the run's precision (``precision="fp32"``: exact fp32), so
+    that predictions on files agree with ``resnetlab eval``'s accuracy.
     """
 
     def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "auto", batch_size: int = 64,
-                 tta: bool | None = None, tta_shift: int | None = None, ten_crop: bool | None = None,
+                 flip: bool | None = None, shift: int | None = None, ten_crop: bool | None = None,
                  precision: str | None = None) -> None:
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.classes: list[str] = list(self.checkpoint["classes"])
         config = self.checkpoint.get("config") or {}
-        self.ten_crop = bool(config.get("test_time_ten_crop", False)) if ten_crop is None else ten_crop
-        self.transform = checkpoint_transform(self.checkpoint, ten_crop=self.ten_crop)
-        run_flip, run_shift = run_test_time_views(config)
-        self.tta = run_flip if tta is None else tta
-        self.tta_shift = run_shift if tta_shift is None else tta_shift
-        self.views = view_count(self.tta, self.tta_shift, self.ten_crop)  # also refuses a bad shift
+        self.views = TestViews.from_checkpoint(self.checkpoint).overridden(flip=flip, shift=shift, ten_crop=ten_crop)
+        self.transform = checkpoint_transform(self.checkpoint, self.views)
         self.device = resolve_device(device)
         self.precision = evaluation_precision(config, precision, self.device)
         self.batch_size = batch_size
@@ -57,7 +53,7 @@ class Predictor:
         """Preprocessed float images (N, C, H, W) -> softmax probabilities (N, K) on the CPU."""
         images = images.to(self.device).contiguous(memory_format=self.layout)
         with autocast(self.device, self.precision):
-            logits = view_averaged_logits(self.model, images, flip=self.tta, shift=self.tta_shift, fill=self.fill)
+            logits = view_averaged_logits(self.model, images, self.views, fill=self.fill)
         return logits.softmax(1).cpu()
 
     def predict(self, paths: Iterable[str | Path], topk: int = 5) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from torchvision.transforms import v2
 from resnetlab.data.photo_loader import ten_crops
 from resnetlab.data.photos import open_image, resize_photo, rgb_image
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.test_views import ONE_VIEW, TestViews, check_views_fit
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -114,9 +115,10 @@ def load_batch(paths: Sequence[Path], transform: Transform) -> torch.Tensor:
     return torch.stack([transform(open_rgb(p)) for p in paths])
 
 
-def checkpoint_transform(ckpt: dict, ten_crop: bool = False) -> Transform:
+def checkpoint_transform(ckpt: dict, views: TestViews = ONE_VIEW) -> Transform:
     """The evaluation transform a checkpoint implies (its ``input_size``, ``normalization`` and
-    ``preprocess``): a photo model's resize and centre crop, or a small-image model's whole image."""
+    ``preprocess``): a photo model's resize and centre crop (or ten crops, with ``views.ten_crop``),
+    or a small-image model's whole image (its other views are taken from the tensor later)."""
     try:
         input_size = ckpt["input_size"]
         mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
@@ -124,8 +126,7 @@ def checkpoint_transform(ckpt: dict, ten_crop: bool = False) -> Transform:
         raise ResnetlabError("checkpoint has no input_size/normalization entries: it was not written by resnetlab train") from None
     preprocess = ckpt.get("preprocess") or {}
     if preprocess.get("pipeline") == "photos":
-        return PhotoTransform(int(input_size[1]), int(preprocess["resize"]), mean, std, ten_crop=ten_crop)
-    if ten_crop:
-        raise ResnetlabError("ten-crop testing is for models trained on photo folders: use --tta for small images")
+        return PhotoTransform(int(input_size[1]), int(preprocess["resize"]), mean, std, ten_crop=views.ten_crop)
+    check_views_fit(views, ckpt)
     small = build_transform(input_size, mean, std)
     return lambda image: small(rgb_pixels(image) if isinstance(image, Image.Image) else image)

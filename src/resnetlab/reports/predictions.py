@@ -24,7 +24,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import loader_logits
 from resnetlab.evaluation.metrics import confusion_matrix
-from resnetlab.evaluation.test_views import run_test_time_views
+from resnetlab.evaluation.test_views import TestViews
 from resnetlab.precision import autocast, evaluation_precision
 from resnetlab.reports.runs import Run
 
@@ -87,10 +87,11 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
 
     device = resolve_device(device)
     model, loader = model_and_loader(ckpt, bundle.test, BATCH_SIZE, device)
-    flip, shift = run_test_time_views(ckpt.get("config") or {})  # evaluate as the run did
+    # as the run evaluated itself, but on the centre crop: a report has never paid for ten crops
+    views = TestViews.from_checkpoint(ckpt).overridden(ten_crop=False)
     precision = evaluation_precision(ckpt.get("config") or {}, precision, device)
     with autocast(device, precision):
-        logits, labels = loader_logits(model, loader, tta=flip, shift=shift, progress=f"{run.name}: test split")
+        logits, labels = loader_logits(model, loader, views, progress=f"{run.name}: test split")
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]

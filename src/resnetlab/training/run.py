@@ -30,7 +30,7 @@ from resnetlab.data.streaming import StreamingLoader
 from resnetlab.devices import host_check_interval, memory_format, mixed_precision, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits
-from resnetlab.evaluation.test_views import view_count
+from resnetlab.evaluation.test_views import TestViews
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 from resnetlab.precision import resolve_precision
@@ -389,13 +389,13 @@ def _agree(flag: bool, ctx: distributed.Distributed, device: torch.device) -> bo
 
 
 def evaluate(model: nn.Module, loader: TensorLoader | PhotoLoader | StreamingLoader | None, config: TrainConfig,
-             ctx: distributed.Distributed, *, shift: int, ten_crop: bool = False) -> dict[str, float]:
-    """Loss and accuracy over a whole split, summed over the processes' shards, with the config's
-    mirror-image view and translations by up to ``shift`` pixels (or a photo's ten crops)."""
+             ctx: distributed.Distributed, views: TestViews) -> dict[str, float]:
+    """Loss and accuracy over a whole split through the test-time ``views``, summed over the
+    processes' shards."""
     if loader is None:
         return {"loss": math.nan, "acc": math.nan}
     bar = None if config.quiet or not ctx.is_main else "evaluating"
-    logits, labels = loader_logits(model, loader, tta=config.test_time_flip, shift=shift, ten_crop=ten_crop, progress=bar)
+    logits, labels = loader_logits(model, loader, views, progress=bar)
     n = float(len(labels))
     loss_sum = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if n else 0.0
     correct = (logits.argmax(1) == labels).sum().item() if n else 0.0
@@ -409,20 +409,17 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
     """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt)."""
     if ctx.enabled:
         distributed.broadcast_buffers(parts.eval_model)
-    # translations (a pass per move) only in the final evaluation, so that watching the curve stays cheap
-    final = progress.iteration >= parts.schedule.total_iters
-    shift = config.test_time_shift if final else 0
-    ten_crop = config.test_time_ten_crop and final
+    views = epoch_views(config, final=progress.iteration >= parts.schedule.total_iters)
     started = time.perf_counter()
     with parts.autocast():  # the run's precision, as eval and predict use it later
-        val = evaluate(parts.eval_model, parts.val_loader, config, ctx, shift=shift, ten_crop=ten_crop)
-        test = evaluate(parts.eval_model, parts.test_loader, config, ctx, shift=shift, ten_crop=ten_crop)
+        val = evaluate(parts.eval_model, parts.val_loader, config, ctx, views)
+        test = evaluate(parts.eval_model, parts.test_loader, config, ctx, views)
     stats = progress.stats
     row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": parts.schedule.lr,
            "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
            "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
            "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
-           "test_views": view_count(config.test_time_flip, shift, ten_crop)}
+           "test_views": views.count}
     check_finite_outputs(row, parts, config, epochs, run)
     run.append_metrics(row)
     run.log.info(epoch_line(row, epochs))
@@ -436,6 +433,13 @@ def end_epoch(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress
     save(run.last, config, bundle, parts, progress, run)
     if improved or parts.val_loader is None:
         save(run.best, config, bundle, parts, progress, run)
+
+
+def epoch_views(config: TrainConfig, final: bool) -> TestViews:
+    """The run's test-time views; translations and ten crops (a pass per view) only in the final
+    evaluation, so that watching the curve stays cheap."""
+    views = TestViews.from_config(config.to_dict())
+    return views if final else replace(views, shift=0, ten_crop=False)
 
 
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
@@ -491,6 +495,7 @@ def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts,
         "preprocess": preprocess_record(bundle),
         "dataset": {"name": config.dataset, "data_dir": config.data_dir},
         "config": config.to_dict(),
+        "test_views": epoch_views(config, final=True).as_dict(),  # what eval and predict use by default
         "epoch": progress.epoch, "batch": progress.batch, "iteration": progress.iteration,
         "state_dict": parts.eval_model.state_dict(),
         "optimizer": parts.optimizer.state_dict(),

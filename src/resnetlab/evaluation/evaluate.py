@@ -8,6 +8,7 @@ top-1 accuracy is the ``final.test_acc`` of its summary.json, not a near-miss fr
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,12 @@ def evaluate(
     config = ckpt.get("config") or {}
     views = TestViews.from_checkpoint(ckpt).overridden(flip=flip, shift=shift, ten_crop=ten_crop)  # a bad shift: refused here
     check_views_fit(views, ckpt)  # before any data is read
-    bundle = _load_split_source(ckpt, dataset, data_dir, split)
+    bundle = checkpoint_data(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
-    small = bundle.pipeline == "small"
-    batch_size = batch_size or (max(256, int(config.get("batch_size", 256))) if small else int(config.get("batch_size", 32)))
     device = resolve_device(device)
-    model, loader = model_and_loader(ckpt, images, batch_size, device)
     precision = evaluation_precision(config, precision, device)
-    with autocast(device, precision):
-        logits, labels = loader_logits(model, loader, views, progress="evaluating")
+    logits, labels = split_logits(ckpt, images, views, device=device, precision=precision,
+                                  batch_size=batch_size or evaluation_batch_size(ckpt, bundle), progress="evaluating")
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -94,6 +92,23 @@ def evaluate(
     return result
 
 
+def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestViews, *, device: torch.device,
+                 precision: str, batch_size: int, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checkpoint's logits (float32) and the labels over ``images``, averaged over ``views``, in
+    ``precision``: the one evaluation pass of ``eval`` and of a report's confusion matrix."""
+    model, loader = model_and_loader(ckpt, images, batch_size, device)
+    with autocast(device, precision):
+        return loader_logits(model, loader, views, progress=progress)
+
+
+def evaluation_batch_size(ckpt: dict[str, Any], bundle: DatasetBundle) -> int:
+    """Small images: at least 256 a batch (evaluation keeps no activations); photos: training's batch."""
+    config = ckpt.get("config") or {}
+    if bundle.pipeline == "small":
+        return max(256, int(config.get("batch_size", 256)))
+    return int(config.get("batch_size", 32))
+
+
 def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_size: int,
                      device: str | torch.device) -> tuple[torch.nn.Module, TensorLoader | PhotoLoader]:
     """The checkpoint's model and an evaluation loader over ``images``, with its normalisation and in
@@ -107,8 +122,17 @@ def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_si
     return model, loader
 
 
-def _load_split_source(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path | None, split: str) -> DatasetBundle:
-    """The dataset the checkpoint was trained on (or the one asked for), checked against its classes."""
+def checkpoint_data(ckpt: dict[str, Any], dataset: str | None = None, data_dir: str | Path | None = None,
+                    split: str = "test", *, load: Callable[..., DatasetBundle] = load_dataset) -> DatasetBundle:
+    """The data the checkpoint was trained on (or the one asked for), read as its training read it
+    and checked against its classes and input size. ``load`` is ``load_dataset`` or a caching twin
+    (a report reads one dataset once for many runs, and never downloads)."""
+    return check_data_fits(ckpt, load(**data_request(ckpt, dataset, data_dir, split)))
+
+
+def data_request(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path | None, split: str) -> dict[str, Any]:
+    """``load_dataset``'s arguments for a checkpoint's data: its own data exactly as training read it
+    (image size, validation split and seed, storage); other data resized to the model's input."""
     own = ckpt.get("dataset") or {}
     config = ckpt.get("config") or {}
     name = dataset or own.get("name")
@@ -120,11 +144,17 @@ def _load_split_source(ckpt: dict[str, Any], dataset: str | None, data_dir: str 
     if split == "val" and not val_split:
         raise ResnetlabError("this run was trained without a validation split (val_split 0): use --split test")
     val_split = int(val_split) if val_split >= 1 else val_split  # a count, or a fraction (as training reads it)
-    channels, height, width = ckpt["input_size"]
+    _, height, width = ckpt["input_size"]
     # The run's own data is read exactly as training read it; other data is resized to the model's input.
     image_size = config.get("image_size") if name == own.get("name") else (height, width)
-    bundle = load_dataset(name, data_dir, val_split=val_split, seed=config.get("seed", 0), image_size=image_size,
-                          stream=config.get("stream"))
+    return {"name": name, "data_dir": data_dir, "val_split": val_split, "seed": config.get("seed", 0),
+            "image_size": image_size, "stream": config.get("stream")}
+
+
+def check_data_fits(ckpt: dict[str, Any], bundle: DatasetBundle) -> DatasetBundle:
+    """``bundle``, once its classes and image shape are the checkpoint's."""
+    channels, height, width = ckpt["input_size"]
+    name = bundle.name
     if bundle.classes != list(ckpt["classes"]):
         raise ResnetlabError(
             f"the checkpoint was trained on {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:5])}...) but "

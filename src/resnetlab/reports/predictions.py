@@ -2,9 +2,9 @@
 
 This is the one part of a report that needs more than the run folder's text files: the
 checkpoint and the data. It goes through the same path as ``resnetlab eval`` (checkpoint ->
-``evaluation.evaluate.model_and_loader``: the checkpoint's model, normalisation and layout,
-``engine.loader_logits``, ``evaluation.metrics.confusion_matrix``), so the matrix agrees with
-the test accuracy in summary.json. When the checkpoint or the data is missing it raises a
+``evaluation.evaluate.checkpoint_data`` and ``split_logits``: the data read as training read it,
+the checkpoint's model, normalisation, layout, test-time views and precision), so the matrix
+agrees with the test accuracy in summary.json. When the checkpoint or the data is missing it raises a
 ``ResnetlabError`` whose message the report prints in place of the figures.
 """
 
@@ -21,11 +21,10 @@ from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.evaluate import model_and_loader
-from resnetlab.evaluation.logits import loader_logits
+from resnetlab.evaluation.evaluate import checkpoint_data, split_logits
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.evaluation.test_views import TestViews
-from resnetlab.precision import autocast, evaluation_precision
+from resnetlab.precision import evaluation_precision
 from resnetlab.reports.runs import Run
 
 BATCH_SIZE = 256
@@ -52,16 +51,16 @@ class TestPredictions:
 
 
 class DatasetCache:
-    """Loads each (dataset, folder, image size) once per report: four runs on CIFAR-10 decode it once."""
+    """``load_dataset`` that reads each request once per report (four runs on CIFAR-10 decode it once)
+    and never downloads: a report says the data is missing instead."""
 
     def __init__(self) -> None:
         self._bundles: dict[tuple[Any, ...], DatasetBundle] = {}
 
-    def get(self, name: str, data_dir: str | None, image_size: tuple[int, int]) -> DatasetBundle:
-        key = (name, data_dir, image_size)
+    def __call__(self, name: str, data_dir: str | None = None, **options: Any) -> DatasetBundle:
+        key = (name, data_dir, *((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(options.items())))
         if key not in self._bundles:
-            # download=False: a report never fetches data; it says the data is missing instead.
-            self._bundles[key] = load_dataset(name, data_dir, download=False, image_size=image_size)
+            self._bundles[key] = load_dataset(name, data_dir, download=False, **options)
         return self._bundles[key]
 
 
@@ -73,32 +72,21 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     if path is None:
         raise ResnetlabError(f"no checkpoint in {run.path / 'checkpoints'} (last.pt or best.pt)")
     ckpt = load_checkpoint(path)
-    dataset = ckpt.get("dataset") or {}
-    if not dataset.get("name"):
-        raise ResnetlabError(f"{path} does not name its dataset")
-    _, height, width = ckpt["input_size"]
     try:
-        bundle = cache.get(dataset["name"], dataset.get("data_dir"), (int(height), int(width)))
+        bundle = checkpoint_data(ckpt, load=cache)  # the run's own test split, read as eval reads it
     except OSError as exc:
-        raise ResnetlabError(f"the data of {dataset['name']} could not be read: {exc}") from None
-    classes = list(ckpt["classes"])
-    if bundle.classes != classes:
-        raise ResnetlabError(f"dataset {dataset['name']} at {dataset.get('data_dir')} no longer has the run's classes")
-
+        raise ResnetlabError(f"the data of {(ckpt.get('dataset') or {}).get('name')} could not be read: {exc}") from None
     device = resolve_device(device)
-    model, loader = model_and_loader(ckpt, bundle.test, BATCH_SIZE, device)
-    # as the run evaluated itself, but on the centre crop: a report has never paid for ten crops
-    views = TestViews.from_checkpoint(ckpt).overridden(ten_crop=False)
-    precision = evaluation_precision(ckpt.get("config") or {}, precision, device)
-    with autocast(device, precision):
-        logits, labels = loader_logits(model, loader, views, progress=f"{run.name}: test split")
+    logits, labels = split_logits(ckpt, bundle.test, TestViews.from_checkpoint(ckpt), device=device,
+                                  precision=evaluation_precision(ckpt.get("config") or {}, precision, device),
+                                  batch_size=BATCH_SIZE, progress=f"{run.name}: test split")
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]
     return TestPredictions(
         checkpoint=path,
-        classes=classes,
-        confusion=confusion_matrix(logits, labels, len(classes)),
+        classes=list(ckpt["classes"]),
+        confusion=confusion_matrix(logits, labels, len(ckpt["classes"])),
         sample_images=bundle.test.preview(rows).numpy(),
         sample_labels=labels[rows].tolist(),
         sample_predictions=predicted[rows].tolist(),

@@ -1,14 +1,18 @@
-"""Recipes and config resolution: layers, unknown keys, per-model warm-up, round trip, uncropped epochs."""
+"""Recipes and config resolution: layers, unknown keys, per-model warm-up, round trip, uncropped epochs,
+and the help text every field carries to ``resnetlab train --help``."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 import yaml
 
+from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
-from resnetlab.training.config import save_config
+from resnetlab.training.config import FIELDS, save_config
 from resnetlab.training.distributed import Distributed
 from resnetlab.training.run import build_loaders, crop_epochs
 from tests.training.conftest import tiny_config
@@ -108,3 +112,19 @@ def test_the_training_loader_stops_cropping_for_the_uncropped_epochs(tmp_path, b
     train_loader, _, test_loader = build_loaders(config, bundle, torch.device("cpu"), Distributed())
     assert train_loader.augmentation.crop_epochs == 3 and [train_loader.augmentation.crops_in(e) for e in (2, 3)] == [True, False]
     assert not test_loader.augmentation.crops_in(0)
+
+
+def test_every_field_has_its_help_in_its_metadata():
+    assert all(f.metadata.get("help") for f in dataclasses.fields(TrainConfig)), "a TrainConfig field without help"
+    assert TrainConfig().model_options == {} and TrainConfig().model_options is not TrainConfig().model_options
+    assert TrainConfig().milestones == [0.5, 0.75]
+
+
+def test_train_help_shows_each_fields_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = "".join(capsys.readouterr().out.split())  # argparse wraps lines (at spaces and hyphens)
+    for name in ("lr", "weight_decay", "schedule", "test_time_shift", "model"):
+        flag, text = "--" + name.replace("_", "-"), FIELDS[name].metadata["help"]
+        assert flag in shown and "".join(text.split()) in shown, name
+    assert all("".join(FIELDS[k].metadata["help"].split()) in shown for k in FIELDS if k not in ("model_options", "recipe"))

@@ -8,6 +8,7 @@ flags). The resolved config is written to the run folder as ``config.yaml`` (its
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -34,78 +35,89 @@ PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 NORMALIZATIONS = ("auto", "imagenet", "dataset")
 
 
+def setting(default: Any, help: str) -> Any:
+    """A field whose ``--help`` text lives in its metadata: one source for the code and the CLI
+    (``cli.train_cmd``). A list or dict default is copied for every config."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides a training run. Defaults: He et al. 2016, Section 4.2."""
 
     # What to train, on what, and where the run folder goes
-    model: str = "resnet20"
-    model_options: dict[str, Any] = field(default_factory=dict)  # create_model keyword options
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    out: str = "runs/run"
-    recipe: str | None = None  # the recipe this config was resolved from (for the record)
+    model: str = setting("resnet20", "registered model name (resnetlab models)")
+    model_options: dict[str, Any] = setting({}, "create_model keyword options")
+    dataset: str = setting("cifar10", "cifar10 | cifar100 | mnist | fashion-mnist | folder (DIR/train/<class>/*)")
+    data_dir: str | None = setting(None, "the dataset's folder (None: the download cache, $RESNETLAB_DATA or ~/.cache/resnetlab)")
+    out: str = setting("runs/run", "the run folder")
+    recipe: str | None = setting(None, "the recipe this config was resolved from (for the record)")
 
     # Budget: the run stops at min(epochs * iterations per epoch, max_iters)
-    epochs: int | None = None  # passes over the training split (None: as many as max_iters needs)
-    max_iters: int | None = 64_000  # optimizer steps; paper: 64k
-    batch_size: int = 128  # images per optimizer step, GLOBAL over all processes
+    epochs: int | None = setting(None, "passes over the training split (None: as many as max_iters needs)")
+    max_iters: int | None = setting(64_000, "optimizer steps; paper: 64k")
+    batch_size: int = setting(128, "images per optimizer step, GLOBAL over all processes")
 
     # Optimizer
-    optimizer: str = "sgd"  # sgd | adam
-    lr: float = 0.1  # peak learning rate (for batch_size images per step)
-    momentum: float = 0.9  # SGD momentum (Adam: beta1)
-    nesterov: bool = False  # Nesterov momentum (SGD)
-    weight_decay: float = 1e-4  # L2 penalty coefficient
-    no_weight_decay_on_bn_and_bias: bool = False  # weight decay only on conv/linear weights
-    label_smoothing: float = 0.0  # fraction of the target mass spread over all classes
+    optimizer: str = setting("sgd", "sgd | adam")
+    lr: float = setting(0.1, "peak learning rate (for batch_size images per step)")
+    momentum: float = setting(0.9, "SGD momentum (Adam: beta1)")
+    nesterov: bool = setting(False, "Nesterov momentum (SGD)")
+    weight_decay: float = setting(1e-4, "L2 penalty coefficient")
+    no_weight_decay_on_bn_and_bias: bool = setting(False, "weight decay only on conv/linear weights")
+    label_smoothing: float = setting(0.0, "fraction of the target mass spread over all classes")
 
     # Learning-rate schedule (stepped every iteration)
-    schedule: str = "multistep"  # multistep | cosine | onecycle (= warm-up then linear decay to 0)
-    schedule_unit: str = "iterations"  # lr changes every iteration, or only at epoch boundaries
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # <1: fraction of budget; >=1: count in schedule_unit
-    lr_decay: float = 0.1  # multistep: lr multiplier at each milestone
-    warmup: float = 0.0  # linear warm-up length: <1 fraction of budget, >=1 count in schedule_unit
-    error_warmup_lr: float | None = None  # paper's ResNet-110 warm-up: this lr until train error < threshold
-    error_warmup_threshold: float = 0.8  # training error (fraction) that ends the error warm-up
+    schedule: str = setting("multistep", "multistep | cosine | onecycle (= warm-up then linear decay to 0)")
+    schedule_unit: str = setting("iterations", "lr changes every iteration, or only at epoch boundaries")
+    milestones: list[float] = setting([0.5, 0.75], "multistep: <1 fraction of budget; >=1 count in schedule_unit")
+    lr_decay: float = setting(0.1, "multistep: lr multiplier at each milestone")
+    warmup: float = setting(0.0, "linear warm-up length: <1 fraction of budget, >=1 count in schedule_unit")
+    error_warmup_lr: float | None = setting(None, "paper's ResNet-110 warm-up: this lr until train error < threshold")
+    error_warmup_threshold: float = setting(0.8, "training error (fraction) that ends the error warm-up")
 
     # Weight averaging and evaluation
-    ema_decay: float = 0.0  # exponential moving average of weights per step (0: off); evaluated when on
-    test_time_flip: bool = False  # evaluate the mean of each image's and its mirror image's logits
-    test_time_shift: int = 0  # also average every move by up to this many pixels, black borders (0: off; final evaluation only)
-    test_time_ten_crop: bool = False  # photo folders: average the paper's 10 crops (corners, centre, mirrored) in the final evaluation
+    ema_decay: float = setting(0.0, "exponential moving average of weights per step (0: off); evaluated when on")
+    test_time_flip: bool = setting(False, "evaluate the mean of each image's and its mirror image's logits")
+    test_time_shift: int = setting(0, "also average every move by up to this many pixels, black borders (0: off; final evaluation only)")
+    test_time_ten_crop: bool = setting(False, "photo folders: average the paper's 10 crops (corners, centre, mirrored) "
+                                              "in the final evaluation")
 
     # Augmentation (data.loader.Augmentation)
-    crop_padding: int = 4  # pixels of zero padding before the random crop (0: no crop)
-    flip: str = "random"  # random | alternate (mirror every other epoch) | none
-    cutout: int = 0  # side of a zeroed square in pixels (0: off)
-    uncropped_epochs: int = 0  # the last N epochs train on whole images, as the test sees them (0: crop in every epoch)
-    batch_copies: int = 1  # views of each image per batch, each its own crop and flip (batch augmentation; 1: off)
-    photo_augmentation: str = "random-resized-crop"  # photos: random-resized-crop (torchvision's) | scale (paper: 256-480 px, PCA colour)
+    crop_padding: int = setting(4, "pixels of zero padding before the random crop (0: no crop)")
+    flip: str = setting("random", "random | alternate (mirror every other epoch) | none")
+    cutout: int = setting(0, "side of a zeroed square in pixels (0: off)")
+    uncropped_epochs: int = setting(0, "the last N epochs train on whole images, as the test sees them (0: crop in every epoch)")
+    batch_copies: int = setting(1, "views of each image per batch, each its own crop and flip (batch augmentation; 1: off)")
+    photo_augmentation: str = setting("random-resized-crop", "photos: random-resized-crop (torchvision's) | "
+                                                             "scale (paper: 256-480 px, PCA colour)")
 
     # Data
-    val_split: float = 0  # validation images held out of train: count (>=1) or fraction (<1)
-    subset: int | None = None  # keep only this many training images (quick runs)
-    image_size: int | None = None  # small images: resize to this side (None: native); photo folders: the training crop S (None: 224)
-    normalization: str = "auto"  # auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset
-    memory_budget_gb: float | None = None  # photo folders: GiB the decoded cache may take (None: half the machine's memory)
-    stream: bool | None = None  # photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)
-    workers: int | None = None  # streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)
-    skip_bad_images: bool = False  # image folders: leave out unreadable images (named in the log) instead of stopping
+    val_split: float = setting(0, "validation images held out of train: count (>=1) or fraction (<1)")
+    subset: int | None = setting(None, "keep only this many training images (quick runs)")
+    image_size: int | None = setting(None, "small images: resize to this side (None: native); "
+                                           "photo folders: the training crop S (None: 224)")
+    normalization: str = setting("auto", "auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset")
+    memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
+    stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
+    workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
+    skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
 
     # Execution
-    device: str = "auto"  # auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps
-    precision: str = "auto"  # auto (bf16 on a CPU with native bf16, bf16/fp16 on a GPU, else fp32) | fp32 | bf16 | fp16 autocast
-    channels_last: bool = True  # NHWC memory format (CUDA and CPU; faster convolutions)
-    compile: bool = False  # torch.compile the model
-    sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share
-    seed: int = 0  # model init, data order and augmentation
-    quiet: bool = False  # no progress bars or per-epoch lines on the console
+    device: str = setting("auto", "auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps")
+    precision: str = setting("auto", "auto (bf16 on a CPU with native bf16, bf16/fp16 on a GPU, else fp32) | fp32 | bf16 | fp16 autocast")
+    channels_last: bool = setting(True, "NHWC memory format (CUDA and CPU; faster convolutions)")
+    compile: bool = setting(False, "torch.compile the model")
+    sync_bn: bool = setting(False, "torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share")
+    seed: int = setting(0, "model init, data order and augmentation")
+    quiet: bool = setting(False, "no progress bars or per-epoch lines on the console")
 
     # Starting weights (fine-tuning)
-    init_from: str | None = None  # checkpoint or torchvision weights loaded on a fresh run
-    freeze_backbone: bool = False  # train only fc; backbone BatchNorm stays in eval mode
-    whiten_first_conv: bool = False  # start the first convolution as a whitening of training-image patches (fresh runs)
+    init_from: str | None = setting(None, "checkpoint or torchvision weights loaded on a fresh run")
+    freeze_backbone: bool = setting(False, "train only fc; backbone BatchNorm stays in eval mode")
+    whiten_first_conv: bool = setting(False, "start the first convolution as a whitening of training-image patches (fresh runs)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (YAML, JSON and weights-only checkpoints)."""

@@ -1,5 +1,5 @@
 """Recipes and config resolution: layers, unknown keys, per-model warm-up, round trip, uncropped epochs,
-and the help text every field carries to ``resnetlab train --help``."""
+older spellings, and the help text every field carries to ``resnetlab train --help``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
-from resnetlab.training.config import FIELDS, save_config
+from resnetlab.training.config import FIELDS, config_from_dict, save_config
 from resnetlab.training.distributed import Distributed
 from resnetlab.training.run import build_loaders, crop_epochs
 from tests.training.conftest import tiny_config
@@ -128,3 +128,13 @@ def test_train_help_shows_each_fields_help(capsys):
         flag, text = "--" + name.replace("_", "-"), FIELDS[name].metadata["help"]
         assert flag in shown and "".join(text.split()) in shown, name
     assert all("".join(FIELDS[k].metadata["help"].split()) in shown for k in FIELDS if k not in ("model_options", "recipe"))
+
+
+def test_a_whitened_first_convolution_in_an_old_config_names_its_new_place(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("whiten_first_conv: true\n")
+    for read in (lambda: resolve_config(config_file=path), lambda: config_from_dict({"whiten_first_conv": True}, "a checkpoint")):
+        with pytest.raises(ResnetlabError, match=r"whiten_first_conv in .* moved to experiments/whitened_init.py.*--init-from"):
+            read()
+    with pytest.raises(ResnetlabError, match="whiten_first_conv must be true or false"):
+        config_from_dict({"whiten_first_conv": "maybe"}, "a checkpoint")

@@ -117,7 +117,6 @@ class TrainConfig:
     # Starting weights (fine-tuning)
     init_from: str | None = setting(None, "checkpoint or torchvision weights loaded on a fresh run")
     freeze_backbone: bool = setting(False, "train only fc; backbone BatchNorm stays in eval mode")
-    whiten_first_conv: bool = setting(False, "start the first convolution as a whitening of training-image patches (fresh runs)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (YAML, JSON and weights-only checkpoints)."""
@@ -134,11 +133,12 @@ def resolve_config(
     recipe: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
-    file_values = _fold_amp(_read_yaml(Path(config_file), "config file")) if config_file else {}
-    overrides = _fold_amp(dict(overrides or {}))
-    _check_keys(file_values, f"config file {config_file}")
+    source = f"config file {config_file}"
+    file_values = _older_spellings(_read_yaml(Path(config_file), "config file"), source) if config_file else {}
+    overrides = _older_spellings(overrides or {})
+    _check_keys(file_values, source)
     _check_keys(overrides, "overrides")
-    file_values = check_values(file_values, HINTS, f"config file {config_file}")
+    file_values = check_values(file_values, HINTS, source)
     overrides = check_values(overrides, HINTS, "")
     name = check_value("recipe", recipe, HINTS["recipe"], "") or file_values.get("recipe") or DEFAULT_RECIPE
     recipe_values = load_recipe(name)
@@ -194,19 +194,40 @@ def read_run_config(path: Path) -> TrainConfig:
 
 def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
     """A config saved in a run folder or checkpoint, checked like any other."""
-    values = _fold_amp(values)
+    values = _older_spellings(values, source)
     _check_keys(values, source)
     return validate(TrainConfig(**check_values(values, HINTS, source)))
 
 
-def _fold_amp(values: dict[str, Any]) -> dict[str, Any]:
-    """Configs written before ``precision`` existed have ``amp: bool`` (GPU mixed precision, on by
-    default): false is fp32, true is auto (a resumed run of that age keeps fp32 on a CPU, see run.py)."""
-    if "amp" not in values:
-        return values
+# Older spellings: each old key becomes today's fields (which win when a config has both), so
+# configs, run folders and checkpoints written before a rename still load and resume.
+def _from_amp(value: Any, source: str) -> dict[str, Any]:
+    """``amp: bool`` (GPU mixed precision, on by default) came before ``precision``: false is fp32,
+    true is auto (a resumed run of that age keeps fp32 on a CPU, see run.py)."""
+    return {"precision": "auto" if check_value("amp", value, bool, source) else "fp32"}  # "no" is false, not a true string
+
+
+def _from_whiten_first_conv(value: Any, source: str) -> dict[str, Any]:
+    """The whitened first convolution left the training options: no recipe used it and it did not pay."""
+    if check_value("whiten_first_conv", value, bool, source):
+        where = f" in {source}" if source else ""
+        raise ResnetlabError(f"whiten_first_conv{where} is no longer a training option: it moved to "
+                             "experiments/whitened_init.py, which writes the whitened starting weights for "
+                             "'resnetlab train --init-from FILE' (docs/fast-recipe.md); remove it from the config")
+    return {}
+
+
+OLD_KEYS = {"amp": _from_amp, "whiten_first_conv": _from_whiten_first_conv}
+
+
+def _older_spellings(values: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """``values`` in today's spelling: a run written before a rename is read (and resumed: its
+    config.yaml and its checkpoint's config both pass here) as the same config as today's."""
     values = dict(values)
-    amp = check_value("amp", values.pop("amp"), bool, "")  # "no" is false, not a true string
-    values.setdefault("precision", "auto" if amp else "fp32")
+    for old, translate in OLD_KEYS.items():
+        if old in values:
+            for key, value in translate(values.pop(old), source).items():
+                values.setdefault(key, value)
     return values
 
 
@@ -250,8 +271,6 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ResnetlabError(f"memory_budget_gb must be a positive number of GiB, got {config.memory_budget_gb!r}")
     if not 0 <= config.ema_decay < 1:
         raise ResnetlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
-    if config.whiten_first_conv and config.init_from:
-        raise ResnetlabError("whiten_first_conv initialises a fresh model; it cannot be combined with init_from")
     if not isinstance(config.model_options, dict):
         raise ResnetlabError("model_options must be a mapping of option names to values")
     check_model_options(config.model, config.model_options)  # before any data is read or downloaded

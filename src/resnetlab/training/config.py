@@ -28,7 +28,7 @@ from resnetlab.training.config_values import check_value, check_values, load_yam
 
 DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("multistep", "cosine", "onecycle")
+SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
 FLIPS = ("random", "alternate", "none")
 PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
@@ -66,11 +66,13 @@ class TrainConfig:
     momentum: float = setting(0.9, "SGD momentum (Adam: beta1)")
     nesterov: bool = setting(False, "Nesterov momentum (SGD)")
     weight_decay: float = setting(1e-4, "L2 penalty coefficient")
-    no_weight_decay_on_bn_and_bias: bool = setting(False, "weight decay only on conv/linear weights")
+    norm_weight_decay: float | None = setting(None, "weight decay of normalization layers' weights and biases (None: "
+                                                    "weight_decay; biases take bias_weight_decay when it is set)")
+    bias_weight_decay: float | None = setting(None, "weight decay of every bias, normalization layers' too (None: weight_decay)")
     label_smoothing: float = setting(0.0, "fraction of the target mass spread over all classes")
 
     # Learning-rate schedule (stepped every iteration)
-    schedule: str = setting("multistep", "multistep | cosine | onecycle (= warm-up then linear decay to 0)")
+    schedule: str = setting("multistep", "multistep | cosine (to 0) | linear (to 0), each after any warm-up")
     schedule_unit: str = setting("iterations", "lr changes every iteration, or only at epoch boundaries")
     milestones: list[float] = setting([0.5, 0.75], "multistep: <1 fraction of budget; >=1 count in schedule_unit")
     lr_decay: float = setting(0.1, "multistep: lr multiplier at each milestone")
@@ -199,12 +201,18 @@ def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
     return validate(TrainConfig(**check_values(values, HINTS, source)))
 
 
-# Older spellings: each old key becomes today's fields (which win when a config has both), so
-# configs, run folders and checkpoints written before a rename still load and resume.
+# Older spellings: each old key becomes today's fields (which win when a config has both), each old
+# value today's, so configs, run folders and checkpoints written before a rename still load and resume.
 def _from_amp(value: Any, source: str) -> dict[str, Any]:
     """``amp: bool`` (GPU mixed precision, on by default) came before ``precision``: false is fp32,
     true is auto (a resumed run of that age keeps fp32 on a CPU, see run.py)."""
     return {"precision": "auto" if check_value("amp", value, bool, source) else "fp32"}  # "no" is false, not a true string
+
+
+def _from_no_weight_decay_on_bn_and_bias(value: Any, source: str) -> dict[str, Any]:
+    """One switch came before torchvision's two rates: true is no decay on normalization layers and biases."""
+    rate = 0.0 if check_value("no_weight_decay_on_bn_and_bias", value, bool, source) else None
+    return {"norm_weight_decay": rate, "bias_weight_decay": rate}
 
 
 def _from_whiten_first_conv(value: Any, source: str) -> dict[str, Any]:
@@ -217,7 +225,9 @@ def _from_whiten_first_conv(value: Any, source: str) -> dict[str, Any]:
     return {}
 
 
-OLD_KEYS = {"amp": _from_amp, "whiten_first_conv": _from_whiten_first_conv}
+OLD_KEYS = {"amp": _from_amp, "no_weight_decay_on_bn_and_bias": _from_no_weight_decay_on_bn_and_bias,
+            "whiten_first_conv": _from_whiten_first_conv}
+OLD_VALUES = {"schedule": {"onecycle": "linear"}}  # onecycle: linear warm-up, then linear decay to 0
 
 
 def _older_spellings(values: dict[str, Any], source: str = "") -> dict[str, Any]:
@@ -228,6 +238,9 @@ def _older_spellings(values: dict[str, Any], source: str = "") -> dict[str, Any]
         if old in values:
             for key, value in translate(values.pop(old), source).items():
                 values.setdefault(key, value)
+    for key, renamed in OLD_VALUES.items():
+        if isinstance(values.get(key), str) and values[key] in renamed:
+            values[key] = renamed[values[key]]
     return values
 
 
@@ -275,8 +288,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ResnetlabError("model_options must be a mapping of option names to values")
     check_model_options(config.model, config.model_options)  # before any data is read or downloaded
     config.milestones = [float(m) for m in (config.milestones or [])]
-    for key in ("lr", "momentum", "weight_decay", "label_smoothing", "lr_decay", "warmup", "val_split"):
-        setattr(config, key, _number(key, getattr(config, key)))
+    for key in ("lr", "momentum", "weight_decay", "norm_weight_decay", "bias_weight_decay", "label_smoothing", "lr_decay",
+                "warmup", "val_split"):
+        if getattr(config, key) is not None:  # None only where the field allows it (checked above)
+            setattr(config, key, _number(key, getattr(config, key)))
     for key, (within, allowed) in _LIMITS.items():
         value = getattr(config, key)
         if value is not None and not within(value):

@@ -2,7 +2,8 @@
 shows works, and a renamed flag or a recipe change would otherwise leave it quietly wrong.
 
 Commands are taken from the Markdown code blocks and from inline code that starts with
-``resnetlab`` or ``python benchmarks/``; placeholders (``N``, ``S``, ``RUN``) become sample values.
+``resnetlab``, ``python benchmarks/`` or ``python experiments/``; placeholders (``N``, ``S``,
+``RUN``) become sample values.
 ``train`` commands are also resolved against their recipe, so an unknown model, option or value fails.
 """
 
@@ -26,17 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PLACEHOLDERS = {"N": "1", "S": "0", "RUN": "runs/r20", "MODEL": "resnet20", "DIR": "data", "FILE": "config.yaml", "IMAGE": "cat.jpg"}
 CODE_BLOCK = re.compile(r"```[a-z]*\n(.*?)```", re.S)
-INLINE = re.compile(r"`((?:resnetlab|python benchmarks/)[^`]*)`")
+INLINE = re.compile(r"`((?:resnetlab|python (?:benchmarks|experiments)/)[^`]*)`")
+SCRIPT_FOLDERS = ("benchmarks/", "experiments/")  # scripts beside the package, each with parse_args()
 
 
 def _argv(command: str) -> list[str] | None:
-    """The words after the program (``resnetlab`` or ``python benchmarks/X.py``), or None."""
+    """The words after the program (``resnetlab``), or from the script on (``python benchmarks/X.py``), or None."""
     words = shlex.split(command.replace("\\\n", " "), comments=True)
     for i, word in enumerate(words):
         if word.endswith("resnetlab") and (i == 0 or words[i - 1] == "-m"):
             rest = words[i + 1:]
             return rest if rest and not rest[0].startswith("[") else None
-        if word.startswith("benchmarks/") and word.endswith(".py"):
+        if word.startswith(SCRIPT_FOLDERS) and word.endswith(".py"):
             return words[i:]
     return None
 
@@ -67,7 +69,7 @@ def test_the_documents_show_commands() -> None:
 
 @functools.cache
 def _benchmark(script: str) -> ModuleType:
-    """A benchmark script loaded once as a module (benchmarks/ is not a package)."""
+    """A benchmark or experiment script loaded once as a module (neither folder is a package)."""
     spec = importlib.util.spec_from_file_location(Path(script).stem, REPO / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -81,7 +83,7 @@ def _benchmark_args(script: str, argv: list[str], monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("argv", [argv for _, argv in COMMANDS], ids=[name for name, _ in COMMANDS])
 def test_documented_command_is_accepted(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    if argv[0].startswith("benchmarks/"):
+    if argv[0].startswith(SCRIPT_FOLDERS):
         _benchmark_args(argv[0], argv[1:], monkeypatch)  # argparse exits on an unknown flag
         return
     args = build_parser().parse_args(argv)

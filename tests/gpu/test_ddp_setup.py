@@ -33,21 +33,6 @@ def first_conv_at_wrap(monkeypatch) -> list[torch.Tensor]:
     return seen
 
 
-def test_whitening_happens_before_ddp_wraps_the_model(tmp_path, monkeypatch) -> None:
-    seen = first_conv_at_wrap(monkeypatch)
-    whitened: list[torch.Tensor] = []
-    real = run_module.whiten_first_convolution
-
-    def whiten(model, *args):
-        count = real(model, *args)
-        whitened.append(model.conv1.weight.detach().clone())
-        return count
-
-    monkeypatch.setattr(run_module, "whiten_first_convolution", whiten)
-    run_module.train(tiny_config(tmp_path / "run", epochs=None, max_iters=1, whiten_first_conv=True), bundle=make_tiny_bundle())
-    assert len(seen) == len(whitened) == 1 and torch.equal(seen[0], whitened[0])
-
-
 def test_init_from_weights_are_loaded_before_ddp_wraps_the_model(tmp_path, monkeypatch) -> None:
     torch.manual_seed(123)
     source = create_model("resnet20", num_classes=3)

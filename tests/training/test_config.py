@@ -1,14 +1,18 @@
-"""Recipes and config resolution: layers, unknown keys, per-model warm-up, round trip, uncropped epochs."""
+"""Recipes and config resolution: layers, unknown keys, per-model warm-up, round trip, uncropped epochs,
+older spellings, and the help text every field carries to ``resnetlab train --help``."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 import yaml
 
+from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
-from resnetlab.training.config import save_config
+from resnetlab.training.config import FIELDS, config_from_dict, read_run_config, save_config
 from resnetlab.training.distributed import Distributed
 from resnetlab.training.run import build_loaders, crop_epochs
 from tests.training.conftest import tiny_config
@@ -123,3 +127,76 @@ def test_set_and_model_option_pairs_are_typed_alike_as_yaml_scalars() -> None:
         parse_options(["shortcut"])
     with pytest.raises(ResnetlabError, match=r"--set '=3' must look like KEY=VALUE"):
         parse_set(["=3"])
+
+
+def test_every_field_has_its_help_in_its_metadata():
+    assert all(f.metadata.get("help") for f in dataclasses.fields(TrainConfig)), "a TrainConfig field without help"
+    assert TrainConfig().model_options == {} and TrainConfig().model_options is not TrainConfig().model_options
+    assert TrainConfig().milestones == [0.5, 0.75]
+
+
+def test_train_help_shows_each_fields_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = "".join(capsys.readouterr().out.split())  # argparse wraps lines (at spaces and hyphens)
+    for name in ("lr", "norm_weight_decay", "bias_weight_decay", "schedule", "test_time_shift", "model"):
+        flag, text = "--" + name.replace("_", "-"), FIELDS[name].metadata["help"]
+        assert flag in shown and "".join(text.split()) in shown, name
+    assert all("".join(FIELDS[k].metadata["help"].split()) in shown for k in FIELDS if k not in ("model_options", "recipe"))
+
+
+def test_a_whitened_first_convolution_in_an_old_config_names_its_new_place(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("whiten_first_conv: true\n")
+    for read in (lambda: resolve_config(config_file=path), lambda: config_from_dict({"whiten_first_conv": True}, "a checkpoint")):
+        with pytest.raises(ResnetlabError, match=r"whiten_first_conv in .* moved to experiments/whitened_init.py.*--init-from"):
+            read()
+    with pytest.raises(ResnetlabError, match="whiten_first_conv must be true or false"):
+        config_from_dict({"whiten_first_conv": "maybe"}, "a checkpoint")
+
+
+OLDER_SPELLINGS = {"schedule": "onecycle", "no_weight_decay_on_bn_and_bias": True, "whiten_first_conv": False}
+
+
+@pytest.mark.parametrize("read", ["config file", "run folder", "checkpoint"])
+def test_older_spellings_read_as_todays(tmp_path, read):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(OLDER_SPELLINGS))
+    config = {"config file": lambda: resolve_config(config_file=path), "run folder": lambda: read_run_config(path),
+              "checkpoint": lambda: config_from_dict(OLDER_SPELLINGS, "a checkpoint")}[read]()
+    assert (config.schedule, config.norm_weight_decay, config.bias_weight_decay) == ("linear", 0.0, 0.0)
+
+
+def test_a_fast_run_of_an_older_version_is_todays_fast_recipe(tmp_path):
+    """Its config.yaml (and its checkpoints' config) ask for nothing different: it resumes."""
+    old = {k: v for k, v in resolve_config("fast").to_dict().items() if k not in ("norm_weight_decay", "bias_weight_decay")}
+    old |= OLDER_SPELLINGS
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    assert resolve_config(config_file=tmp_path / "config.yaml") == resolve_config("fast")
+    assert config_from_dict(old, "a checkpoint") == resolve_config("fast")
+
+
+def test_weight_decay_everywhere_in_an_old_config_stays_everywhere(tmp_path):
+    """``no_weight_decay_on_bn_and_bias: false`` meant one rate for all: None, even over the fast recipe's 0.0."""
+    path = tmp_path / "config.yaml"
+    path.write_text("no_weight_decay_on_bn_and_bias: false\nschedule: onecycle\n")
+    config = resolve_config("fast", path)
+    assert (config.norm_weight_decay, config.bias_weight_decay, config.schedule) == (None, None, "linear")
+    assert resolve_config(overrides={"schedule": "onecycle"}).schedule == "linear"
+
+
+def test_a_new_config_has_only_the_new_names(tmp_path):
+    save_config(resolve_config("fast"), tmp_path / "config.yaml")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert (saved["schedule"], saved["norm_weight_decay"], saved["bias_weight_decay"]) == ("linear", 0.0, 0.0)
+    assert not {"no_weight_decay_on_bn_and_bias", "whiten_first_conv", "amp"} & set(saved)
+    assert (TrainConfig().norm_weight_decay, TrainConfig().bias_weight_decay) == (None, None)
+
+
+@pytest.mark.parametrize("key", ["norm_weight_decay", "bias_weight_decay"])
+def test_norm_and_bias_weight_decay_are_rates_or_none(key):
+    assert getattr(resolve_config(overrides={key: 0}), key) == 0
+    with pytest.raises(ResnetlabError, match=f"{key} must be >= 0"):
+        resolve_config(overrides={key: -1e-4})
+    with pytest.raises(ResnetlabError, match=f"{key} must be a finite number"):
+        resolve_config(overrides={key: float("nan")})

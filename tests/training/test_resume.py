@@ -7,8 +7,9 @@ import signal
 
 import pytest
 import torch
+import yaml
 
-from resnetlab.training import TrainingInterrupted, train
+from resnetlab.training import TrainingInterrupted, resolve_config, train
 from resnetlab.training.run_folder import read_metrics
 from tests.training.conftest import tiny_config
 
@@ -50,6 +51,32 @@ def test_resume_is_bit_identical(tmp_path, bundle, stop, extras):
     rows = lambda out: [[r[c] for c in RESULT_COLUMNS] for r in read_metrics(out / "metrics.csv")]  # noqa: E731
     assert rows(broken) == rows(straight)
     assert resumed["final"] == expected["final"] and resumed["iterations"] == expected["iterations"]
+
+
+FAST_OPTIMIZER = {"schedule": "linear", "warmup": 0.2, "milestones": [], "weight_decay": 5e-4, "norm_weight_decay": 0.0,
+                  "bias_weight_decay": 0.0, "nesterov": True}  # two parameter groups, as the fast recipe
+
+
+def in_older_spellings(values: dict) -> dict:
+    """A config as resnetlab wrote it before schedule: linear, norm/bias_weight_decay and whiten_first_conv's move."""
+    kept = {k: v for k, v in values.items() if k not in ("norm_weight_decay", "bias_weight_decay")}
+    return {**kept, "schedule": "onecycle", "no_weight_decay_on_bn_and_bias": True, "whiten_first_conv": False}
+
+
+def test_a_run_written_in_older_spellings_resumes_bit_identical(tmp_path, bundle):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    expected = train(tiny_config(straight, **FAST_OPTIMIZER), bundle=bundle)
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_config(broken, **FAST_OPTIMIZER), bundle=bundle, on_iteration=interrupt_at(8, signal.SIGTERM))
+    run_config, last = broken / "config.yaml", broken / "checkpoints" / "last.pt"
+    run_config.write_text(yaml.safe_dump(in_older_spellings(yaml.safe_load(run_config.read_text())), sort_keys=False))
+    checkpoint = torch.load(last, weights_only=True)
+    torch.save({**checkpoint, "config": in_older_spellings(checkpoint["config"])}, last)
+
+    resumed = train(resolve_config(config_file=run_config), bundle=bundle, resume=True)  # as 'train --resume' reads the run
+    want, got = final_weights(straight), final_weights(broken)
+    assert all(torch.equal(want[key], got[key]) for key in want)
+    assert resumed["final"] == expected["final"]
 
 
 def test_resume_needs_a_checkpoint(tmp_path, bundle):

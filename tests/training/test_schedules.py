@@ -45,8 +45,9 @@ def test_epoch_unit_changes_only_at_epoch_boundaries():
     assert lrs[0] == lrs[9] == pytest.approx(0.1) and lrs[10] == lrs[19] < 0.1
 
 
-def test_onecycle_warms_up_then_decays_to_zero():
+def test_linear_schedule_warms_up_then_decays_to_zero():
     config = resolve_config("fast", overrides={"warmup": 10, "lr": 1.0})
+    assert config.schedule == "linear"
     lrs = lrs_at(config, {0, 9, 10, 55, 99}, total=100)
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[55] == pytest.approx(0.5) and lrs[99] == pytest.approx(1 / 90)

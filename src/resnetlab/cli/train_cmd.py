@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import os
-import re
 import sys
 import typing
 from pathlib import Path
@@ -39,26 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_config_flags(p: argparse.ArgumentParser, exclude: set[str] = frozenset()) -> None:
-    """One flag per TrainConfig field (except ``exclude``), its help taken from the field's comment."""
+    """One flag per TrainConfig field (except ``exclude``), its help from the field's metadata."""
     hints = typing.get_type_hints(TrainConfig)
-    comments = field_comments()
     for name in FIELDS:
         if name not in exclude:
-            add_field_flag(p, name, hints[name], comments.get(name, ""))
+            add_field_flag(p, name, hints[name], FIELDS[name].metadata.get("help", ""))
 
 
-def field_comments() -> dict[str, str]:
-    """The ``# comment`` after each field in config.py: one source of truth for code and --help."""
-    source = inspect.getsource(TrainConfig)
-    return dict(re.findall(r"^\s+(\w+): [^#\n]*#\s*(.+)$", source, flags=re.M))
-
-
-def add_field_flag(p: argparse.ArgumentParser, name: str, hint: Any, comment: str = "") -> None:
+def add_field_flag(p: argparse.ArgumentParser, name: str, hint: Any, description: str = "") -> None:
     flag = "--" + name.replace("_", "-")
     default = FIELDS[name].default
     if default is dataclasses.MISSING:
         default = FIELDS[name].default_factory()  # type: ignore[misc]
-    help_text = f"{comment} (base default {default!r}; a recipe may change it)".replace("%", "%%").lstrip()
+    help_text = f"{description} (base default {default!r}; a recipe may change it)".replace("%", "%%").lstrip()
     args = typing.get_args(hint)
     base = next((a for a in args if a is not type(None)), hint) if args and type(None) in args else hint
     if base is bool:

@@ -8,6 +8,7 @@ flags). The resolved config is written to the run folder as ``config.yaml`` (its
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -27,11 +28,19 @@ from resnetlab.training.config_values import check_value, check_values, load_yam
 
 DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("multistep", "cosine", "onecycle")
+SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
 FLIPS = ("random", "alternate", "none")
 PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 NORMALIZATIONS = ("auto", "imagenet", "dataset")
+
+
+def setting(default: Any, help: str) -> Any:
+    """A field whose ``--help`` text lives in its metadata: one source for the code and the CLI
+    (``cli.train_cmd``). A list or dict default is copied for every config."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -39,73 +48,77 @@ class TrainConfig:
     """Everything that decides a training run. Defaults: He et al. 2016, Section 4.2."""
 
     # What to train, on what, and where the run folder goes
-    model: str = "resnet20"
-    model_options: dict[str, Any] = field(default_factory=dict)  # create_model keyword options
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    out: str = "runs/run"
-    recipe: str | None = None  # the recipe this config was resolved from (for the record)
+    model: str = setting("resnet20", "registered model name (resnetlab models)")
+    model_options: dict[str, Any] = setting({}, "create_model keyword options")
+    dataset: str = setting("cifar10", "cifar10 | cifar100 | mnist | fashion-mnist | folder (DIR/train/<class>/*)")
+    data_dir: str | None = setting(None, "the dataset's folder (None: the download cache, $RESNETLAB_DATA or ~/.cache/resnetlab)")
+    out: str = setting("runs/run", "the run folder")
+    recipe: str | None = setting(None, "the recipe this config was resolved from (for the record)")
 
     # Budget: the run stops at min(epochs * iterations per epoch, max_iters)
-    epochs: int | None = None  # passes over the training split (None: as many as max_iters needs)
-    max_iters: int | None = 64_000  # optimizer steps; paper: 64k
-    batch_size: int = 128  # images per optimizer step, GLOBAL over all processes
+    epochs: int | None = setting(None, "passes over the training split (None: as many as max_iters needs)")
+    max_iters: int | None = setting(64_000, "optimizer steps; paper: 64k")
+    batch_size: int = setting(128, "images per optimizer step, GLOBAL over all processes")
 
     # Optimizer
-    optimizer: str = "sgd"  # sgd | adam
-    lr: float = 0.1  # peak learning rate (for batch_size images per step)
-    momentum: float = 0.9  # SGD momentum (Adam: beta1)
-    nesterov: bool = False  # Nesterov momentum (SGD)
-    weight_decay: float = 1e-4  # L2 penalty coefficient
-    no_weight_decay_on_bn_and_bias: bool = False  # weight decay only on conv/linear weights
-    label_smoothing: float = 0.0  # fraction of the target mass spread over all classes
+    optimizer: str = setting("sgd", "sgd | adam")
+    lr: float = setting(0.1, "peak learning rate (for batch_size images per step)")
+    momentum: float = setting(0.9, "SGD momentum (Adam: beta1)")
+    nesterov: bool = setting(False, "Nesterov momentum (SGD)")
+    weight_decay: float = setting(1e-4, "L2 penalty coefficient")
+    norm_weight_decay: float | None = setting(None, "weight decay of normalization layers' weights and biases (None: "
+                                                    "weight_decay; biases take bias_weight_decay when it is set)")
+    bias_weight_decay: float | None = setting(None, "weight decay of every bias, normalization layers' too (None: weight_decay)")
+    label_smoothing: float = setting(0.0, "fraction of the target mass spread over all classes")
 
     # Learning-rate schedule (stepped every iteration)
-    schedule: str = "multistep"  # multistep | cosine | onecycle (= warm-up then linear decay to 0)
-    schedule_unit: str = "iterations"  # lr changes every iteration, or only at epoch boundaries
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # <1: fraction of budget; >=1: count in schedule_unit
-    lr_decay: float = 0.1  # multistep: lr multiplier at each milestone
-    warmup: float = 0.0  # linear warm-up length: <1 fraction of budget, >=1 count in schedule_unit
-    error_warmup_lr: float | None = None  # paper's ResNet-110 warm-up: this lr until train error < threshold
-    error_warmup_threshold: float = 0.8  # training error (fraction) that ends the error warm-up
+    schedule: str = setting("multistep", "multistep | cosine (to 0) | linear (to 0), each after any warm-up")
+    schedule_unit: str = setting("iterations", "lr changes every iteration, or only at epoch boundaries")
+    milestones: list[float] = setting([0.5, 0.75], "multistep: <1 fraction of budget; >=1 count in schedule_unit")
+    lr_decay: float = setting(0.1, "multistep: lr multiplier at each milestone")
+    warmup: float = setting(0.0, "linear warm-up length: <1 fraction of budget, >=1 count in schedule_unit")
+    error_warmup_lr: float | None = setting(None, "paper's ResNet-110 warm-up: this lr until train error < threshold")
+    error_warmup_threshold: float = setting(0.8, "training error (fraction) that ends the error warm-up")
 
     # Weight averaging and evaluation
-    ema_decay: float = 0.0  # exponential moving average of weights per step (0: off); evaluated when on
-    test_time_flip: bool = False  # evaluate the mean of each image's and its mirror image's logits
-    test_time_shift: int = 0  # also average every move by up to this many pixels, black borders (0: off; final evaluation only)
-    test_time_ten_crop: bool = False  # photo folders: average the paper's 10 crops (corners, centre, mirrored) in the final evaluation
+    ema_decay: float = setting(0.0, "exponential moving average of weights per step (0: off); evaluated when on")
+    test_time_flip: bool = setting(False, "evaluate the mean of each image's and its mirror image's logits")
+    test_time_shift: int = setting(0, "also average every move by up to this many pixels, black borders (0: off; final evaluation only)")
+    test_time_ten_crop: bool = setting(False, "photo folders: average the paper's 10 crops (corners, centre, mirrored) "
+                                              "in the final evaluation")
 
     # Augmentation (data.loader.Augmentation)
-    crop_padding: int = 4  # pixels of zero padding before the random crop (0: no crop)
-    flip: str = "random"  # random | alternate (mirror every other epoch) | none
-    cutout: int = 0  # side of a zeroed square in pixels (0: off)
-    uncropped_epochs: int = 0  # the last N epochs train on whole images, as the test sees them (0: crop in every epoch)
-    batch_copies: int = 1  # views of each image per batch, each its own crop and flip (batch augmentation; 1: off)
-    photo_augmentation: str = "random-resized-crop"  # photos: random-resized-crop (torchvision's) | scale (paper: 256-480 px, PCA colour)
+    crop_padding: int = setting(4, "pixels of zero padding before the random crop (0: no crop)")
+    flip: str = setting("random", "random | alternate (mirror every other epoch) | none")
+    cutout: int = setting(0, "side of a zeroed square in pixels (0: off)")
+    uncropped_epochs: int = setting(0, "the last N epochs train on whole images, as the test sees them (0: crop in every epoch)")
+    batch_copies: int = setting(1, "views of each image per batch, each its own crop and flip (batch augmentation; 1: off)")
+    photo_augmentation: str = setting("random-resized-crop", "photos: random-resized-crop (torchvision's) | "
+                                                             "scale (paper: 256-480 px, PCA colour)")
 
     # Data
-    val_split: float = 0  # validation images held out of train: count (>=1) or fraction (<1)
-    subset: int | None = None  # keep only this many training images (quick runs)
-    image_size: int | None = None  # small images: resize to this side (None: native); photo folders: the training crop S (None: 224)
-    normalization: str = "auto"  # auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset
-    memory_budget_gb: float | None = None  # photo folders: GiB the decoded cache may take (None: half the machine's memory)
-    stream: bool | None = None  # photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)
-    workers: int | None = None  # streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)
-    skip_bad_images: bool = False  # image folders: leave out unreadable images (named in the log) instead of stopping
+    val_split: float = setting(0, "validation images held out of train: count (>=1) or fraction (<1)")
+    subset: int | None = setting(None, "keep only this many training images (quick runs)")
+    image_size: int | None = setting(None, "small images: resize to this side (None: native); "
+                                           "photo folders: the training crop S (None: 224)")
+    normalization: str = setting("auto", "auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset")
+    memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
+    stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
+    workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
+    skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
 
     # Execution
-    device: str = "auto"  # auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps
-    precision: str = "auto"  # auto (bf16 on a CPU with native bf16, bf16/fp16 on a GPU, else fp32) | fp32 | bf16 | fp16 autocast
-    channels_last: bool = True  # NHWC memory format (CUDA and CPU; faster convolutions)
-    compile: bool = False  # torch.compile the model
-    sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share
-    seed: int = 0  # model init, data order and augmentation
-    quiet: bool = False  # no progress bars or per-epoch lines on the console
+    device: str = setting("auto", "auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps")
+    precision: str = setting("auto", "auto (bf16 on a CPU with native bf16, bf16/fp16 on a GPU, else fp32) | fp32 | bf16 | fp16 autocast")
+    channels_last: bool = setting(True, "NHWC memory format (CUDA and CPU; faster convolutions)")
+    compile: bool = setting(False, "torch.compile the model")
+    sync_bn: bool = setting(False, "torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share")
+    seed: int = setting(0, "model init, data order and augmentation")
+    quiet: bool = setting(False, "no progress bars or per-epoch lines on the console")
 
     # Starting weights (fine-tuning)
-    init_from: str | None = None  # checkpoint or torchvision weights loaded on a fresh run
-    freeze_backbone: bool = False  # train only fc; backbone BatchNorm stays in eval mode
-    whiten_first_conv: bool = False  # start the first convolution as a whitening of training-image patches (fresh runs)
+    init_from: str | None = setting(None, "checkpoint or torchvision weights loaded on a fresh run")
+    freeze_backbone: bool = setting(False, "train only fc; backbone BatchNorm stays in eval mode")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (YAML, JSON and weights-only checkpoints)."""
@@ -122,11 +135,12 @@ def resolve_config(
     recipe: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
-    file_values = _fold_amp(_read_yaml(Path(config_file), "config file")) if config_file else {}
-    overrides = _fold_amp(dict(overrides or {}))
-    _check_keys(file_values, f"config file {config_file}")
+    source = f"config file {config_file}"
+    file_values = _older_spellings(_read_yaml(Path(config_file), "config file"), source) if config_file else {}
+    overrides = _older_spellings(overrides or {})
+    _check_keys(file_values, source)
     _check_keys(overrides, "overrides")
-    file_values = check_values(file_values, HINTS, f"config file {config_file}")
+    file_values = check_values(file_values, HINTS, source)
     overrides = check_values(overrides, HINTS, "")
     name = check_value("recipe", recipe, HINTS["recipe"], "") or file_values.get("recipe") or DEFAULT_RECIPE
     recipe_values = load_recipe(name)
@@ -182,19 +196,51 @@ def read_run_config(path: Path) -> TrainConfig:
 
 def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
     """A config saved in a run folder or checkpoint, checked like any other."""
-    values = _fold_amp(values)
+    values = _older_spellings(values, source)
     _check_keys(values, source)
     return validate(TrainConfig(**check_values(values, HINTS, source)))
 
 
-def _fold_amp(values: dict[str, Any]) -> dict[str, Any]:
-    """Configs written before ``precision`` existed have ``amp: bool`` (GPU mixed precision, on by
-    default): false is fp32, true is auto (a resumed run of that age keeps fp32 on a CPU, see run.py)."""
-    if "amp" not in values:
-        return values
+# Older spellings: each old key becomes today's fields (which win when a config has both), each old
+# value today's, so configs, run folders and checkpoints written before a rename still load and resume.
+def _from_amp(value: Any, source: str) -> dict[str, Any]:
+    """``amp: bool`` (GPU mixed precision, on by default) came before ``precision``: false is fp32,
+    true is auto (a resumed run of that age keeps fp32 on a CPU, see run.py)."""
+    return {"precision": "auto" if check_value("amp", value, bool, source) else "fp32"}  # "no" is false, not a true string
+
+
+def _from_no_weight_decay_on_bn_and_bias(value: Any, source: str) -> dict[str, Any]:
+    """One switch came before torchvision's two rates: true is no decay on normalization layers and biases."""
+    rate = 0.0 if check_value("no_weight_decay_on_bn_and_bias", value, bool, source) else None
+    return {"norm_weight_decay": rate, "bias_weight_decay": rate}
+
+
+def _from_whiten_first_conv(value: Any, source: str) -> dict[str, Any]:
+    """The whitened first convolution left the training options: no recipe used it and it did not pay."""
+    if check_value("whiten_first_conv", value, bool, source):
+        where = f" in {source}" if source else ""
+        raise ResnetlabError(f"whiten_first_conv{where} is no longer a training option: it moved to "
+                             "experiments/whitened_init.py, which writes the whitened starting weights for "
+                             "'resnetlab train --init-from FILE' (docs/fast-recipe.md); remove it from the config")
+    return {}
+
+
+OLD_KEYS = {"amp": _from_amp, "no_weight_decay_on_bn_and_bias": _from_no_weight_decay_on_bn_and_bias,
+            "whiten_first_conv": _from_whiten_first_conv}
+OLD_VALUES = {"schedule": {"onecycle": "linear"}}  # onecycle: linear warm-up, then linear decay to 0
+
+
+def _older_spellings(values: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """``values`` in today's spelling: a run written before a rename is read (and resumed: its
+    config.yaml and its checkpoint's config both pass here) as the same config as today's."""
     values = dict(values)
-    amp = check_value("amp", values.pop("amp"), bool, "")  # "no" is false, not a true string
-    values.setdefault("precision", "auto" if amp else "fp32")
+    for old, translate in OLD_KEYS.items():
+        if old in values:
+            for key, value in translate(values.pop(old), source).items():
+                values.setdefault(key, value)
+    for key, renamed in OLD_VALUES.items():
+        if isinstance(values.get(key), str) and values[key] in renamed:
+            values[key] = renamed[values[key]]
     return values
 
 
@@ -238,14 +284,14 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ResnetlabError(f"memory_budget_gb must be a positive number of GiB, got {config.memory_budget_gb!r}")
     if not 0 <= config.ema_decay < 1:
         raise ResnetlabError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
-    if config.whiten_first_conv and config.init_from:
-        raise ResnetlabError("whiten_first_conv initialises a fresh model; it cannot be combined with init_from")
     if not isinstance(config.model_options, dict):
         raise ResnetlabError("model_options must be a mapping of option names to values")
     check_model_options(config.model, config.model_options)  # before any data is read or downloaded
     config.milestones = [float(m) for m in (config.milestones or [])]
-    for key in ("lr", "momentum", "weight_decay", "label_smoothing", "lr_decay", "warmup", "val_split"):
-        setattr(config, key, _number(key, getattr(config, key)))
+    for key in ("lr", "momentum", "weight_decay", "norm_weight_decay", "bias_weight_decay", "label_smoothing", "lr_decay",
+                "warmup", "val_split"):
+        if getattr(config, key) is not None:  # None only where the field allows it (checked above)
+            setattr(config, key, _number(key, getattr(config, key)))
     for key, (within, allowed) in _LIMITS.items():
         value = getattr(config, key)
         if value is not None and not within(value):

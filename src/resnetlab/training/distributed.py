@@ -94,7 +94,7 @@ def sync_batchnorm(model: nn.Module, ctx: Distributed, device: torch.device) -> 
 
 def wrap_model(model: nn.Module, ctx: Distributed, device: torch.device) -> nn.Module:
     """DDP around ``model`` in a distributed run. DDP broadcasts rank 0's weights when it wraps,
-    so anything that sets weights (init_from, whitening, sync_bn) must come before."""
+    so anything that sets weights (init_from, sync_bn) must come before."""
     if not ctx.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None

@@ -22,14 +22,32 @@ def trainable_parameters(model: nn.Module, freeze_backbone: bool) -> list[tuple[
     return params
 
 
+# torchvision's norm_classes (references/classification/utils.py set_weight_decay)
+NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
+               nn.LocalResponseNorm)
+
+
 def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    """One group, or two when BatchNorm weights and biases (1-d tensors) skip weight decay."""
-    params = trainable_parameters(model, config.freeze_backbone)
-    if not config.no_weight_decay_on_bn_and_bias:
-        return [{"params": [p for _, p in params], "weight_decay": config.weight_decay}]
-    decay = [p for _, p in params if p.ndim > 1]
-    no_decay = [p for _, p in params if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """One group per weight-decay rate, ``weight_decay``'s first, each in the model's parameter
+    order: the groups an optimizer (and a checkpoint's optimizer state) match by position.
+
+    As torchvision's ``set_weight_decay``: a bias takes ``bias_weight_decay``, any other parameter
+    of a normalization layer ``norm_weight_decay``, the rest ``weight_decay`` (None: ``weight_decay``).
+    """
+    groups: dict[float, list[nn.Parameter]] = {config.weight_decay: []}
+    norm = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters(recurse=False)}
+    for name, p in trainable_parameters(model, config.freeze_backbone):
+        groups.setdefault(weight_decay_of(name, id(p) in norm, config), []).append(p)
+    return [{"params": params, "weight_decay": rate} for rate, params in groups.items() if params]
+
+
+def weight_decay_of(name: str, in_norm_layer: bool, config: TrainConfig) -> float:
+    """The weight-decay rate of the parameter ``name`` (``in_norm_layer``: it belongs to a normalization layer)."""
+    if name.rsplit(".", 1)[-1] == "bias" and config.bias_weight_decay is not None:
+        return config.bias_weight_decay
+    if in_norm_layer and config.norm_weight_decay is not None:
+        return config.norm_weight_decay
+    return config.weight_decay
 
 
 def _sgd(groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.Optimizer:

@@ -41,7 +41,6 @@ from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_
 from resnetlab.training.optim import create_optimizer
 from resnetlab.training.run_folder import RunFolder
 from resnetlab.training.schedules import Schedule, create_schedule
-from resnetlab.training.whitening import whiten_first_convolution
 
 WEIGHTS_FILE = "weights.pth"  # the final model's state_dict(), beside class_indices.json
 
@@ -127,7 +126,7 @@ def train(
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
         model = build_model(config, bundle, device)
         # Fresh runs set their starting weights before DDP wraps the model and broadcasts rank 0's.
-        pretrained = initial_weights(model, config, bundle, log, run.readable(config.init_from)) if checkpoint is None else None
+        pretrained = load_initial_weights(model, config.init_from, log, run.readable(config.init_from)) if checkpoint is None else None
         parts = build_parts(config, bundle, model, device, ctx)
         progress = Progress(pretrained=pretrained)
         if checkpoint is not None:
@@ -285,18 +284,6 @@ def training_budget(config: TrainConfig, iters_per_epoch: int) -> int:
     """Optimizer steps of the whole run: min(epochs * iterations per epoch, max_iters)."""
     limits = [config.epochs * iters_per_epoch if config.epochs is not None else math.inf, config.max_iters or math.inf]
     return int(min(limits))
-
-
-def initial_weights(model: nn.Module, config: TrainConfig, bundle: DatasetBundle, log: Any,
-                    read_from: str | None = None) -> dict[str, Any] | None:
-    """Fresh runs: ``init_from``'s weights, or the whitened first convolution; what init_from loaded."""
-    pretrained = load_initial_weights(model, config.init_from, log, read_from)
-    if config.whiten_first_conv:
-        if bundle.pipeline != "small":
-            raise ResnetlabError("whiten_first_conv needs small images of one size (CIFAR-like), not a photo folder")
-        whitened = whiten_first_convolution(model, bundle.train.images, bundle.mean, bundle.std, config.seed)
-        log.info(f"first convolution: {whitened} filters from whitened training-image patches")
-    return pretrained
 
 
 def load_initial_weights(model: nn.Module, init_from: str | None, log: Any, read_from: str | None = None) -> dict[str, Any] | None:
@@ -485,8 +472,10 @@ def check_finite_weights(parts: Parts, iteration: int, config: TrainConfig) -> N
                         f"is in {config.out}/checkpoints")
 
 
-def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress) -> dict[str, Any]:
-    payload = {
+def run_record(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
+    """What every checkpoint of this run says about it (the weights aside): enough to rebuild the
+    model and feed it images as training did (``checkpoint.REQUIRED`` with a state_dict)."""
+    return {
         "model": {"name": config.model, "num_classes": bundle.num_classes, "in_channels": bundle.image_shape[0],
                   "options": dict(config.model_options)},
         "classes": list(bundle.classes),
@@ -495,7 +484,16 @@ def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts,
         "preprocess": preprocess_record(bundle),
         "dataset": {"name": config.dataset, "data_dir": config.data_dir},
         "config": config.to_dict(),
+<<<<<<< HEAD
         "test_views": epoch_views(config, final=True).as_dict(),  # what eval and predict use by default
+=======
+    }
+
+
+def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress) -> dict[str, Any]:
+    payload = {
+        **run_record(config, bundle),
+>>>>>>> config
         "epoch": progress.epoch, "batch": progress.batch, "iteration": progress.iteration,
         "state_dict": parts.eval_model.state_dict(),
         "optimizer": parts.optimizer.state_dict(),

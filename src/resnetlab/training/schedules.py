@@ -36,7 +36,7 @@ def _linear_decay(i: int, total: int, warmup: int, milestones: list[int], decay:
     return max(0.0, 1.0 - (i - warmup) / max(1, total - warmup))
 
 
-SHAPES: dict[str, Shape] = {"multistep": _multistep, "cosine": _cosine, "onecycle": _linear_decay}
+SHAPES: dict[str, Shape] = {"multistep": _multistep, "cosine": _cosine, "linear": _linear_decay}
 
 
 class ErrorWarmup:

@@ -1,4 +1,4 @@
-"""Initialise the first convolution from the whitened statistics of image patches.
+"""Starting weights whose first convolution whitens the training images' patches: an experiment.
 
 Fast CIFAR recipes (Keller Jordan's airbench, after tysam-code's hlb-CIFAR10) start their first
 layer as a patch-whitening transform: each filter is a principal direction of the training images'
@@ -6,14 +6,36 @@ k x k patches, divided by the square root of its variance, with its negative bes
 ReLU after it keeps both signs. The network's first features then carry the most variance of the
 data from the first step instead of random projections. Only the initial values change: the layer
 stays trainable and the architecture is the paper's.
+
+In the fast recipe's ablation it led early and ended level (docs/fast-recipe.md), so it is no
+training option; this script keeps it reproducible through the ordinary CLI. It takes the flags of
+``resnetlab train``, builds the model a fresh run of them starts from (same seed, same data and
+normalisation), whitens its first convolution and writes a checkpoint for ``--init-from``:
+
+    python experiments/whitened_init.py --recipe fast --model resnet20 --dataset folder --data-dir DIR --save whitened.pt
+    resnetlab train --recipe fast --model resnet20 --dataset folder --data-dir DIR --init-from whitened.pt --out runs/whitened
+
+Given the same model, data and seed flags, the run starts from the weights a fresh run would have
+but for the first convolution (``--init-from`` on a checkpoint keeps the data's own normalisation).
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from resnetlab.checkpoint import save_checkpoint
+from resnetlab.cli.train_cmd import add_config_flags, overrides_from
+from resnetlab.data import DatasetBundle
+from resnetlab.data.factory import with_usable_std
+from resnetlab.errors import ResnetlabError
+from resnetlab.training import TrainConfig, list_recipes, resolve_config
+from resnetlab.training.run import build_model, load_data, normalized, run_record
 
 SAMPLE_IMAGES = 5000  # patches of this many training images estimate the covariance
 EPS = 5e-4  # added to each eigenvalue: bounds the weight of near-constant directions
@@ -79,3 +101,52 @@ def whiten_first_convolution(model: nn.Module, images: torch.Tensor, mean: Seque
     filters = patch_whitening_filters(sample, conv.kernel_size[0], conv.out_channels)
     conv.weight[: filters.shape[0]] = filters.to(conv.weight)
     return filters.shape[0]
+
+
+def training_data(config: TrainConfig) -> DatasetBundle:
+    """The images and the normalisation a fresh ``resnetlab train`` run of ``config`` trains on."""
+    return with_usable_std(normalized(load_data(config), config), note=print)
+
+
+def whitened_model(config: TrainConfig, bundle: DatasetBundle) -> tuple[nn.Module, int]:
+    """The model a fresh run of ``config`` starts from, its first convolution whitened; and how many filters were set."""
+    if bundle.pipeline != "small":
+        raise ResnetlabError("a whitened first convolution needs small images of one size (CIFAR-like), not a photo folder")
+    model = build_model(config, bundle, torch.device("cpu"))
+    return model, whiten_first_convolution(model, bundle.train.images, bundle.mean, bundle.std, config.seed)
+
+
+def save_whitened(config: TrainConfig, bundle: DatasetBundle, path: Path) -> int:
+    """Write the whitened starting weights as a checkpoint ``resnetlab train --init-from`` reads; the filter count."""
+    model, count = whitened_model(config, bundle)
+    save_checkpoint({**run_record(config, bundle), "state_dict": model.state_dict()}, path)
+    return count
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--save", required=True, metavar="FILE", help="the checkpoint to write, for 'resnetlab train --init-from FILE'")
+    p.add_argument("--recipe", choices=list_recipes(), default=argparse.SUPPRESS, help="recipe (default: paper)")
+    p.add_argument("--config", dest="config_file", default=None, metavar="FILE", help="YAML file of config fields")
+    p.add_argument("--model-option", dest="model_options", action="append", default=argparse.SUPPRESS,
+                   metavar="KEY=VALUE", help="model option, e.g. shortcut=B (repeatable)")
+    add_config_flags(p, exclude={"model_options", "recipe", "init_from", "out"})
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        overrides = overrides_from(args)
+        config = resolve_config(overrides.pop("recipe", None), args.config_file, overrides)
+        count = save_whitened(config, training_data(config), Path(args.save))
+    except ResnetlabError as exc:
+        print(f"whitened_init.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.save}: {config.model} with {count} first-convolution filters from whitened training-image patches; "
+          f"train from it with the same flags and --init-from {args.save}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -484,16 +484,13 @@ def run_record(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
         "preprocess": preprocess_record(bundle),
         "dataset": {"name": config.dataset, "data_dir": config.data_dir},
         "config": config.to_dict(),
-<<<<<<< HEAD
         "test_views": epoch_views(config, final=True).as_dict(),  # what eval and predict use by default
-=======
     }
 
 
 def checkpoint_payload(config: TrainConfig, bundle: DatasetBundle, parts: Parts, progress: Progress) -> dict[str, Any]:
     payload = {
         **run_record(config, bundle),
->>>>>>> config
         "epoch": progress.epoch, "batch": progress.batch, "iteration": progress.iteration,
         "state_dict": parts.eval_model.state_dict(),
         "optimizer": parts.optimizer.state_dict(),

@@ -17,7 +17,7 @@ Measurements side by side, in one process, same model, batch and step count:
 Prints images/s for each, the FLOPs one training step does (forward and backward, counted by
 torch's FlopCounterMode) times steps per second as GFLOP/s and as a fraction of the matrix
 product's rate in the same precision, and the ratios: loader/bare >= 0.97 and loader/pil >= 1.4
-(the data issue's targets), bare/bare-nchw, and bf16/fp32 (>= 1.4 on a CPU with native bf16).
+(the loader's targets), bare/bare-nchw, and bf16/fp32 (>= 1.4 on a CPU with native bf16).
 Run on a quiet machine (docs/precision.md):
 
     python benchmarks/throughput.py --data-dir ../shared/data/cifar10-jpeg-unpacked --steps 60 --rounds 3

@@ -62,8 +62,10 @@ def documented_commands() -> list[tuple[str, list[str]]]:
 COMMANDS = documented_commands()
 
 
-def test_the_documents_show_commands() -> None:
-    assert len(COMMANDS) >= 30, [name for name, _ in COMMANDS]
+def test_every_main_command_has_a_documented_example() -> None:
+    """The parser below checks each example; this checks that the reading found them all."""
+    shown = {argv[0] for _, argv in COMMANDS if argv}
+    assert {"train", "eval", "predict", "finetune", "export", "report", "sweep", "data", "models"} <= shown, sorted(shown)
     assert any(argv[:1] == ["train"] and "fast" in argv for _, argv in COMMANDS)
 
 

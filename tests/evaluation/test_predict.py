@@ -98,3 +98,9 @@ def test_an_image_in_memory_is_predicted_as_its_file_is(tmp_path: Path) -> None:
     assert in_memory == predictor.predict([path], topk=2)[0]["predictions"] and len(in_memory) == 2
     with pytest.raises(ResnetlabError, match="takes a PIL image, got str"):
         predictor.predict_image(str(path))
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_a_batch_size_that_is_no_positive_whole_number_is_refused(tmp_path: Path, batch_size) -> None:
+    with pytest.raises(ResnetlabError, match=r"batch_size must be a whole number >= 1"):
+        Predictor(make_checkpoint(tmp_path / "c.pt"), batch_size=batch_size)

@@ -34,6 +34,8 @@ class Predictor:
     def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "auto", batch_size: int = 64,
                  flip: bool | None = None, shift: int | None = None, ten_crop: bool | None = None,
                  precision: str | None = None) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ResnetlabError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
         self.classes: list[str] = list(self.checkpoint["classes"])
         config = self.checkpoint.get("config") or {}

@@ -29,13 +29,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import save_checkpoint
+from resnetlab.checkpoint import build_checkpoint, save_checkpoint
 from resnetlab.cli.train_cmd import add_config_flags, overrides_from
 from resnetlab.data import DatasetBundle
 from resnetlab.data.factory import with_usable_std
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
-from resnetlab.training.run import build_model, load_data, normalized, run_record
+from resnetlab.training.run import build_model, load_data, normalized
+from resnetlab.training.trainer import run_description
 
 SAMPLE_IMAGES = 5000  # patches of this many training images estimate the covariance
 EPS = 5e-4  # added to each eigenvalue: bounds the weight of near-constant directions
@@ -119,7 +120,7 @@ def whitened_model(config: TrainConfig, bundle: DatasetBundle) -> tuple[nn.Modul
 def save_whitened(config: TrainConfig, bundle: DatasetBundle, path: Path) -> int:
     """Write the whitened starting weights as a checkpoint ``resnetlab train --init-from`` reads; the filter count."""
     model, count = whitened_model(config, bundle)
-    save_checkpoint({**run_record(config, bundle), "state_dict": model.state_dict()}, path)
+    save_checkpoint(build_checkpoint(**run_description(config, bundle), state_dict=model.state_dict()), path)
     return count
 
 

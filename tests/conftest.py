@@ -127,5 +127,5 @@ def poison_loss(monkeypatch: pytest.MonkeyPatch, at_call: int) -> dict[str, int]
             loss = super().forward(logits, labels)
             return loss * float("inf") if calls["n"] == at_call else loss
 
-    monkeypatch.setattr("resnetlab.training.run.nn.CrossEntropyLoss", PoisonedLoss)
+    monkeypatch.setattr("resnetlab.training.trainer.nn.CrossEntropyLoss", PoisonedLoss)
     return calls

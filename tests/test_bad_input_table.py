@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from resnetlab.cli import main
-from resnetlab.training.run_lock import RunLock
+from resnetlab.run_lock import RunLock
 from tests.conftest import make_image_folder
 
 TRAIN = ["--model", "resnet20", "--dataset", "folder", "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]

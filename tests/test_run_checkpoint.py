@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from resnetlab.checkpoint import checkpoint_path, run_checkpoint
+from resnetlab.checkpoint import checkpoint_path
 from resnetlab.errors import ResnetlabError
 from resnetlab.reports.runs import Run
+from resnetlab.runs import run_checkpoint
 
 
 def make_run(root: Path, *names: str) -> Path:

@@ -1,33 +1,18 @@
-"""Self-describing checkpoints: written atomically, read with ``weights_only=True``.
+"""Self-describing checkpoints: built in one place (``build_checkpoint``), written atomically,
+read with ``weights_only=True``.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so that
-``torch.load(path, weights_only=True)`` reads it and untrusted files cannot run code:
-
-    format: "resnetlab-checkpoint", version: 1
-    model: {"name", "num_classes", "in_channels", "options"}    -> create_model(**)
-    classes: [str], normalization: {"mean": [...], "std": [...]}, input_size: [C, H, W]
-    dataset: {"name", "data_dir"}, config: {resolved training config as plain types}
-    epoch: completed epochs, batch: batches done in the current epoch, iteration: total steps
-    state_dict, optimizer, scheduler, rng: {...}, metrics: {...}   (training state; optional)
-
-Written by training (``resnetlab.training.run``) on top of the above:
-    state_dict        the weights to evaluate (the EMA weights when ema_decay > 0)
-    train_state_dict  the raw training weights (only with EMA; resume loads these)
-    ema               AveragedModel state (only with EMA)
-    scheduler         {"scheduler": LambdaLR state without lambdas, "error_warmup": {...} | None}
-    scaler            GradScaler state;  rng: {"torch": uint8 tensor, "cuda": [the own GPU's uint8 tensor] or []}
-    metrics           {"epoch_stats", "train_seconds", "train_images", "best", "last", "pretrained"}
-    test_views        {"flip": bool, "shift": int, "ten_crop": bool}: the views of the run's final
-                      evaluation, which eval, predict and reports use unless told otherwise (older
-                      checkpoints lack it: their config's test_time_* fields say the same)
+``torch.load(path, weights_only=True)`` reads it and untrusted files cannot run code. Its entries
+are documented where they are built: ``build_checkpoint`` (what every checkpoint holds) and
+``TrainingState`` (what a resumable one adds). Which checkpoint a run folder means is ``runs.py``'s.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,49 +20,16 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import writing
+from resnetlab.files import atomic_save
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
+from resnetlab.runs import run_checkpoint
 
 FORMAT = "resnetlab-checkpoint"
 VERSION = 1
 # Entries every consumer (eval, predict, export, finetune) reads, and those a resume reads too.
 REQUIRED = ("model", "classes", "normalization", "input_size", "state_dict")
 TRAINING_STATE = ("config", "epoch", "batch", "iteration", "optimizer", "scheduler", "rng", "metrics")
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with writing(path):  # a full disk: "cannot write <path>: No space left on device", the old file kept
-            with os.fdopen(fd, "wb") as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-RUN_CHECKPOINTS = ("last.pt", "best.pt")  # a run folder means its final model; best.pt only where no last.pt was kept
-
-
-def run_checkpoint(folder: str | Path) -> Path | None:
-    """The checkpoint a run folder stands for: ``checkpoints/last.pt``, the final model (the one that
-    summary.json's ``final`` figures and weights.pth describe), else ``checkpoints/best.pt``.
-
-    The one rule for every command that takes a run folder (eval, predict, export, report,
-    finetune --from, init_from), so that they all speak of the same weights."""
-    for name in RUN_CHECKPOINTS:
-        path = Path(folder) / "checkpoints" / name
-        if path.is_file():
-            return path
-    return None
 
 
 def checkpoint_path(source: str | Path) -> Path:
@@ -128,8 +80,54 @@ def looks_like_torch_save(path: Path) -> bool:
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
-    """Write a checkpoint dict (see module docstring) atomically."""
+    """Write a checkpoint dict (``build_checkpoint``'s, or a test's own) atomically."""
     atomic_save({"format": FORMAT, "version": VERSION, **payload}, path)
+
+
+@dataclass
+class TrainingState:
+    """What a resumable checkpoint holds beyond the weights: enough to continue bit-exactly."""
+
+    epoch: int  # completed epochs
+    batch: int  # batches done in the current epoch
+    iteration: int  # optimizer steps done
+    optimizer: dict[str, Any]  # optimizer.state_dict()
+    scheduler: dict[str, Any]  # {"scheduler": LambdaLR state without lambdas, "error_warmup": {...} | None}
+    scaler: dict[str, Any]  # GradScaler state (fp16 loss scaling; empty when disabled)
+    rng: dict[str, Any]  # ``rng_state``: {"torch": uint8 tensor, "cuda": [the own GPU's uint8 tensor] or []}
+    metrics: dict[str, Any]  # {"epoch_stats", "train_seconds", "train_images", "best", "last", "pretrained"}
+    train_state_dict: dict[str, Any] | None = None  # the raw training weights, only with EMA (resume loads these)
+    ema: dict[str, Any] | None = None  # AveragedModel state, only with EMA
+
+
+def build_checkpoint(*, model: dict[str, Any], classes: list[str], mean: Sequence[float], std: Sequence[float],
+                     input_size: Sequence[int], preprocess: dict[str, Any], state_dict: dict[str, Any],
+                     config: dict[str, Any] | None = None, dataset: dict[str, Any] | None = None,
+                     test_views: dict[str, Any] | None = None, training: TrainingState | None = None) -> dict[str, Any]:
+    """The whole checkpoint record, for training's checkpoints and for a plain weights file alike.
+
+    Every consumer (eval, predict, export, finetune) reads ``REQUIRED``; a resume also reads
+    ``TRAINING_STATE``."""
+    checkpoint: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION,
+        "model": model,  # {"name", "num_classes", "in_channels", "options"} -> create_model(**)
+        "classes": list(classes),  # class names by index (class_indices.json's values)
+        "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
+        "input_size": list(input_size),  # [C, H, W] the model was trained on
+        # How a file becomes the model's input, for predict: {"pipeline": "small"} (resized whole to
+        # input_size) or {"pipeline": "photos", "resize": R} (shorter side to R, then centre-cropped).
+        "preprocess": preprocess,
+        "dataset": dataset or {},  # {"name", "data_dir"}: where eval finds the run's data by default
+        "config": config or {},  # the resolved TrainConfig as plain values ({} for a plain weights file)
+        "state_dict": state_dict,  # the weights to evaluate (the EMA weights when ema_decay > 0)
+    }
+    if test_views is not None:
+        # The views of the run's final evaluation ({"flip", "shift", "ten_crop"}), which eval, predict and
+        # reports use unless told otherwise (older checkpoints lack it: their config's test_time_* say the same).
+        checkpoint["test_views"] = test_views
+    if training is not None:
+        checkpoint.update({k: v for k, v in asdict(training).items() if v is not None})
+    return checkpoint
 
 
 def load_checkpoint(path: str | Path, *, for_resume: bool = False) -> dict[str, Any]:

@@ -49,6 +49,8 @@ def mixed_precision(device: torch.device, precision: str) -> tuple[Callable[[], 
     bf16, or fp16 with loss scaling."""
     if precision == "fp32":
         return nullcontext, torch.amp.GradScaler(device.type, enabled=False)
+    if precision not in ("bf16", "fp16"):
+        raise ValueError(f"precision {precision!r} is not resolved: precision.resolve_precision decides fp32, bf16 or fp16")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     return partial(torch.autocast, device_type=device.type, dtype=dtype), scaler

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from resnetlab.errors import ResnetlabError
 
@@ -71,3 +75,21 @@ def _torch_reason(message: str, path: Path) -> str:
         pass
     line = message.strip().splitlines()[0] if message.strip() else "write failed"
     return line.split("] ", 1)[-1].strip(" .") or "write failed"  # drop torch's "[enforce fail at file.cc:N]"
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with writing(path):  # a full disk: "cannot write <path>: No space left on device", the old file kept
+            with os.fdopen(fd, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -11,7 +11,7 @@ from PIL import Image
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.preprocess import build_transform, find_images, read_image
-from resnetlab.evaluation.test_views import TestViews, view_averaged_logits
+from resnetlab.evaluation.view_averaging import TestViews, view_averaged_logits
 from tests.evaluation.conftest import make_checkpoint, write_image
 
 

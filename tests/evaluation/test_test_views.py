@@ -10,7 +10,7 @@ from resnetlab.cli import build_parser
 from resnetlab.data import TensorLoader
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import collect_logits, loader_logits
-from resnetlab.evaluation.test_views import TestViews, translated, translations, view_averaged_logits
+from resnetlab.evaluation.view_averaging import TestViews, translated, translations, view_averaged_logits
 from tests.conftest import make_tiny_bundle
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from resnetlab.evaluation.test_views import TestViews
+from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.training import TrainingInterrupted, train
 from resnetlab.training import distributed as distributed_module
 from resnetlab.training import run as run_module

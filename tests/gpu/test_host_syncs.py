@@ -12,9 +12,11 @@ from resnetlab import devices
 from resnetlab.data import Augmentation, TensorLoader
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import run as run_module
-from resnetlab.training.engine import EpochStats, NonFiniteLoss, train_one_epoch
+from resnetlab.training import trainer as trainer_module
+from resnetlab.training.interrupt import StopRequest
+from resnetlab.training.step import EpochStats, NonFiniteLoss
 from tests.conftest import make_tiny_bundle, poison_loss
-from tests.training.conftest import tiny_config
+from tests.training.conftest import make_trainer, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -35,49 +37,51 @@ class Reads:
         return read
 
 
-class NoSchedule:
-    def step(self) -> None:
-        pass
-
-
-def one_epoch(check_every: int, poison_at: int | None = None, reads: Reads | None = None) -> tuple[EpochStats, int]:
-    torch.manual_seed(0)
-    bundle = make_tiny_bundle(per_class=16)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loader = TensorLoader(bundle.train, 6, mean=bundle.mean, std=bundle.std, train=True)
-    batches = list(loader.batches(0))  # 8 batches
-    calls = {"n": 0}
-
-    def criterion(logits, labels):
-        calls["n"] += 1
-        loss = nn.functional.cross_entropy(logits, labels)
-        return loss * float("nan") if calls["n"] == poison_at else loss
-
-    stats = EpochStats()
+def one_epoch(tmp_path, monkeypatch, check_every: int, poison_at: int | None = None,
+              reads: Reads | None = None) -> tuple[EpochStats, int]:
+    """One epoch of a linear model on 8 batches of 6 (48 images) through ``Trainer.train_one_epoch``,
+    reading the totals every ``check_every`` steps; the loss is NaN at step ``poison_at``."""
+    trainer = make_trainer(tmp_path / f"every-{check_every}", make_tiny_bundle(per_class=16), batch_size=6, epochs=1)
+    trainer.step_parts.forward = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
+    trainer.step_parts.optimizer = torch.optim.SGD(trainer.step_parts.forward.parameters(), lr=0.1)
+    trainer.step_parts.criterion = PoisonedAt(poison_at)
+    monkeypatch.setattr(trainer_module, "host_check_interval", lambda device: check_every)
     if reads is not None:
         reads.count = 0
-    iteration = train_one_epoch(model, batches, optimizer, NoSchedule(), criterion=criterion, stats=stats, iteration=0,
-                                check_every=check_every)
-    return stats, iteration
+    try:
+        trainer.train_one_epoch(StopRequest())
+    finally:
+        trainer.run.close()
+    return trainer.progress.stats, trainer.progress.iteration
 
 
-def test_the_loss_is_read_to_the_host_once_every_k_steps_not_every_step(monkeypatch) -> None:
+class PoisonedAt(nn.Module):
+    def __init__(self, at: int | None) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        loss = nn.functional.cross_entropy(logits, labels)
+        return loss * float("nan") if self.calls == self.at else loss
+
+
+def test_the_loss_is_read_to_the_host_once_every_k_steps_not_every_step(tmp_path, monkeypatch) -> None:
     reads = Reads(monkeypatch)
-    stats, iterations = one_epoch(check_every=4, reads=reads)
+    stats, iterations = one_epoch(tmp_path, monkeypatch, check_every=4, reads=reads)
     assert iterations == 8 and reads.count == 2  # 8 steps, read back after steps 4 and 8
 
 
-def test_the_epoch_totals_do_not_depend_on_how_often_they_are_read() -> None:
-    every, rarely = one_epoch(check_every=1)[0], one_epoch(check_every=5)[0]
+def test_the_epoch_totals_do_not_depend_on_how_often_they_are_read(tmp_path, monkeypatch) -> None:
+    every, rarely = one_epoch(tmp_path, monkeypatch, check_every=1)[0], one_epoch(tmp_path, monkeypatch, check_every=5)[0]
     assert (every.loss_sum, every.correct, every.images) == (rarely.loss_sum, rarely.correct, rarely.images)
     assert every.images == 48
 
 
 @pytest.mark.parametrize("check_every", [1, 4])
-def test_a_non_finite_loss_is_named_by_its_iteration_whenever_it_is_read(check_every) -> None:
+def test_a_non_finite_loss_is_named_by_its_iteration_whenever_it_is_read(tmp_path, monkeypatch, check_every) -> None:
     with pytest.raises(NonFiniteLoss, match="loss became nan at iteration 6"):
-        one_epoch(check_every=check_every, poison_at=6)
+        one_epoch(tmp_path, monkeypatch, check_every=check_every, poison_at=6)
 
 
 def test_the_cpu_reads_every_step_and_gpus_every_fifty() -> None:
@@ -88,7 +92,7 @@ def test_the_cpu_reads_every_step_and_gpus_every_fifty() -> None:
 def test_reading_rarely_a_non_finite_loss_still_stops_the_run_before_it_is_saved(tmp_path, monkeypatch) -> None:
     """As on a GPU (every 4 steps here): inf at iteration 9, read at 10 (epoch 2's 4th step); last.pt stays
     epoch 1's, finite."""
-    monkeypatch.setattr(run_module, "host_check_interval", lambda device: 4, raising=False)
+    monkeypatch.setattr(trainer_module, "host_check_interval", lambda device: 4)
     calls = poison_loss(monkeypatch, at_call=9)
     out = tmp_path / "run"
     with pytest.raises(ResnetlabError, match=r"loss became (inf|nan) at iteration 9.*lower --lr"):
@@ -124,10 +128,10 @@ def test_the_loaders_plan_goes_to_the_device_once_per_epoch_not_per_batch(monkey
 
 
 def test_a_run_reading_every_4_steps_trains_and_records_exactly_what_one_reading_every_step_does(tmp_path, monkeypatch) -> None:
-    from resnetlab.training.run_folder import read_metrics
+    from resnetlab.runs import read_metrics
 
     def run(interval: int) -> tuple[list[dict], dict]:
-        monkeypatch.setattr(run_module, "host_check_interval", lambda device: interval, raising=False)
+        monkeypatch.setattr(trainer_module, "host_check_interval", lambda device: interval)
         out = tmp_path / f"every-{interval}"
         run_module.train(tiny_config(out, epochs=2, ema_decay=0.9), bundle=make_tiny_bundle())
         rows = [{k: v for k, v in r.items() if "second" not in k} for r in read_metrics(out / "metrics.csv")]

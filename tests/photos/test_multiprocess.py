@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from resnetlab.training.run_folder import read_metrics
+from resnetlab.runs import read_metrics
 from tests.photos.conftest import make_photo_folder
 
 REPO = Path(__file__).resolve().parents[2]

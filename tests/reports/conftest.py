@@ -21,7 +21,7 @@ import torch
 import yaml
 from PIL import Image
 
-from resnetlab.training.run_folder import METRICS_COLUMNS
+from resnetlab.runs import METRICS_COLUMNS
 from tests.conftest import make_tiny_bundle
 
 

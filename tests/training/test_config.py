@@ -14,7 +14,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
 from resnetlab.training.config import FIELDS, config_from_dict, read_run_config, save_config
 from resnetlab.training.distributed import Distributed
-from resnetlab.training.run import build_loaders, crop_epochs
+from resnetlab.training.trainer import build_loaders, crop_epochs
 from tests.training.conftest import tiny_config
 
 

@@ -9,7 +9,7 @@ from resnetlab.checkpoint import load_checkpoint
 from resnetlab.devices import memory_format
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
-from resnetlab.evaluation.test_views import TestViews
+from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.training import train
 from tests.training.conftest import tiny_config
 

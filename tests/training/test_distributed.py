@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from resnetlab.training.run_folder import read_metrics
+from resnetlab.runs import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_worker.py")

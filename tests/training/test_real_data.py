@@ -7,7 +7,7 @@ import json
 import pytest
 
 from resnetlab.cli import main
-from resnetlab.training.run_folder import read_metrics
+from resnetlab.runs import read_metrics
 
 
 @pytest.mark.slow

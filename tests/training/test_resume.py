@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
+from resnetlab.runs import read_metrics
 from resnetlab.training import TrainingInterrupted, resolve_config, train
-from resnetlab.training.run_folder import read_metrics
 from tests.training.conftest import tiny_config
 
 RESULT_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "test_loss", "test_acc")

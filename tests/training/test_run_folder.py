@@ -10,8 +10,8 @@ import yaml
 
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
+from resnetlab.runs import METRICS_COLUMNS, read_metrics
 from resnetlab.training import train
-from resnetlab.training.run_folder import METRICS_COLUMNS, read_metrics
 from tests.conftest import make_tiny_bundle, poison_loss
 from tests.training.conftest import tiny_config
 
@@ -23,8 +23,9 @@ def test_run_folder_contract(tmp_path, bundle):
     out = tmp_path / "run"
     summary = train(tiny_config(out, epochs=2), bundle=bundle)
     for name in ("config.yaml", "metrics.csv", "summary.json", "class_indices.json", "train.log",
-                 "checkpoints/last.pt", "checkpoints/best.pt"):
+                 "checkpoints/last.pt", "weights.pth"):
         assert (out / name).is_file(), name
+    assert not (out / "checkpoints" / "best.pt").exists()  # no validation split, no best epoch: not a copy of last.pt
     assert json.loads((out / "summary.json").read_text()) == summary
     assert SUMMARY_KEYS <= set(summary) and "best" not in summary
     assert (summary["epochs"], summary["iterations"], summary["world_size"]) == (2, 12, 1)
@@ -105,6 +106,6 @@ def test_translated_views_are_averaged_in_the_final_evaluation_only(tmp_path, bu
     assert all(float(r["eval_seconds"]) > 0 for r in rows)
     assert float(rows[-1]["test_acc"]) == summary["final"]["test_acc"]
     # every checkpoint records the final evaluation's views, in plain types, for eval and predict
-    for name in ("last.pt", "best.pt"):
+    for name in ("last.pt",):
         saved = torch.load(out / "checkpoints" / name, weights_only=True)["test_views"]
         assert saved == {"flip": True, "shift": 1, "ten_crop": False}

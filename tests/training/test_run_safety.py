@@ -11,22 +11,19 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
 
+from resnetlab import run_lock as run_lock_module
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import WriteError
-from resnetlab.models import create_model
-from resnetlab.training import run_lock as run_lock_module
+from resnetlab.run_lock import LOCK_NAME, RunLock, RunLocked
+from resnetlab.runs import RunFolder
 from resnetlab.training import train
-from resnetlab.training.engine import NonFiniteLoss
-from resnetlab.training.run import check_finite_weights
-from resnetlab.training.run_folder import RunFolder
-from resnetlab.training.run_lock import LOCK_NAME, RunLock, RunLocked
-from tests.training.conftest import tiny_config
+from resnetlab.training.step import NonFiniteLoss
+from tests.training.conftest import make_trainer, tiny_config
 
 
 def hashes(folder: Path) -> dict[str, str]:
@@ -165,7 +162,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_run_resumable(tmp_path, b
     with pytest.raises(WriteError, match=f"cannot write {out}/checkpoints/last.pt: No space left on device"):
         train(tiny_config(out, epochs=2), bundle=bundle, resume=True)
     assert (out / "checkpoints" / "last.pt").read_bytes() == last
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]  # no temporary file left
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt"]  # no temporary file left (no best.pt without a validation split)
     assert not (out / LOCK_NAME).exists()
     monkeypatch.undo()
     summary = train(tiny_config(out, epochs=2), bundle=bundle, resume=True)
@@ -178,20 +175,20 @@ def test_a_full_train_log_stops_the_run_with_one_message(tmp_path, bundle, monke
     def disk_full(self):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("resnetlab.training.run_folder._LogFile.flush", disk_full)
+    monkeypatch.setattr("resnetlab.runs._LogFile.flush", disk_full)
     with pytest.raises(WriteError, match=f"cannot write {out.resolve()}/train.log: No space left on device"):
         train(tiny_config(out, epochs=1, quiet=False), bundle=bundle)
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
-    model = create_model("resnet20", num_classes=3)
-    parts = SimpleNamespace(model=model, ema=None, eval_model=model, schedule=SimpleNamespace(lr=0.1))
-    config = SimpleNamespace(out=str(tmp_path))
-    check_finite_weights(parts, 7, config)  # finite: no error
+    trainer = make_trainer(tmp_path / "run")
+    trainer.progress.iteration = 7
+    trainer.check_finite_weights()  # finite: no error
     with torch.no_grad():
-        model.layer2[0].bn1.running_var[3] = float("inf")
+        trainer.model.layer2[0].bn1.running_var[3] = float("inf")
     with pytest.raises(NonFiniteLoss, match=r"weights became non-finite \(layer2.0.bn1.running_var\) by iteration 7"):
-        check_finite_weights(parts, 7, config)
+        trainer.check_finite_weights()
+    trainer.run.close()
 
 
 def test_a_learning_rate_that_overflows_ends_with_an_error_and_no_bad_checkpoint(tmp_path, bundle):

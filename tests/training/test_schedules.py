@@ -78,8 +78,8 @@ def test_error_warmup_switches_back_to_the_schedule():
 
 def test_error_warmup_switches_back_during_training(tmp_path, bundle):
     """The real loop: lr 0.001 while the training error is high, then the recipe's 0.05 again."""
+    from resnetlab.runs import read_metrics
     from resnetlab.training import train
-    from resnetlab.training.run_folder import read_metrics
     from tests.training.conftest import tiny_config
 
     out = tmp_path / "run"

@@ -6,10 +6,10 @@ import argparse
 import json
 from dataclasses import asdict
 
+from resnetlab.config_values import parse_key_values
 from resnetlab.models import create_model, model_info
 from resnetlab.models.complexity import count_macs, count_parameters, layer_summary, model_table
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
-from resnetlab.training.config_values import parse_key_values
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,11 +11,11 @@ import dataclasses
 import os
 import sys
 import typing
-from pathlib import Path
 from typing import Any
 
 from resnetlab.cli.models_cmd import parse_options
 from resnetlab.errors import ResnetlabError
+from resnetlab.runs import RunFolder
 from resnetlab.training.config import FIELDS, TrainConfig, list_recipes
 
 _SPECIAL = {"model_options", "recipe"}  # flags with their own definition below
@@ -100,7 +100,7 @@ def run_train(args: argparse.Namespace) -> int:
         if not resume:
             raise ResnetlabError("--resume needs the run folder: --resume DIR (or --out DIR)")
         overrides["out"] = resume
-        saved = Path(resume) / "config.yaml"
+        saved = RunFolder(resume).config_file
         config_file = config_file or (saved if saved.is_file() else None)
     config = resolve_config(recipe, config_file, overrides)
     try:

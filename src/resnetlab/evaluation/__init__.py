@@ -7,6 +7,6 @@ Each command of the CLI (eval, predict, export) is one of these functions.
 from resnetlab.evaluation.evaluate import evaluate
 from resnetlab.evaluation.export import export
 from resnetlab.evaluation.predict import Predictor
-from resnetlab.evaluation.test_views import TestViews
+from resnetlab.evaluation.view_averaging import TestViews
 
 __all__ = ["Predictor", "TestViews", "evaluate", "export"]

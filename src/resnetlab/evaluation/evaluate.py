@@ -23,7 +23,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
-from resnetlab.evaluation.test_views import TestViews, check_views_fit
+from resnetlab.evaluation.view_averaging import TestViews, check_views_fit
 from resnetlab.files import writing
 from resnetlab.precision import autocast, evaluation_precision
 

@@ -30,6 +30,7 @@ from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import WriteError, writing
 from resnetlab.memory import check_image_size
+from resnetlab.runs import run_holding
 
 TRACE_BATCH = 2  # batch size the graph is recorded with
 CHECK_BATCH = 3  # a different size, to prove the batch dimension is dynamic
@@ -86,25 +87,12 @@ def check_out(out: Path, overwrite: bool) -> None:
     (a checkpoint, its config.yaml...) even with it: an export never replaces what made it."""
     if out.is_dir():
         raise WriteError(f"cannot write {out}: it is a folder (give --out a file name, e.g. {out / 'model.onnx'})")
-    parent = out.parent
-    in_checkpoints = parent.name == "checkpoints" and _holds_run(parent.parent)
-    if in_checkpoints or (out.name in RUN_OWN_FILES and _holds_run(parent)):
-        raise ResnetlabError(f"{out} belongs to the run in {parent.parent if in_checkpoints else parent}: "
-                             "export to a file outside its checkpoints/ and not named like its own files")
+    run = run_holding(out)
+    if run is not None:
+        raise ResnetlabError(f"{out} belongs to the run in {run}: export to a file outside its checkpoints/ "
+                             "and not named like its own files")
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ResnetlabError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
-
-
-# What training writes in a run folder (training/run_folder.py; evaluation may not import training).
-RUN_OWN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoints", "weights.pth", "train.log", "tb",
-                 "class_indices.json")
-
-
-def _holds_run(folder: Path) -> bool:
-    checkpoints = folder / "checkpoints"
-    if checkpoints.is_dir() and any(checkpoints.iterdir()):
-        return True
-    return any((folder / name).is_file() for name in ("config.yaml", "metrics.csv", "summary.json"))
 
 
 def _write_exported_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:

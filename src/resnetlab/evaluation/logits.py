@@ -7,19 +7,19 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.test_views import ONE_VIEW, TEN_CROP_NEEDS_PHOTOS, TestViews, view_averaged_logits
+from resnetlab.evaluation.metrics import classification_totals
+from resnetlab.evaluation.view_averaging import ONE_VIEW, TEN_CROP_NEEDS_PHOTOS, TestViews, view_averaged_logits
 
 if TYPE_CHECKING:
     from resnetlab.data import TensorLoader
     from resnetlab.data.photo_loader import PhotoLoader
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def collect_logits(
     model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], views: TestViews = ONE_VIEW, *,
     fill: torch.Tensor | float = 0.0,
@@ -65,10 +65,8 @@ def loader_logits(model: nn.Module, loader: TensorLoader | PhotoLoader, views: T
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy (a fraction in [0, 1])."""
+    """Mean cross-entropy and top-1 accuracy (a fraction in [0, 1]) of collected logits."""
     if len(labels) == 0:
         return {"loss": float("nan"), "acc": float("nan")}
-    return {
-        "loss": F.cross_entropy(logits, labels).item(),
-        "acc": (logits.argmax(1) == labels).sum().item() / len(labels),  # exact, as in evaluate()
-    }
+    loss_sum, correct, n = classification_totals(logits, labels).tolist()
+    return {"loss": loss_sum / n, "acc": correct / n}

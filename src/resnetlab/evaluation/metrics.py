@@ -1,12 +1,27 @@
 """Metrics computed from collected logits: top-k, per-class accuracy, confusion, confident errors.
 
-Everything here takes the ``(logits, labels)`` pair that ``engine.collect_logits`` returns, so
+Everything here takes the ``(logits, labels)`` pair that ``logits.collect_logits`` returns, so
 evaluation adds numbers on top of the one evaluation path instead of running its own loop.
+``classification_totals`` is the one loss and accuracy of the project: training steps, training's
+evaluation and ``eval`` all add up its sums.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+
+def classification_totals(logits: torch.Tensor, labels: torch.Tensor, *, mean_loss: torch.Tensor | None = None) -> torch.Tensor:
+    """(loss sum, correct, images) as a float32 (3,) tensor on ``logits``' device: sums that add
+    across batches and processes, computed without reading anything to the host.
+
+    ``mean_loss`` is a batch's mean loss as training computed it (label smoothing included);
+    without it the loss is the plain cross-entropy."""
+    n = len(labels)
+    loss_sum = mean_loss.float() * n if mean_loss is not None else F.cross_entropy(logits.float(), labels, reduction="sum")
+    correct = (logits.argmax(1) == labels).sum().float()
+    return torch.stack([loss_sum, correct, torch.full((), float(n), device=logits.device)])
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:

@@ -16,7 +16,7 @@ from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
-from resnetlab.evaluation.test_views import TestViews, view_averaged_logits
+from resnetlab.evaluation.view_averaging import TestViews, view_averaged_logits
 from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.precision import autocast, evaluation_precision
 

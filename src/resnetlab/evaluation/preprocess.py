@@ -20,7 +20,7 @@ from torchvision.transforms import v2
 from resnetlab.data.photo_loader import ten_crops
 from resnetlab.data.photos import open_image, resize_photo, rgb_image
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.test_views import ONE_VIEW, TestViews, check_views_fit
+from resnetlab.evaluation.view_averaging import ONE_VIEW, TestViews, check_views_fit
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from resnetlab.checkpoint import FORMAT, VERSION
+from resnetlab.checkpoint import build_checkpoint
 from resnetlab.data.class_indices import read_class_indices
 from resnetlab.data.photos import eval_resize
 from resnetlab.errors import ResnetlabError
@@ -38,13 +38,8 @@ def weights_checkpoint(model: str, weights: str | Path, classes: str | Path | li
                              "pass the class_indices.json saved with these weights")
     resize = eval_resize(image_size)  # the photo is resized to this before the centre crop
     check_image_size((in_channels, resize, resize), 1, f"a photo resized for --image-size {image_size}", "lower --image-size")
-    return {
-        "format": FORMAT, "version": VERSION,
-        "model": {"name": model, "num_classes": len(names), "in_channels": in_channels, "options": {}},
-        "classes": names,
-        "normalization": {"mean": list(mean), "std": list(std)},
-        "input_size": [in_channels, image_size, image_size],
-        "preprocess": {"pipeline": "photos", "resize": resize},
-        "state_dict": state,
-        "config": {},
-    }
+    return build_checkpoint(
+        model={"name": model, "num_classes": len(names), "in_channels": in_channels, "options": {}},
+        classes=names, mean=mean, std=std, input_size=[in_channels, image_size, image_size],
+        preprocess={"pipeline": "photos", "resize": resize}, state_dict=state,
+    )

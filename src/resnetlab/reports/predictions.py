@@ -23,7 +23,7 @@ from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import checkpoint_data, split_logits
 from resnetlab.evaluation.metrics import confusion_matrix
-from resnetlab.evaluation.test_views import TestViews
+from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import evaluation_precision
 from resnetlab.reports.runs import Run
 

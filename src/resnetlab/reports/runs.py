@@ -1,4 +1,4 @@
-"""Reading run folders: the only place that knows the file names training writes.
+"""Runs as a report sees them: read through ``runs.RunFolder``, which alone knows the file names.
 
 A report is built from what ``resnetlab.training.train`` leaves on disk (config.yaml,
 metrics.csv, summary.json), never from live objects, so a report can be rebuilt at any time
@@ -8,17 +8,14 @@ its curves are shown and the table says it is unfinished.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnetlab.checkpoint import run_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import model_info
-from resnetlab.training.config_values import load_yaml, read_text
-from resnetlab.training.run_folder import METRICS_COLUMNS, read_metrics
+from resnetlab.runs import METRICS_COLUMNS, RunFolder
 
 
 @dataclass
@@ -90,7 +87,7 @@ class Run:
         if not self.config or not first:
             return None
         try:
-            config = config_from_dict(dict(self.config), f"{self.path / 'config.yaml'}")
+            config = config_from_dict(dict(self.config), f"{RunFolder(self.path).config_file}")
         except (ResnetlabError, TypeError):
             return None
         per_epoch = int(first[0])
@@ -106,24 +103,19 @@ class Run:
 
     def checkpoint(self) -> Path | None:
         """The checkpoint whose test accuracy is ``final.test_acc`` (``run_checkpoint``'s rule)."""
-        return run_checkpoint(self.path)
+        return RunFolder(self.path).checkpoint()
 
 
 def read_run(path: str | Path) -> Run:
     """Read one run folder; a folder with neither summary.json nor metrics.csv is refused."""
-    path = Path(path)
-    if not path.is_dir():
+    folder = RunFolder(path)
+    if not folder.path.is_dir():
         raise ResnetlabError(f"run folder {path} does not exist: pass folders written by 'resnetlab train'")
-    summary_file, metrics_file = path / "summary.json", path / "metrics.csv"
-    if not summary_file.is_file() and not metrics_file.is_file():
-        raise ResnetlabError(f"{path} is not a run folder (no summary.json or metrics.csv): pass folders written by 'resnetlab train'")
-    return Run(
-        path=path,
-        name=path.resolve().name,
-        config=_read_yaml(path / "config.yaml"),
-        summary=_read_json(summary_file),
-        metrics=metric_columns(metrics_file),
-    )
+    if not folder.summary_file.is_file() and not folder.metrics.is_file():
+        raise ResnetlabError(f"{path} is not a run folder (no {folder.summary_file.name} or {folder.metrics.name}): "
+                             "pass folders written by 'resnetlab train'")
+    return Run(path=folder.path, name=folder.path.resolve().name, config=folder.read_config(),
+               summary=folder.read_summary(), metrics=metric_columns(folder.read_metrics()))
 
 
 def read_runs(paths: list[str | Path]) -> list[Run]:
@@ -138,12 +130,9 @@ def read_runs(paths: list[str | Path]) -> list[Run]:
     return runs
 
 
-def metric_columns(path: Path) -> dict[str, list[float]]:
-    """metrics.csv as columns of floats, for plots and tables (an empty cell, e.g. val_* without a
-    split, becomes nan); the rows as written are ``run_folder.read_metrics``."""
-    if not path.is_file():
-        return {}
-    rows = read_metrics(path)
+def metric_columns(rows: list[dict[str, str]]) -> dict[str, list[float]]:
+    """metrics.csv's rows as columns of floats, for plots and tables (an empty cell, e.g. val_*
+    without a split, becomes nan)."""
     return {key: [_to_float(row.get(key)) for row in rows] for key in (rows[0].keys() if rows else METRICS_COLUMNS)}
 
 
@@ -152,19 +141,3 @@ def _to_float(text: str | None) -> float:
         return float(text) if text not in (None, "") else math.nan
     except ValueError:
         return math.nan
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ResnetlabError(f"{path} is not valid JSON ({exc}): was the run interrupted while writing it?") from None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = load_yaml(read_text(path, "run config"), f"run config {path}")  # a damaged file: one message
-    return data if isinstance(data, dict) else {}

@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
+from resnetlab.config_values import load_yaml, parse_key_values, read_text, shown
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
-from resnetlab.training.config_values import load_yaml, parse_key_values, read_text, shown
 
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names become folder names

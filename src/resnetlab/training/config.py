@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
+from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
-from resnetlab.training.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 
 DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
@@ -112,6 +112,8 @@ class TrainConfig:
     precision: str = setting("auto", "auto (bf16 on a CPU with native bf16, bf16/fp16 on a GPU, else fp32) | fp32 | bf16 | fp16 autocast")
     channels_last: bool = setting(True, "NHWC memory format (CUDA and CPU; faster convolutions)")
     compile: bool = setting(False, "torch.compile the model")
+    cuda_graphs: bool = setting(True, "CUDA: replay each training step as one captured CUDA graph (SGD, one process, "
+                                      "not fp16); --no-cuda-graphs runs eager steps (the same numbers)")
     sync_bn: bool = setting(False, "torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share")
     seed: int = setting(0, "model init, data order and augmentation")
     quiet: bool = setting(False, "no progress bars or per-epoch lines on the console")
@@ -128,7 +130,7 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 HINTS = typing.get_type_hints(TrainConfig)  # the type each value must have (config_values.check_value)
 # may change on --resume
-RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "epochs", "max_iters", "memory_budget_gb", "workers")
+RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "cuda_graphs", "epochs", "max_iters", "memory_budget_gb", "workers")
 
 
 def resolve_config(

@@ -50,17 +50,21 @@ def weight_decay_of(name: str, in_norm_layer: bool, config: TrainConfig) -> floa
     return config.weight_decay
 
 
-def _sgd(groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+def _sgd(groups: list[dict[str, Any]], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, fused=fused or None)
 
 
-def _adam(groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(groups, lr=config.lr, betas=(config.momentum, 0.999))
+def _adam(groups: list[dict[str, Any]], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.Adam(groups, lr=config.lr, betas=(config.momentum, 0.999), fused=fused or None)
 
 
-OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
+OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig, bool], torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
 
 
-def create_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimizer over the model's trainable parameters."""
-    return OPTIMIZERS[config.optimizer](parameter_groups(model, config), config)
+def create_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool = False) -> torch.optim.Optimizer:
+    """The configured optimizer over the model's trainable parameters.
+
+    ``fused`` (CUDA): one kernel for the whole update, which also takes its learning rate from a
+    device tensor, as a captured CUDA graph needs. On the CPU the default (foreach) update keeps
+    runs bit-identical to earlier versions."""
+    return OPTIMIZERS[config.optimizer](parameter_groups(model, config), config, fused)

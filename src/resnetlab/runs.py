@@ -1,4 +1,4 @@
-"""The run folder: every file a finished or interrupted run leaves behind, and who writes it.
+"""The run folder: the one place that names its files, reads them and writes them.
 
     config.yaml        resolved TrainConfig (a valid --config file)
     metrics.csv        one row per epoch (METRICS_COLUMNS; accuracies are fractions)
@@ -7,10 +7,14 @@
     weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
     train.log          the console lines, plus warnings
     tb/                TensorBoard events (when tensorboard is installed)
-    checkpoints/last.pt, checkpoints/best.pt
+    checkpoints/last.pt   the latest state: what a resume continues and what the run folder means
+    checkpoints/best.pt   the epoch of best validation accuracy (only with a validation split)
     run.lock           while a process writes here (see run_lock.py)
 
-Only the main process writes (``RunFolder(..., writer=False)`` makes every method a no-op) and
+Training writes through ``RunFolder``; eval, predict, export, reports and sweeps read through it
+(or through ``run_checkpoint``), so a new file or a renamed one changes this module alone.
+
+Only the main process writes (``RunFolder(..., writer=False)`` makes every writer a no-op) and
 holds the lock. ``--overwrite`` moves the old run's files into ``.replaced/`` and deletes them
 only once the new run has started (its data read, its model built, its config written); a run
 that fails before that, or dies, gets the old files back.
@@ -27,42 +31,127 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from resnetlab.config_values import load_yaml, read_text
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import WriteError, writing
-from resnetlab.training.config import TrainConfig, save_config
-from resnetlab.training.run_lock import LOCK_NAME, RunLock
+from resnetlab.files import WriteError, atomic_save, writing
+from resnetlab.run_lock import LOCK_NAME, RunLock
+
+CONFIG = "config.yaml"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CLASS_INDICES = "class_indices.json"
+WEIGHTS = "weights.pth"
+LOG = "train.log"
+TENSORBOARD = "tb"
+CHECKPOINTS = "checkpoints"
+LAST = "last.pt"
+BEST = "best.pt"
+REPLACED = ".replaced"  # the old run's files while --overwrite replaces them
 
 METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views")
-RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoints", "weights.pth")
-OWN_FILES = (*RUN_FILES, "train.log", "tb", "class_indices.json")  # everything a run writes
-REPLACED = ".replaced"  # the old run's files while --overwrite replaces them
-LEFTOVERS = ("checkpoints", "train.log", "tb", LOCK_NAME)  # what a run that failed to start leaves
+RECORDS = (CONFIG, METRICS, SUMMARY)  # files only a run of ours writes: one of them makes a folder a run
+OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES)  # everything a run writes
+RUN_CHECKPOINTS = (LAST, BEST)  # a run folder means its final model; best.pt only where no last.pt was kept
+
+
+def run_checkpoint(folder: str | Path) -> Path | None:
+    """The checkpoint a run folder stands for: ``checkpoints/last.pt``, the final model (the one that
+    summary.json's ``final`` figures and weights.pth describe), else ``checkpoints/best.pt``.
+
+    The one rule for every command that takes a run folder (eval, predict, export, report,
+    finetune --from, init_from), so that they all speak of the same weights."""
+    for name in RUN_CHECKPOINTS:
+        path = Path(folder) / CHECKPOINTS / name
+        if path.is_file():
+            return path
+    return None
+
+
+def holds_run(folder: str | Path) -> bool:
+    """Whether a run of ours got far enough to leave something worth keeping in ``folder``.
+
+    A run writes config.yaml before its first checkpoint, so a folder without config.yaml,
+    metrics.csv or summary.json is not a run, whatever else it holds: a user's own
+    ``checkpoints/`` or ``weights.pth`` are never taken for a run's (and never replaced)."""
+    return any((Path(folder) / name).is_file() for name in RECORDS)
+
+
+def run_holding(path: str | Path) -> Path | None:
+    """The run folder that keeps the file ``path`` (one of its checkpoints, its config.yaml...),
+    None when no run does: exports and plots never write over a run's own files."""
+    path = Path(path)
+    if path.parent.name == CHECKPOINTS and holds_run(path.parent.parent):
+        return path.parent.parent
+    return path.parent if path.name in OWN_FILES and holds_run(path.parent) else None
+
+
+def read_metrics(path: str | Path) -> list[dict[str, str]]:
+    """metrics.csv's rows as written (strings), one per epoch; reports turn them into columns."""
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as indented JSON, written atomically."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with writing(path):
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
 
 
 class RunFolder:
-    """Paths and writers of one run folder."""
+    """One run folder: its paths, what reads them and, in the main process, what writes them."""
 
     def __init__(self, path: str | Path, *, writer: bool = True) -> None:
         self.path = Path(path)
         self.writer = writer
-        self.last = self.path / "checkpoints" / "last.pt"
-        self.best = self.path / "checkpoints" / "best.pt"
-        self.metrics = self.path / "metrics.csv"
+        self.config_file = self.path / CONFIG
+        self.metrics = self.path / METRICS
+        self.summary_file = self.path / SUMMARY
+        self.class_indices = self.path / CLASS_INDICES
+        self.weights = self.path / WEIGHTS
+        self.log_file = self.path / LOG
+        self.checkpoints = self.path / CHECKPOINTS
+        self.last = self.checkpoints / LAST
+        self.best = self.checkpoints / BEST
         self.log = logging.getLogger(f"resnetlab.train.{id(self)}")
         self._tb: Any = None
         self._lock = RunLock(self.path)
         self._replaced: Path | None = None  # the old run's files until the new run has started
 
-    def holds_run(self) -> bool:
-        """Whether a run got far enough to leave something worth keeping here.
+    # Reading -----------------------------------------------------------------------------------
 
-        An empty ``checkpoints/`` (left by a run that stopped at a wrong data path, say) is not a
-        run: the corrected command must not ask for ``--overwrite``."""
-        checkpoints = self.path / "checkpoints"
-        if checkpoints.is_dir() and any(checkpoints.iterdir()):
-            return True
-        return any((self.path / name).is_file() for name in RUN_FILES if name != "checkpoints")
+    def holds_run(self) -> bool:
+        return holds_run(self.path)
+
+    def checkpoint(self) -> Path | None:
+        """``run_checkpoint``'s rule: last.pt, else best.pt."""
+        return run_checkpoint(self.path)
+
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml as plain values ({} when missing); a damaged file is one message."""
+        if not self.config_file.is_file():
+            return {}
+        data = load_yaml(read_text(self.config_file, "run config"), f"run config {self.config_file}")
+        return data if isinstance(data, dict) else {}
+
+    def read_summary(self) -> dict[str, Any]:
+        """summary.json ({} while the run is unfinished)."""
+        if not self.summary_file.is_file():
+            return {}
+        try:
+            return json.loads(self.summary_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise ResnetlabError(f"{self.summary_file} is not valid JSON ({exc}): was the run interrupted while writing it?") from None
+
+    def read_metrics(self) -> list[dict[str, str]]:
+        """metrics.csv's rows as written ([] before the first epoch ends)."""
+        return read_metrics(self.metrics) if self.metrics.is_file() else []
+
+    # Writing: the folder and its lock ------------------------------------------------------------
 
     def prepare(self, *, resume: bool, overwrite: bool) -> None:
         """Take the folder's lock; refuse to mix two runs in one folder or to write among the
@@ -91,8 +180,8 @@ class RunFolder:
             self._move_aside()
         else:
             self._refuse_other_files()
-        with writing(self.path / "checkpoints"):
-            (self.path / "checkpoints").mkdir(exist_ok=True)
+        with writing(self.checkpoints):
+            self.checkpoints.mkdir(exist_ok=True)
 
     def readable(self, path: str | None) -> str | None:
         """Where a file the new run still reads (``init_from``) is while its old run is set aside."""
@@ -103,7 +192,7 @@ class RunFolder:
         except ValueError:
             return path
         if not inside.parts:
-            return str(self._replaced)  # the run folder itself: its checkpoints/best.pt, set aside
+            return str(self._replaced)  # the run folder itself: its checkpoints, set aside
         return str(self._replaced / inside) if inside.parts[0] in OWN_FILES else path
 
     def _take_lock(self) -> None:
@@ -135,20 +224,24 @@ class RunFolder:
 
     def _refuse_other_files(self) -> None:
         """A folder that is not a run may only hold what a run that failed to start leaves behind
-        (and hidden files, .gitkeep say: a run writes none)."""
-        others = sorted(p.name for p in self.path.iterdir() if p.name not in LEFTOVERS and not p.name.startswith("."))
+        (its lock, train.log, tb/, an empty checkpoints/) and hidden files (.gitkeep say): a
+        user's own checkpoints or weights.pth are never written over."""
+        leftovers = {LOG, TENSORBOARD, LOCK_NAME}
+        others = sorted(p.name for p in self.path.iterdir()
+                        if not p.name.startswith(".") and p.name not in leftovers
+                        and not (p.name == CHECKPOINTS and p.is_dir() and not any(p.iterdir())))
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            raise ResnetlabError(f"{self.path} is not a run folder and holds other files ({shown}), which training "
-                                 f"would mix with its own ({', '.join(OWN_FILES)}): pass a new or empty folder to --out")
+            raise ResnetlabError(f"{self.path} is not a run folder (no {CONFIG}) and holds other files ({shown}), "
+                                 f"which training would mix with or write over: pass a new or empty folder to --out")
 
     def open_log(self, quiet: bool) -> logging.Logger:
         """A logger writing to train.log (main process) and, unless quiet, to stdout."""
         self.log.setLevel(logging.INFO)
         self.log.propagate = False
         if self.writer:
-            with writing(self.path / "train.log"):
-                file_handler = _LogFile(self.path / "train.log")
+            with writing(self.log_file):
+                file_handler = _LogFile(self.log_file)
             file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
             self.log.addHandler(file_handler)
             console = logging.StreamHandler(sys.stdout)
@@ -164,7 +257,7 @@ class RunFolder:
             except (OSError, WriteError):  # a full disk: the run already stops on that error
                 pass
             self.log.removeHandler(handler)
-        if self._tb is not None:
+        if self._tb is not None and self._tb is not False:
             self._tb.close()
         try:
             if self._replaced is not None:
@@ -172,17 +265,30 @@ class RunFolder:
         finally:
             self._lock.release()
 
-    def write_start(self, config: TrainConfig, classes: list[str]) -> None:
+    # Writing: the run's files ----------------------------------------------------------------------
+
+    def write_start(self, config: dict[str, Any], classes: list[str]) -> None:
         """The run has started: its config and classes are written, the run it replaces is deleted."""
+        if not self.writer:
+            return
+        with writing(self.config_file):
+            self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        write_json(self.class_indices, {str(i): name for i, name in enumerate(classes)})
+        if self._replaced is not None:  # renamed first: a half-deleted old run is never restored
+            shutil.rmtree(self.path / f"{REPLACED}.deleting", ignore_errors=True)
+            doomed = self._replaced.rename(self.path / f"{REPLACED}.deleting")
+            self._replaced = None
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], *, best: bool = False) -> None:
+        """checkpoints/last.pt (or best.pt), written atomically: the previous one survives a failed write."""
         if self.writer:
-            with writing(self.path / "config.yaml"):
-                save_config(config, self.path / "config.yaml")
-            write_json(self.path / "class_indices.json", {str(i): name for i, name in enumerate(classes)})
-            if self._replaced is not None:  # renamed first: a half-deleted old run is never restored
-                shutil.rmtree(self.path / f"{REPLACED}.deleting", ignore_errors=True)
-                doomed = self._replaced.rename(self.path / f"{REPLACED}.deleting")
-                self._replaced = None
-                shutil.rmtree(doomed, ignore_errors=True)
+            atomic_save(checkpoint, self.best if best else self.last)
+
+    def save_weights(self, state_dict: dict[str, Any]) -> None:
+        """weights.pth: the final model as a plain state_dict(), for tools that know nothing of checkpoints."""
+        if self.writer:
+            atomic_save(state_dict, self.weights)
 
     def truncate_metrics(self, completed_epochs: int) -> None:
         """On resume: drop rows of epochs the checkpoint has not completed."""
@@ -204,7 +310,7 @@ class RunFolder:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.writer:
-            write_json(self.path / "summary.json", summary)
+            write_json(self.summary_file, summary)
 
     def _write_rows(self, rows: list[dict[str, str]]) -> None:
         with writing(self.metrics), self.metrics.open("w", newline="") as f:
@@ -220,25 +326,12 @@ class RunFolder:
             except ImportError:
                 self._tb = False
                 return
-            self._tb = SummaryWriter(str(self.path / "tb"))
+            self._tb = SummaryWriter(str(self.path / TENSORBOARD))
         if self._tb:
             for key in METRICS_COLUMNS[2:]:
                 if isinstance(row.get(key), float) and math.isfinite(row[key]):
                     self._tb.add_scalar(key, row[key], row["iteration"])
             self._tb.flush()
-
-
-def read_metrics(path: str | Path) -> list[dict[str, str]]:
-    """metrics.csv's rows as written (strings), one per epoch; reports turn them into columns."""
-    with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with writing(path):
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(path)
 
 
 class _LogFile(logging.FileHandler):

@@ -1,0 +1,418 @@
+"""``Trainer``: one training run's state in one object, and its epoch loop read top to bottom.
+
+It holds the config, the data, the model parts, the progress and the run folder; ``fit`` runs
+epochs until the budget is spent: ``train_one_epoch`` (one ``train_step`` per batch), then
+``end_epoch`` (evaluate, log, save). Resume is exact on the CPU because nothing hides state: the
+loader's order and augmentation come from (seed, epoch), and the checkpoint holds model,
+optimizer, schedule (with the error warm-up), EMA, RNG, the position (epoch, batch) and the
+running totals of the current epoch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set_rng_state
+from resnetlab.data import Augmentation, DatasetBundle, create_loader
+from resnetlab.data.photos import eval_resize
+from resnetlab.devices import host_check_interval, memory_format, mixed_precision
+from resnetlab.evaluation.logits import loader_logits
+from resnetlab.evaluation.view_averaging import TestViews
+from resnetlab.runs import RunFolder
+from resnetlab.training import distributed
+from resnetlab.training.config import TrainConfig
+from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
+from resnetlab.training.optim import create_optimizer
+from resnetlab.training.schedules import create_schedule
+from resnetlab.training.step import EpochStats, GraphedStep, NonFiniteLoss, StepParts, graphs_unsupported, train_step
+
+
+@dataclass
+class Progress:
+    """Where the run is; saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches done in the current epoch
+    iteration: int = 0  # optimizer steps done
+    stats: EpochStats = field(default_factory=EpochStats)  # current epoch's running totals
+    train_seconds: float = 0.0  # completed epochs' training time (evaluation excluded)
+    train_images: int = 0
+    best: dict[str, Any] | None = None  # metrics row of the best epoch by validation accuracy
+    last: dict[str, Any] | None = None  # last metrics row
+    pretrained: dict[str, Any] | None = None  # what init_from loaded
+
+
+class Trainer:
+    """A run's config, data, model parts, progress, run folder and processes, and what trains them."""
+
+    def __init__(self, config: TrainConfig, bundle: DatasetBundle, model: nn.Module, run: RunFolder,
+                 ctx: distributed.Distributed, device: torch.device, *, pretrained: dict[str, Any] | None = None) -> None:
+        self.config, self.bundle, self.run, self.ctx, self.device = config, bundle, run, ctx, device
+        self.log = run.log
+        self.model = distributed.sync_batchnorm(model, ctx, device) if config.sync_bn else model
+        self.train_loader, self.val_loader, self.test_loader = build_loaders(config, bundle, device, ctx)
+        self.optimizer = create_optimizer(self.model, config, fused=device.type == "cuda")
+        self.schedule = create_schedule(self.optimizer, config, training_budget(config, len(self.train_loader)),
+                                        len(self.train_loader))
+        self.autocast, self.scaler = mixed_precision(device, config.precision)
+        self.ema = None
+        if config.ema_decay:
+            ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
+            self.ema = torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=ema_fn, use_buffers=True)
+        forward = distributed.wrap_model(self.model, ctx, device)
+        if config.compile:
+            forward = torch.compile(forward)
+        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.step_parts = StepParts(forward, criterion, self.optimizer, self.autocast, self.scaler)
+        self.graphed_step = self.build_graphed_step()
+        self.progress = Progress(pretrained=pretrained)
+        self.on_iteration: Callable[[int], None] | None = None  # called after every step (tests send signals there)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def epochs(self) -> int:
+        return budget_epochs(self.schedule.total_iters, len(self.train_loader))
+
+    def build_graphed_step(self) -> GraphedStep | None:
+        """The CUDA-graph step where the config asks for it and the run allows it (else eager steps)."""
+        if not self.config.cuda_graphs:
+            return None
+        why_not = graphs_unsupported(self.device, optimizer=self.config.optimizer, precision=self.config.precision,
+                                     world_size=self.ctx.world_size, compiled=self.config.compile)
+        if why_not is not None:
+            if self.device.type == "cuda":
+                self.log.info(f"CUDA graphs off: {why_not}")
+            return None
+        self.log.info("CUDA graphs on: each training step is replayed as one graph (--no-cuda-graphs: eager steps)")
+        return GraphedStep(self.step_parts)
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One optimizer step: replayed as a graph where one was captured, else eager (the same code).
+        The error warm-up reads every step's error, so it runs eagerly while it lasts."""
+        warming = self.schedule.error_warmup is not None and self.schedule.error_warmup.active
+        if self.graphed_step is not None and not warming:
+            return self.graphed_step(images, labels)
+        return train_step(self.step_parts, images, labels)
+
+    # The loop ------------------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        """Epochs until the budget is spent; a signal saves a checkpoint and raises TrainingInterrupted."""
+        with stop_on_signals() as stop:
+            while self.progress.iteration < self.schedule.total_iters:
+                if self.train_one_epoch(stop):
+                    self.save()
+                    distributed.barrier()  # under torchrun no process exits (and gets rank 0 signalled again) before the save ends
+                    raise TrainingInterrupted(str(self.run.last), self.progress.epoch, self.progress.batch, self.progress.iteration)
+                self.end_epoch()
+
+    def train_one_epoch(self, stop: StopRequest) -> bool:
+        """Continue the current epoch from ``progress.batch`` until its end, the budget or a signal
+        (then True: every process saw the stop request at the same step).
+
+        Each step's totals stay on the device; every ``host_check_interval`` steps (every step
+        while the error warm-up lasts) they are read to the host in one go, checked for a
+        non-finite loss and added to the epoch's totals in step order, so the sums do not depend
+        on how often they are read."""
+        progress, schedule = self.progress, self.schedule
+        remaining = schedule.total_iters - progress.iteration
+        batches = itertools.islice(self.train_loader.batches(progress.epoch, start=progress.batch), remaining)
+        pending: list[torch.Tensor] = []  # totals of the steps not yet read back, in order
+        stopped = False
+        set_train_mode(self.model, self.config.freeze_backbone)
+        bar = self.progress_bar()
+        try:
+            mark = time.perf_counter()
+            for images, labels in batches:
+                totals = self.step(images, labels)
+                pending.append(distributed.sum_over_processes(totals) if self.ctx.enabled else totals)
+                schedule.step()
+                progress.iteration += 1
+                progress.batch += 1
+                read_back = len(pending) >= self.check_interval()
+                if read_back:
+                    progress.stats.add(pending, progress.iteration - len(pending) + 1)
+                    self.observe_warmup(totals)
+                progress.stats.seconds += time.perf_counter() - mark
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
+                self.show(bar)
+                if self.on_iteration is not None:
+                    self.on_iteration(progress.iteration)
+                if read_back or not self.ctx.enabled:  # processes agree where they sync anyway: all stop at one step
+                    stopped = self.agree(stop.requested)
+                mark = time.perf_counter()
+                if stopped:
+                    break
+            progress.stats.add(pending, progress.iteration - len(pending) + 1)
+        except NonFiniteLoss as exc:
+            raise NonFiniteLoss(f"{exc} (epoch {progress.epoch + 1}, lr {schedule.lr:g}): training stopped; "
+                                f"try a lower --lr. {self.last_good_checkpoint()}") from None
+        finally:
+            bar.close()
+        return stopped
+
+    def check_interval(self) -> int:
+        """Steps between reads of the totals: every step while the error warm-up reads the error."""
+        warmup = self.schedule.error_warmup
+        return 1 if warmup is not None and warmup.active else host_check_interval(self.device)
+
+    def observe_warmup(self, totals: torch.Tensor) -> None:
+        """Feed the latest step's training error to the error warm-up while it lasts."""
+        warmup = self.schedule.error_warmup
+        if warmup is None or not warmup.active:
+            return
+        _, correct, n = totals.tolist()
+        if warmup.observe(1 - correct / n):
+            self.log.info(f"error warm-up over at iteration {self.progress.iteration} "
+                          f"(training error {warmup.error:.3f}): lr back to {self.config.lr}")
+
+    def agree(self, flag: bool) -> bool:
+        """All processes stop together when any one of them got the signal."""
+        if not self.ctx.enabled:
+            return flag
+        return bool(distributed.reduce_across_processes([float(flag)], self.device).item())
+
+    def progress_bar(self) -> tqdm:
+        return tqdm(total=len(self.train_loader), initial=self.progress.batch, unit="batch",
+                    desc=f"epoch {self.progress.epoch + 1}/{self.epochs}", leave=False, dynamic_ncols=True,
+                    disable=True if self.config.quiet or not self.ctx.is_main else None)  # None: no bar off a terminal
+
+    def show(self, bar: tqdm) -> None:
+        stats = self.progress.stats
+        bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.acc:.3f}", img_s=f"{stats.images_per_second:.0f}", refresh=False)
+        bar.update()
+
+    # Evaluation and the end of an epoch -------------------------------------------------------------
+
+    def evaluate(self, loader: Any, views: TestViews) -> dict[str, float]:
+        """Loss and accuracy over a whole split through the test-time ``views``, summed over the
+        processes' shards."""
+        if loader is None:
+            return {"loss": math.nan, "acc": math.nan}
+        bar = None if self.config.quiet or not self.ctx.is_main else "evaluating"
+        logits, labels = loader_logits(self.eval_model, loader, views, progress=bar)
+        loss_sum, correct, n = classification_sums(logits, labels)
+        if self.ctx.enabled:
+            loss_sum, correct, n = distributed.reduce_across_processes([loss_sum, correct, n], loader.device).tolist()
+        return {"loss": loss_sum / n, "acc": correct / n}
+
+    def end_epoch(self) -> None:
+        """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt)."""
+        progress = self.progress
+        if self.ctx.enabled:
+            distributed.broadcast_buffers(self.eval_model)
+        views = epoch_views(self.config, final=progress.iteration >= self.schedule.total_iters)
+        started = time.perf_counter()
+        with self.autocast():  # the run's precision, as eval and predict use it later
+            val = self.evaluate(self.val_loader, views)
+            test = self.evaluate(self.test_loader, views)
+        stats = progress.stats
+        row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": self.schedule.lr,
+               "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
+               "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
+               "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
+               "test_views": views.count}
+        self.check_finite_outputs(row)
+        self.run.append_metrics(row)
+        self.log.info(epoch_line(row, self.epochs))
+        progress.epoch, progress.batch, progress.last = progress.epoch + 1, 0, row
+        progress.train_seconds += stats.seconds
+        progress.train_images += stats.images
+        progress.stats = EpochStats()
+        improved = self.val_loader is not None and (progress.best is None or row["val_acc"] > progress.best["val_acc"])
+        if improved:
+            progress.best = row
+        self.save()
+        if improved:  # without a validation split there is no best epoch: last.pt is the run's model
+            self.save(best=True)
+
+    def check_finite_outputs(self, row: dict[str, Any]) -> None:
+        """Stop before this epoch is saved when its weights, or its evaluation losses, are no longer finite
+        (weights can stay finite yet so large that the logits overflow: the loss is then NaN). The
+        training loss is checked step by step."""
+        self.check_finite_weights()
+        for split, loader in (("val", self.val_loader), ("test", self.test_loader)):
+            if loader is not None and len(loader) and not math.isfinite(row[f"{split}_loss"]):
+                self.log.info(epoch_line(row, self.epochs))
+                raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "
+                                    f"(iteration {row['iteration']}, lr {row['lr']:g}): its outputs overflowed; training stopped, "
+                                    f"epoch not saved; try a lower --lr. {self.last_good_checkpoint()}")
+
+    def check_finite_weights(self) -> None:
+        """Stop the run, keeping the last good checkpoint, when a weight or buffer became NaN or infinite
+        (a finite loss does not prove it: with a huge lr the weights overflow after the last step's loss)."""
+        models = [self.model] + ([self.eval_model] if self.ema is not None else [])
+        tensors = [(name, t) for m in models for name, t in m.state_dict().items() if t.is_floating_point()]
+        if bool(torch.stack([torch.isfinite(t).all() for _, t in tensors]).all()):  # one host sync
+            return
+        name = next(name for name, t in tensors if not bool(torch.isfinite(t).all()))
+        raise NonFiniteLoss(f"weights became non-finite ({name}) by iteration {self.progress.iteration} "
+                            f"(lr {self.schedule.lr:g}): training stopped, checkpoint not written; try a lower --lr. "
+                            f"{self.last_good_checkpoint()}")
+
+    def last_good_checkpoint(self) -> str:
+        return f"The last good checkpoint, if any, is in {self.run.checkpoints}"
+
+    # Checkpoints and the summary ----------------------------------------------------------------------
+
+    def save(self, *, best: bool = False) -> None:
+        """A self-describing checkpoint; only the main process writes, and never weights that are no
+        longer finite (every process checks: their weights are the same)."""
+        self.check_finite_weights()
+        if self.run.writer:
+            self.run.save_checkpoint(self.checkpoint(), best=best)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The run as a checkpoint: how to rebuild and feed the model, its weights, and where training is."""
+        progress = self.progress
+        metrics = {"epoch_stats": asdict(progress.stats), "train_seconds": progress.train_seconds,
+                   "train_images": progress.train_images, "best": progress.best, "last": progress.last,
+                   "pretrained": progress.pretrained}
+        state = TrainingState(
+            epoch=progress.epoch, batch=progress.batch, iteration=progress.iteration,
+            optimizer=self.optimizer.state_dict(), scheduler=self.schedule.state_dict(), scaler=self.scaler.state_dict(),
+            rng=rng_state(self.device), metrics=metrics,
+            train_state_dict=self.model.state_dict() if self.ema is not None else None,
+            ema=self.ema.state_dict() if self.ema is not None else None)
+        return build_checkpoint(**run_description(self.config, self.bundle), state_dict=self.eval_model.state_dict(), training=state)
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Put the run back exactly where ``ckpt`` left it."""
+        self.model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"], self.device)
+        m, progress = ckpt["metrics"], self.progress
+        progress.epoch, progress.batch, progress.iteration = ckpt["epoch"], ckpt["batch"], ckpt["iteration"]
+        progress.stats = EpochStats(**m["epoch_stats"])
+        progress.train_seconds, progress.train_images = m["train_seconds"], m["train_images"]
+        progress.best, progress.last, progress.pretrained = m["best"], m["last"], m["pretrained"]
+
+    def summary(self) -> dict[str, Any]:
+        """The summary.json content (the run folder's contract in ARCHITECTURE.md)."""
+        config, progress = self.config, self.progress
+        last = progress.last or {}
+        final = {k: last.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+        summary: dict[str, Any] = {
+            "model": config.model, "dataset": config.dataset, "recipe": config.recipe,
+            "epochs": progress.epoch, "iterations": progress.iteration,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "world_size": self.ctx.world_size, "device": str(next(self.model.parameters()).device), "precision": config.precision,
+            "train_seconds": progress.train_seconds,
+            "images_per_second": progress.train_images / progress.train_seconds if progress.train_seconds else 0.0,
+            "final": final, "classes": list(self.bundle.classes), "command": " ".join(sys.argv),
+        }
+        if self.val_loader is not None:
+            final.update(val_loss=last.get("val_loss"), val_acc=last.get("val_acc"))
+            summary["best"] = {k: progress.best[k] for k in ("epoch", "iteration", "val_loss", "val_acc", "test_loss", "test_acc")}
+        if progress.pretrained is not None:
+            summary["pretrained"] = progress.pretrained
+        return summary
+
+
+def classification_sums(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """(loss sum, correct, images) of collected logits as numbers (zeros for an empty shard)."""
+    from resnetlab.evaluation.metrics import classification_totals
+
+    return classification_totals(logits, labels).tolist() if len(labels) else [0.0, 0.0, 0.0]
+
+
+def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed):
+    """Training loader (this rank's share of each global batch) and evaluation loaders."""
+    common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
+                  channels_last=memory_format(device, config.channels_last) == torch.channels_last,
+                  num_workers=config.workers, skip_bad_images=config.skip_bad_images)  # the last two: streaming only
+    augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
+                                crop_epochs=crop_epochs(config, len(bundle.train) // config.batch_size),
+                                copies=config.batch_copies, photo=config.photo_augmentation)
+    train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
+    if len(train_loader) == 0:
+        from resnetlab.errors import ResnetlabError
+
+        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
+    eval_batch = evaluation_batch_size(config, bundle, device)
+    val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
+    return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)
+
+
+def evaluation_batch_size(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> int:
+    """Small images are evaluated in large batches (inference keeps no activations: 1024 on a GPU,
+    256 on a CPU); photos in training's batch size (ten crops make each ten forward passes)."""
+    if bundle.pipeline != "small":
+        return config.batch_size
+    return max(1024 if device.type == "cuda" else 256, config.batch_size)
+
+
+def crop_epochs(config: TrainConfig, iters_per_epoch: int) -> int | None:
+    """The epochs that take random crops: all but the last ``uncropped_epochs`` of the budget (None: all)."""
+    if not config.uncropped_epochs:
+        return None
+    return max(0, budget_epochs(training_budget(config, iters_per_epoch), iters_per_epoch) - config.uncropped_epochs)
+
+
+def budget_epochs(total_iters: int, iters_per_epoch: int) -> int:
+    """Epochs the budget touches, the last one possibly partial (what progress lines count to)."""
+    return math.ceil(total_iters / max(1, iters_per_epoch))
+
+
+def training_budget(config: TrainConfig, iters_per_epoch: int) -> int:
+    """Optimizer steps of the whole run: min(epochs * iterations per epoch, max_iters)."""
+    limits = [config.epochs * iters_per_epoch if config.epochs is not None else math.inf, config.max_iters or math.inf]
+    return int(min(limits))
+
+
+def set_train_mode(model: nn.Module, freeze_backbone: bool) -> None:
+    """Training mode, except the frozen backbone's BatchNorm, which keeps its running statistics."""
+    model.train()
+    if freeze_backbone:
+        for name, module in model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith("fc"):
+                module.eval()
+
+
+def epoch_views(config: TrainConfig, final: bool) -> TestViews:
+    """The run's test-time views; translations and ten crops (a pass per view) only in the final
+    evaluation, so that watching the curve stays cheap."""
+    views = TestViews.from_config(config.to_dict())
+    return views if final else replace(views, shift=0, ten_crop=False)
+
+
+def epoch_line(row: dict[str, Any], epochs: int) -> str:
+    views = f" ({row['test_views']} views)" if row.get("test_views", 1) > 1 else ""
+    val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if not math.isnan(row["val_acc"]) else ""
+    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {row['lr']:.4g}  "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}{val}  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}{views}  "
+            f"{row['epoch_seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
+
+
+def run_description(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
+    """What every checkpoint of this run says about it besides the weights (``build_checkpoint``'s
+    arguments): enough to rebuild the model and feed it images as training did."""
+    preprocess = ({"pipeline": "photos", "resize": eval_resize(bundle.image_shape[1])} if bundle.pipeline == "photos"
+                  else {"pipeline": "small"})
+    return {
+        "model": {"name": config.model, "num_classes": bundle.num_classes, "in_channels": bundle.image_shape[0],
+                  "options": dict(config.model_options)},
+        "classes": list(bundle.classes), "mean": bundle.mean, "std": bundle.std, "input_size": list(bundle.image_shape),
+        "preprocess": preprocess, "dataset": {"name": config.dataset, "data_dir": config.data_dir},
+        "config": config.to_dict(), "test_views": epoch_views(config, final=True).as_dict(),
+    }

@@ -61,7 +61,7 @@ def _overwrite_with_a_wrong_model(tmp: Path, data: Path, run: Path) -> list[str]
 
 
 def _finetune_into_its_own_run_without_overwrite(tmp: Path, data: Path, run: Path) -> list[str]:
-    return ["finetune", "--from", str(run), "--data-dir", str(data), "--out", str(run), "--max-iters", "2", "--device", "cpu"]
+    return ["finetune", "--init-from", str(run), "--data-dir", str(data), "--out", str(run), "--max-iters", "2", "--device", "cpu"]
 
 
 def _folder_of_the_users_files(tmp: Path, data: Path, run: Path) -> list[str]:

@@ -106,7 +106,7 @@ def consumer(command: str, tmp: Path, ckpt: Path) -> list[str]:
         return ["predict", str(ckpt), str(write_image(tmp / "a.png"))]
     if command == "export":
         return ["export", str(ckpt), "--out", str(tmp / "model.onnx")]
-    return ["finetune", "--from", str(ckpt), "--data-dir", str(make_image_folder(tmp / "photos", size=16)),
+    return ["finetune", "--init-from", str(ckpt), "--data-dir", str(make_image_folder(tmp / "photos", size=16)),
             "--out", str(tmp / "ft"), "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--quiet"]
 
 

@@ -1,8 +1,10 @@
-"""Imports run one way: errors <- models, data <- checkpoint, devices, precision, pretrained <- evaluation <- training <- reports <- cli.
+"""Imports run one way: errors, files, config_values, run_lock <- runs, models, data <- checkpoint,
+devices, precision, pretrained <- evaluation <- training <- reports <- cli.
 
-Every import in src/resnetlab (at the top of a file or inside a function) is read from the
-source; a module may import only modules of its own layer or below, so that, for example, the
-evaluation code can be used without the training stack.
+Every import in src/resnetlab is read from the source: at the top of a file or inside a function,
+absolute, relative (``from . import x``) or of the package (``from resnetlab import training``).
+A module may import only modules of its own layer or below, so that, for example, the evaluation
+code can be used without the training stack.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "resnetlab"
 LAYERS = {  # lower imports nothing above it
-    "errors": 0, "files": 0, "memory": 0, "models": 1, "data": 1, "checkpoint": 2, "devices": 2, "pretrained": 2, "precision": 2,
+    "errors": 0, "files": 0, "memory": 0, "config_values": 0, "run_lock": 0,
+    "runs": 1, "models": 1, "data": 1,
+    "checkpoint": 2, "devices": 2, "pretrained": 2, "precision": 2,
     "evaluation": 3, "training": 4, "reports": 5, "cli": 6, "__init__": 7, "__main__": 7,
 }
 
@@ -27,15 +31,40 @@ def layer_of(module: str) -> tuple[str, int]:
     return part, LAYERS[part]
 
 
-def imports_of(path: Path) -> list[tuple[int, str]]:
+def module_name(path: Path) -> str:
+    """resnetlab.data.folder for src/resnetlab/data/folder.py; resnetlab.data for its __init__.py."""
+    parts = ("resnetlab", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, package: str | None = None) -> list[tuple[int, str]]:
+    """(line, module) of every resnetlab module ``path`` imports, wherever the import statement is;
+    relative imports are resolved against ``package`` (default: the one ``path`` is in)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    if package is None:
+        package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from . import x, from ..data import y
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            if base == "resnetlab":  # from resnetlab import training: the names are modules
+                found += [(node.lineno, f"resnetlab.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, base))
         elif isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
     return [(line, name) for line, name in found if name == "resnetlab" or name.startswith("resnetlab.")]
+
+
+def test_the_import_reader_sees_relative_package_and_function_level_imports(tmp_path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("from . import metrics\nfrom ..training import run\nfrom resnetlab import reports\n"
+                      "def f():\n    import resnetlab.cli\n")
+    assert imports_of(sample, package="resnetlab.evaluation") == [
+        (1, "resnetlab.evaluation"), (2, "resnetlab.training"), (3, "resnetlab.reports"), (5, "resnetlab.cli")]
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))

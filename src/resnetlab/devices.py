@@ -1,13 +1,11 @@
-"""Device choice and the speed-ups (mixed precision, channels_last), kept thin.
+"""Device choice and the speed-ups that depend on it (channels_last, cuDNN autotuning), kept thin.
+
+Precision (autocast, loss scaling) is ``precision.py``'s.
 
 Model code never names a device or dtype; this is the one place that decides them.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from functools import partial
 
 import torch
 
@@ -42,18 +40,6 @@ def memory_format(device: torch.device, channels_last: bool) -> torch.memory_for
     the default. Training and every later evaluation of a run use the same one, so that they agree
     to the last logit."""
     return torch.channels_last if channels_last and device.type in ("cuda", "cpu") else torch.contiguous_format
-
-
-def mixed_precision(device: torch.device, precision: str) -> tuple[Callable[[], AbstractContextManager], torch.amp.GradScaler]:
-    """An autocast factory and a grad scaler for a resolved precision (precision.py decides it):
-    bf16, or fp16 with loss scaling."""
-    if precision == "fp32":
-        return nullcontext, torch.amp.GradScaler(device.type, enabled=False)
-    if precision not in ("bf16", "fp16"):
-        raise ValueError(f"precision {precision!r} is not resolved: precision.resolve_precision decides fp32, bf16 or fp16")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    return partial(torch.autocast, device_type=device.type, dtype=dtype), scaler
 
 
 def host_check_interval(device: torch.device) -> int:

@@ -47,10 +47,18 @@ def evaluation_precision(run_config: dict, requested: str | None, device: torch.
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
-    """The context a forward pass runs in: nothing for fp32, else autocast to bf16 or fp16."""
+    """The context every forward pass runs in, training's and evaluation's: nothing for fp32, else
+    autocast to bf16 or fp16 (``precision`` as ``resolve_precision`` decided it)."""
     if precision == "fp32":
         return nullcontext()
+    if precision not in DTYPES:
+        raise ValueError(f"precision {precision!r} is not resolved: resolve_precision decides fp32, bf16 or fp16")
     return torch.autocast(device_type=device.type, dtype=DTYPES[precision])
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling, which fp16 needs (its small gradients underflow) and bf16 and fp32 do not."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def native_bf16(capability: str, cpu_flags: frozenset[str] | set[str]) -> bool:

@@ -62,7 +62,7 @@ def run_checkpoint(folder: str | Path) -> Path | None:
     summary.json's ``final`` figures and weights.pth describe), else ``checkpoints/best.pt``.
 
     The one rule for every command that takes a run folder (eval, predict, export, report,
-    finetune --from, init_from), so that they all speak of the same weights."""
+    finetune --init-from, init_from), so that they all speak of the same weights."""
     for name in RUN_CHECKPOINTS:
         path = Path(folder) / CHECKPOINTS / name
         if path.is_file():

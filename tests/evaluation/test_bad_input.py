@@ -64,7 +64,7 @@ def _weights_for_the_wrong_model(tmp: Path, ckpt: Path) -> list[str]:
     with torch.device("meta"):
         shapes = create_model("resnet50", num_classes=1000).state_dict()
     torch.save({k: torch.zeros(v.shape, dtype=v.dtype) for k, v in shapes.items()}, tmp / "resnet50.pth")
-    return ["finetune", "--from", str(tmp / "resnet50.pth"), "--model", "resnet20", "--data-dir", str(tmp), "--out", str(tmp / "run")]
+    return ["finetune", "--init-from", str(tmp / "resnet50.pth"), "--model", "resnet20", "--data-dir", str(tmp), "--out", str(tmp / "run")]
 
 
 def _truncated_file(tmp: Path, ckpt: Path) -> list[str]:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from resnetlab import devices
-from resnetlab.devices import mixed_precision, resolve_device
+from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.precision import resolve_precision
+from resnetlab.precision import DTYPES, grad_scaler, resolve_precision
 from resnetlab.training import distributed
 from resnetlab.training import run as run_module
 from tests.conftest import make_tiny_bundle
@@ -59,9 +59,9 @@ def test_each_process_selects_its_gpu_before_the_process_group_opens() -> None:
 def test_bf16_only_where_the_gpu_computes_it_natively(capability, dtype, loss_scaling) -> None:
     """A T4 (7.5) or V100 (7.0) emulates bf16, slowly: those get fp16 with loss scaling."""
     with fake_cuda(capability=capability):
-        autocast, scaler = mixed_precision(torch.device("cuda"), resolve_precision("auto", torch.device("cuda")))
-        assert autocast.keywords == {"device_type": "cuda", "dtype": dtype}
-        assert scaler.is_enabled() is loss_scaling
+        precision = resolve_precision("auto", torch.device("cuda"))
+        assert DTYPES[precision] == dtype
+        assert grad_scaler(torch.device("cuda"), precision).is_enabled() is loss_scaling
 
 
 def test_cudnn_searches_the_fastest_algorithms_on_gpus_only(monkeypatch) -> None:

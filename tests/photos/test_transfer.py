@@ -68,7 +68,7 @@ def transfer_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     weights = tmp / "resnet18-imagenet.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)  # 1000 classes, as torchvision ships it
     run = tmp / "run"
-    code = main(["finetune", "--from", str(weights), "--dataset", "folder", "--data-dir", str(folder), "--recipe", "transfer",
+    code = main(["finetune", "--init-from", str(weights), "--dataset", "folder", "--data-dir", str(folder), "--recipe", "transfer",
                  "--image-size", "32", "--max-iters", "2", "--out", str(run), "--quiet"])
     assert code == 0
     return {"folder": folder, "run": run, "weights": weights}

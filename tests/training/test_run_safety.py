@@ -141,7 +141,7 @@ def test_finetune_into_its_own_run_folder_with_overwrite_loads_its_weights_first
     run = tmp_path / "run"
     assert main(["train", *TRAIN, "--data-dir", str(data), "--out", str(run)]) == 0
     before = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
-    assert main(["finetune", "--from", str(run), "--out", str(run), "--overwrite", "--data-dir", str(data),
+    assert main(["finetune", "--init-from", str(run), "--out", str(run), "--overwrite", "--data-dir", str(data),
                  "--max-iters", "1", "--batch-size", "4", "--lr", "0", "--weight-decay", "0", "--device", "cpu", "--quiet"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert "fc.weight" in summary["pretrained"]["loaded"] and summary["pretrained"]["new"] == []
@@ -162,7 +162,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_run_resumable(tmp_path, b
     with pytest.raises(WriteError, match=f"cannot write {out}/checkpoints/last.pt: No space left on device"):
         train(tiny_config(out, epochs=2), bundle=bundle, resume=True)
     assert (out / "checkpoints" / "last.pt").read_bytes() == last
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt"]  # no temporary file left (no best.pt without a validation split)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt"]  # no temporary file; no best.pt without val
     assert not (out / LOCK_NAME).exists()
     monkeypatch.undo()
     summary = train(tiny_config(out, epochs=2), bundle=bundle, resume=True)

@@ -7,6 +7,8 @@ import json
 import math
 from typing import Any
 
+from resnetlab.cli.flags import add_deprecated_spelling
+
 JSON_KEYS = ("top1", "top5", "loss", "n", "per_class", "test_views", "views", "precision")
 
 
@@ -39,10 +41,10 @@ def add_test_view_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-time-ten-crop", action=switch, default=None,
                    help="photo models: average the paper's 10 crops (corners and centre, and their mirror images) "
                         "instead of the centre crop (default: as the run was evaluated)")
-    # the spellings before the flags took the config fields' names: still accepted, no longer shown
-    p.add_argument("--tta", dest="test_time_flip", action=switch, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--tta-shift", dest="test_time_shift", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--ten-crop", dest="test_time_ten_crop", action=switch, default=None, help=argparse.SUPPRESS)
+    # the spellings before the flags took the config fields' names
+    add_deprecated_spelling(p, "--tta", "--test-time-flip", dest="test_time_flip", action="store_true", default=None)
+    add_deprecated_spelling(p, "--tta-shift", "--test-time-shift", dest="test_time_shift", type=int, default=None)
+    add_deprecated_spelling(p, "--ten-crop", "--test-time-ten-crop", dest="test_time_ten_crop", action="store_true", default=None)
 
 
 def view_overrides(args: argparse.Namespace) -> dict[str, Any]:

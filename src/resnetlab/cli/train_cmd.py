@@ -13,7 +13,7 @@ import sys
 import typing
 from typing import Any
 
-from resnetlab.cli.models_cmd import parse_options
+from resnetlab.cli.flags import parse_options
 from resnetlab.errors import ResnetlabError
 from resnetlab.runs import RunFolder
 from resnetlab.training.config import FIELDS, TrainConfig, list_recipes

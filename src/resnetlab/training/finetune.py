@@ -20,7 +20,7 @@ RECIPE = "fine-tune"
 
 
 def finetune(
-    source: str | Path,
+    init_from: str | Path,
     *,
     data_dir: str | Path | None,
     out: str | Path,
@@ -33,23 +33,23 @@ def finetune(
     overwrite: bool = False,
     recipe: str = RECIPE,
 ) -> dict[str, Any]:
-    """Fine-tune the weights in ``source`` on ``dataset`` into the run folder ``out``.
+    """Fine-tune the weights in ``init_from`` (a checkpoint, run folder or torchvision file) on ``dataset`` into the run folder ``out``.
 
     ``recipe`` is "fine-tune" (Adam 1e-4, 10 epochs) or "transfer" (the torchvision transfer-
     learning settings for photos: Adam 1e-4, 3 epochs, batch 16, RandomResizedCrop(224) + flip,
     ImageNet normalisation), or any other shipped recipe.
 
-    ``model`` overrides the architecture read from ``source``; ``overrides`` are any other
+    ``model`` overrides the architecture read from ``init_from``; ``overrides`` are any other
     ``TrainConfig`` fields. Returns the run's summary.json content, whose ``pretrained`` entry
     lists the weights that were loaded and those that start new (the classifier, for new classes).
     """
     from resnetlab.training import resolve_config, train  # the training stack, loaded on use
 
-    spec = architecture_of(source, model)
+    spec = architecture_of(init_from, model)
     values: dict[str, Any] = {
         "model": spec["name"], "model_options": spec["options"], "dataset": dataset,
         "data_dir": str(data_dir) if data_dir is not None else None, "out": str(out),
-        "init_from": str(source), "freeze_backbone": freeze_backbone,
+        "init_from": str(init_from), "freeze_backbone": freeze_backbone,
     }
     if epochs is not None:
         values["epochs"] = epochs

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from resnetlab.checkpoint import load_checkpoint
-from resnetlab.data import DatasetBundle
+from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.data.factory import with_usable_std
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import memory_format, resolve_device, tune_for_fixed_sizes
@@ -23,6 +23,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 from resnetlab.precision import resolve_precision
+from resnetlab.pretrained import load_pretrained, read_state_dict
 from resnetlab.runs import CONFIG, RunFolder
 from resnetlab.training import distributed
 from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields, read_run_config
@@ -73,7 +74,7 @@ def train(
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
         model = build_model(config, bundle, device)
         # Fresh runs set their starting weights before DDP wraps the model and broadcasts rank 0's.
-        pretrained = load_initial_weights(model, config.init_from, log, run.readable(config.init_from)) if checkpoint is None else None
+        pretrained = load_init_from(model, config.init_from, log, run.readable(config.init_from)) if checkpoint is None else None
         trainer = Trainer(config, bundle, model, run, ctx, device, pretrained=pretrained)
         trainer.on_iteration = on_iteration
         if checkpoint is not None:
@@ -112,8 +113,6 @@ def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> T
 
 def load_data(config: TrainConfig) -> DatasetBundle:
     """The one place training reads data (``train(..., bundle=)`` bypasses it)."""
-    from resnetlab.data import load_dataset
-
     val_split = int(config.val_split) if config.val_split >= 1 else config.val_split
     budget = int(config.memory_budget_gb * 2**30) if config.memory_budget_gb else None
     return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed, subset=config.subset,
@@ -125,8 +124,6 @@ def normalization_for(init_from: str | None) -> str:
     """``auto`` decided: ImageNet's mean/std for torchvision (ImageNet) weights, the data's own otherwise."""
     if not init_from:
         return "dataset"
-    from resnetlab.pretrained import read_state_dict
-
     _, ours = read_state_dict(init_from)
     return "dataset" if ours is not None else "imagenet"
 
@@ -170,7 +167,7 @@ def check_same_classes(saved: list[str], found: list[str], path: Any) -> None:
               if differ < min(len(saved), len(found)) else "")
     raise ResnetlabError(f"cannot resume {path}: the run was trained on {len(saved)} classes and the data has "
                          f"{len(found)}{'; ' + detail if detail else ''}: resume with the run's own data "
-                         "(--data-dir), or start a new run (or 'resnetlab finetune --from' this one)")
+                         "(--data-dir), or start a new run (or 'resnetlab finetune --init-from' this one)")
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:
@@ -179,13 +176,11 @@ def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device
     return model.to(device, memory_format=memory_format(device, config.channels_last))
 
 
-def load_initial_weights(model: nn.Module, init_from: str | None, log: Any, read_from: str | None = None) -> dict[str, Any] | None:
+def load_init_from(model: nn.Module, init_from: str | None, log: Any, read_from: str | None = None) -> dict[str, Any] | None:
     """Fresh runs only: weights from a checkpoint or a torchvision file (``init_from``, read from
     ``read_from`` when ``--overwrite`` has set the run it belongs to aside)."""
     if not init_from:
         return None
-    from resnetlab.pretrained import load_pretrained  # fine-tuning module, loaded on demand
-
     report = load_pretrained(model, read_from or init_from)
     log.info(f"initialised from {init_from}: {_short(report)}")
     return report

@@ -10,6 +10,7 @@ running totals of the current epoch.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import sys
@@ -25,9 +26,12 @@ from tqdm.auto import tqdm
 from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set_rng_state
 from resnetlab.data import Augmentation, DatasetBundle, create_loader
 from resnetlab.data.photos import eval_resize
-from resnetlab.devices import host_check_interval, memory_format, mixed_precision
+from resnetlab.devices import host_check_interval, memory_format
+from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits
+from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
+from resnetlab.precision import autocast, grad_scaler
 from resnetlab.runs import RunFolder
 from resnetlab.training import distributed
 from resnetlab.training.config import TrainConfig
@@ -64,7 +68,8 @@ class Trainer:
         self.optimizer = create_optimizer(self.model, config, fused=device.type == "cuda")
         self.schedule = create_schedule(self.optimizer, config, training_budget(config, len(self.train_loader)),
                                         len(self.train_loader))
-        self.autocast, self.scaler = mixed_precision(device, config.precision)
+        self.autocast = functools.partial(autocast, device, config.precision)
+        self.scaler = grad_scaler(device, config.precision)
         self.ema = None
         if config.ema_decay:
             ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
@@ -330,8 +335,6 @@ class Trainer:
 
 def classification_sums(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
     """(loss sum, correct, images) of collected logits as numbers (zeros for an empty shard)."""
-    from resnetlab.evaluation.metrics import classification_totals
-
     return classification_totals(logits, labels).tolist() if len(labels) else [0.0, 0.0, 0.0]
 
 
@@ -345,8 +348,6 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
                                 copies=config.batch_copies, photo=config.photo_augmentation)
     train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
     if len(train_loader) == 0:
-        from resnetlab.errors import ResnetlabError
-
         raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
     eval_batch = evaluation_batch_size(config, bundle, device)
     val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None

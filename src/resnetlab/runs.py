@@ -4,6 +4,7 @@
     metrics.csv        one row per epoch (METRICS_COLUMNS; accuracies are fractions)
     summary.json       the dict ``train`` returns
     class_indices.json {"0": "airplane", ...}
+    data.json          image folders: what the data held at the start (a resume refuses other data)
     weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
     train.log          the console lines, plus warnings
     tb/                TensorBoard events (when tensorboard is installed)
@@ -42,6 +43,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CLASS_INDICES = "class_indices.json"
+DATA = "data.json"
 WEIGHTS = "weights.pth"
 LOG = "train.log"
 TENSORBOARD = "tb"
@@ -53,7 +55,7 @@ REPLACED = ".replaced"  # the old run's files while --overwrite replaces them
 METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views")
 RECORDS = (CONFIG, METRICS, SUMMARY)  # files only a run of ours writes: one of them makes a folder a run
-OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES)  # everything a run writes
+OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES, DATA)  # everything a run writes
 RUN_CHECKPOINTS = (LAST, BEST)  # a run folder means its final model; best.pt only where no last.pt was kept
 
 
@@ -112,6 +114,7 @@ class RunFolder:
         self.metrics = self.path / METRICS
         self.summary_file = self.path / SUMMARY
         self.class_indices = self.path / CLASS_INDICES
+        self.data_record = self.path / DATA
         self.weights = self.path / WEIGHTS
         self.log_file = self.path / LOG
         self.checkpoints = self.path / CHECKPOINTS
@@ -146,6 +149,15 @@ class RunFolder:
             return json.loads(self.summary_file.read_text())
         except json.JSONDecodeError as exc:
             raise ResnetlabError(f"{self.summary_file} is not valid JSON ({exc}): was the run interrupted while writing it?") from None
+
+    def read_data_record(self) -> dict[str, Any]:
+        """data.json ({} for runs on other data, or from before the record existed)."""
+        if not self.data_record.is_file():
+            return {}
+        try:
+            return json.loads(self.data_record.read_text())
+        except json.JSONDecodeError as exc:
+            raise ResnetlabError(f"{self.data_record} is not valid JSON ({exc}): delete it to resume without the data check") from None
 
     def read_metrics(self) -> list[dict[str, str]]:
         """metrics.csv's rows as written ([] before the first epoch ends)."""
@@ -279,6 +291,11 @@ class RunFolder:
             doomed = self._replaced.rename(self.path / f"{REPLACED}.deleting")
             self._replaced = None
             shutil.rmtree(doomed, ignore_errors=True)
+
+    def write_data_record(self, record: dict[str, Any]) -> None:
+        """data.json: the data a fresh run starts on (``data.fingerprint``), for resumes to compare."""
+        if self.writer:
+            write_json(self.data_record, record)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], *, best: bool = False) -> None:
         """checkpoints/last.pt (or best.pt), written atomically: the previous one survives a failed write."""

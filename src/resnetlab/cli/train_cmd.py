@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
                    help="continue the run in DIR (or --out) from checkpoints/last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the --out folder")
+    p.add_argument("--accept-changed-data", action="store_true",
+                   help="--resume: go on although images were added to or removed from the image folder (logged)")
     add_config_flags(p, exclude=_SPECIAL)
     p.set_defaults(func=run_train)
 
@@ -104,7 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
         config_file = config_file or (saved if saved.is_file() else None)
     config = resolve_config(recipe, config_file, overrides)
     try:
-        summary = train(config, resume=resume, overwrite=args.overwrite)
+        summary = train(config, resume=resume, overwrite=args.overwrite, accept_changed_data=args.accept_changed_data)
     except TrainingInterrupted as exc:
         print(f"resnetlab: {exc}\ncontinue with: resnetlab train --resume {config.out}", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ from torch import nn
 from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.data.factory import with_usable_std
+from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
@@ -37,6 +38,7 @@ def train(
     overwrite: bool = False,
     bundle: DatasetBundle | None = None,
     on_iteration: Callable[[int], None] | None = None,
+    accept_changed_data: bool = False,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``config.out`` and return its summary.json content.
 
@@ -44,7 +46,9 @@ def train(
     continues the run in DIR, with its own config.yaml when ``config`` is None (a given config may
     change only what a resume may: ``RESUME_MUTABLE``). ``bundle`` replaces ``load_dataset`` (tests,
     notebooks with their own data); ``on_iteration(i)`` is called after every step (tests use it to
-    send a signal mid-epoch). Raises ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
+    send a signal mid-epoch). A resume refuses an image folder whose images changed since the run
+    started, naming what changed, unless ``accept_changed_data`` (then the log says so). Raises
+    ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
     """
     config = config_to_resume(config, resume) if resume else config
     if config is None:
@@ -70,6 +74,7 @@ def train(
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
         if checkpoint is not None:
             check_same_classes(checkpoint["classes"], bundle.classes, run.path)
+            check_same_data(run, config, accept_changed_data)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
         model = build_model(config, bundle, device)
@@ -84,6 +89,7 @@ def train(
                      f"(epoch {trainer.progress.epoch + 1}, batch {trainer.progress.batch})")
         else:
             run.write_start(config.to_dict(), bundle.classes)
+            run.write_data_record(data_record(config))
         trainer.fit()
         summary = trainer.summary()
         run.save_weights(trainer.eval_model.state_dict())
@@ -168,6 +174,29 @@ def check_same_classes(saved: list[str], found: list[str], path: Any) -> None:
     raise ResnetlabError(f"cannot resume {path}: the run was trained on {len(saved)} classes and the data has "
                          f"{len(found)}{'; ' + detail if detail else ''}: resume with the run's own data "
                          "(--data-dir), or start a new run (or 'resnetlab finetune --init-from' this one)")
+
+
+def data_record(config: TrainConfig) -> dict[str, Any]:
+    """What an image folder holds as a run starts (data.json); nothing for other data sets."""
+    if config.dataset != "folder" or not config.data_dir:
+        return {}
+    return {"data_dir": config.data_dir, "fingerprint": folder_fingerprint(config.data_dir)}
+
+
+def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bool) -> None:
+    """A resumed run must see the images it started on (data.json), unless told to go on anyway."""
+    saved = run.read_data_record().get("fingerprint")
+    if not saved or config.dataset != "folder" or not config.data_dir:
+        return
+    changes = fingerprint_changes(saved, folder_fingerprint(config.data_dir))
+    if not changes:
+        return
+    detail = "; ".join(changes)
+    if accept_changed_data:
+        run.log.warning(f"resuming on changed data in {config.data_dir} (--accept-changed-data): {detail}")
+        return
+    raise ResnetlabError(f"cannot resume {run.path}: the images in {config.data_dir} changed since the run started "
+                         f"({detail}): put them back, start a new run, or pass --accept-changed-data to go on with these")
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:

@@ -20,6 +20,7 @@ FILE = re.compile(r"^[\w./-]+\.py$")  # training/run.py, benchmarks/gpu.py
 DOTTED = re.compile(r"^(resnetlab|models|data|evaluation|training|reports|cli)(\.\w+)+$")  # resnetlab.training.train, training.run
 CALL = re.compile(r"^(?:[\w.]+\.)?(\w+)\(")  # train_step(...), Trainer.fit(), torch.compile(...) (the last name)
 CLASS = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z0-9]*)+$")  # RunFolder, TrainConfig (CamelCase, two words or more)
+FILE_TYPES = {"json", "yaml", "csv", "pt", "pth", "log", "png", "html", "txt", "onnx", "md"}  # data.json is a file
 OUTSIDE = re.compile(r"^(torch|torchvision|np|numpy|nn|F|tqdm|yaml|matplotlib|argparse|os|sys|pytest|json|timm|ast|references/)\b")
 
 
@@ -54,7 +55,7 @@ def missing(token: str) -> str | None:
         if "/" not in token:  # a bare file name: anywhere in the project's code
             candidates += [*PACKAGE.rglob(token), *ROOT.glob(f"*/{token}")]
         return None if any(p.is_file() for p in candidates) else f"no file {token}"
-    if DOTTED.match(token):
+    if DOTTED.match(token) and token.rsplit(".", 1)[1] not in FILE_TYPES:
         parts = token.split(".")
         parts = parts if parts[0] == "resnetlab" else ["resnetlab", *parts]
         for cut in range(len(parts), 0, -1):

@@ -23,7 +23,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.files import atomic_save
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
-from resnetlab.runs import run_checkpoint
+from resnetlab.runs import CHECKPOINTS, RUN_CHECKPOINTS, run_checkpoint
 
 FORMAT = "resnetlab-checkpoint"
 VERSION = 1
@@ -38,7 +38,7 @@ def checkpoint_path(source: str | Path) -> Path:
     if source.is_dir():
         found = run_checkpoint(source)
         if found is None:
-            raise ResnetlabError(f"{source} is a folder with no checkpoints/last.pt or checkpoints/best.pt: "
+            raise ResnetlabError(f"{source} is a folder with no {' or '.join(f'{CHECKPOINTS}/{n}' for n in RUN_CHECKPOINTS)}: "
                                  "pass a run folder or a .pt file")
         return found
     if not source.is_file():

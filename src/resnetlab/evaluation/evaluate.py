@@ -69,7 +69,8 @@ def evaluate(
     device = resolve_device(device)
     precision = evaluation_precision(config, precision, device)
     logits, labels = split_logits(ckpt, images, views, device=device, precision=precision,
-                                  batch_size=batch_size or evaluation_batch_size(ckpt, bundle), progress="evaluating")
+                                  batch_size=batch_size or evaluation_batch_size(bundle.pipeline, config.get("batch_size"), device),
+                                  progress="evaluating")
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -101,12 +102,13 @@ def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestV
         return loader_logits(model, loader, views, progress=progress)
 
 
-def evaluation_batch_size(ckpt: dict[str, Any], bundle: DatasetBundle) -> int:
-    """Small images: at least 256 a batch (evaluation keeps no activations); photos: training's batch."""
-    config = ckpt.get("config") or {}
-    if bundle.pipeline == "small":
-        return max(256, int(config.get("batch_size", 256)))
-    return int(config.get("batch_size", 32))
+def evaluation_batch_size(pipeline: str, train_batch: int | None, device: torch.device) -> int:
+    """The batch of every evaluation pass, training's own and ``eval``'s alike (so their logits agree):
+    small images in large batches, since inference keeps no activations (1024 on a GPU, 256 on a
+    CPU, at least training's batch); photos in training's batch (ten crops make each ten passes)."""
+    if pipeline == "small":
+        return max(1024 if device.type == "cuda" else 256, train_batch or 0)
+    return train_batch or 32
 
 
 def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_size: int,

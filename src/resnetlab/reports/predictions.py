@@ -21,13 +21,12 @@ from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.evaluate import checkpoint_data, split_logits
+from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size, split_logits
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import evaluation_precision
 from resnetlab.reports.runs import Run
-
-BATCH_SIZE = 256
+from resnetlab.runs import RUN_CHECKPOINTS, RunFolder
 
 
 @dataclass
@@ -70,7 +69,7 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     says otherwise; raises ResnetlabError saying what is missing."""
     path = run.checkpoint()
     if path is None:
-        raise ResnetlabError(f"no checkpoint in {run.path / 'checkpoints'} (last.pt or best.pt)")
+        raise ResnetlabError(f"no checkpoint in {RunFolder(run.path).checkpoints} ({' or '.join(RUN_CHECKPOINTS)})")
     ckpt = load_checkpoint(path)
     try:
         bundle = checkpoint_data(ckpt, load=cache)  # the run's own test split, read as eval reads it
@@ -79,7 +78,8 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     device = resolve_device(device)
     logits, labels = split_logits(ckpt, bundle.test, TestViews.from_checkpoint(ckpt), device=device,
                                   precision=evaluation_precision(ckpt.get("config") or {}, precision, device),
-                                  batch_size=BATCH_SIZE, progress=f"{run.name}: test split")
+                                  batch_size=evaluation_batch_size(bundle.pipeline, (ckpt.get("config") or {}).get("batch_size"), device),
+                                  progress=f"{run.name}: test split")
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]

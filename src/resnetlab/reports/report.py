@@ -29,6 +29,7 @@ from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
 from resnetlab.reports.runs import Run, read_runs
 from resnetlab.reports.tables import format_cell, format_duration, result_rows, write_csv, write_markdown
+from resnetlab.runs import RunFolder
 
 
 def report(
@@ -148,7 +149,7 @@ def _command(run: Run, sweep_command: str | None) -> str | None:
     if sweep_command:
         return f"{sweep_command}   (run {run.name})"
     if run.config:
-        return f"resnetlab train --config {run.path / 'config.yaml'}   (equivalent: the run was started from Python)"
+        return f"resnetlab train --config {RunFolder(run.path).config_file}   (equivalent: the run was started from Python)"
     return None
 
 

@@ -28,6 +28,7 @@ from resnetlab.data import Augmentation, DatasetBundle, create_loader
 from resnetlab.data.photos import eval_resize
 from resnetlab.devices import host_check_interval, memory_format
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.evaluate import evaluation_batch_size
 from resnetlab.evaluation.logits import loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
@@ -349,17 +350,9 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
     if len(train_loader) == 0:
         raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
-    eval_batch = evaluation_batch_size(config, bundle, device)
+    eval_batch = evaluation_batch_size(bundle.pipeline, config.batch_size, device)
     val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
     return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)
-
-
-def evaluation_batch_size(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> int:
-    """Small images are evaluated in large batches (inference keeps no activations: 1024 on a GPU,
-    256 on a CPU); photos in training's batch size (ten crops make each ten forward passes)."""
-    if bundle.pipeline != "small":
-        return config.batch_size
-    return max(1024 if device.type == "cuda" else 256, config.batch_size)
 
 
 def crop_epochs(config: TrainConfig, iters_per_epoch: int) -> int | None:

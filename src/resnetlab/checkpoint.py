@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import writing
+from resnetlab.files import path_problem, writing
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 
@@ -89,8 +89,8 @@ def checkpoint_path(source: str | Path) -> Path:
             raise ResnetlabError(f"{source} is a folder with no checkpoints/last.pt or checkpoints/best.pt: "
                                  "pass a run folder or a .pt file")
         return found
-    if not source.is_file():
-        raise ResnetlabError(f"checkpoint {source} does not exist: check the path")
+    if (problem := path_problem(source)) is not None:
+        raise ResnetlabError(f"checkpoint {source} {problem}: pass a .pt file or a run folder")
     return source
 
 

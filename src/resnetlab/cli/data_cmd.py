@@ -135,7 +135,8 @@ def _orientation_line(survey: dict) -> str:
         return f"none of the {of} carries an EXIF orientation tag"
     rule = ("turned upright by their tag (--exif-orientation apply)" if survey["rule"] == "apply"
             else "read as stored, as torchvision reads them (--exif-orientation apply turns them upright)")
-    return f"{survey['tagged']:,} of the {of} carry an EXIF orientation tag (e.g. {survey['examples'][0]}): {rule}"
+    verb = "carries" if survey["tagged"] == 1 else "carry"
+    return f"{survey['tagged']:,} of the {of} {verb} an EXIF orientation tag (e.g. {survey['examples'][0]}): {rule}"
 
 
 def run_stats(args: argparse.Namespace) -> int:

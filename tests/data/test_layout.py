@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,19 @@ def test_eval_reads_an_unsplit_runs_test_split_with_its_val_split() -> None:
     request = data_request(ckpt, None, None, "test")
     assert request["val_split"] == 0.2 and request["seed"] == 5 and request["exif_orientation"] == "apply"
     assert data_request(ckpt, "cifar10", None, "test")["val_split"] == 0  # other data: nothing held out
+
+
+def test_train_resume_and_eval_see_the_same_split(tmp_path, capsys) -> None:
+    root = unsplit(tmp_path)
+    run = tmp_path / "run"
+    common = ["--model", "resnet20", "--dataset", "folder", "--data-dir", str(root), "--val-split", "0.2", "--seed", "1",
+              "--batch-size", "4", "--device", "cpu", "--quiet", "--out", str(run)]
+    assert main(["train", *common, "--max-iters", "2"]) == 0
+    assert main(["train", *common, "--max-iters", "4", "--resume"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    held = load_dataset("folder", root, val_split=0.2, seed=1)
+    assert result["n"] == len(held.test) == 4
+    assert main(["eval", str(run), "--split", "val", "--device", "cpu"]) == 2
+    assert "held out its test split (an unsplit folder), not a validation split: use --split test" in capsys.readouterr().err

@@ -159,6 +159,27 @@ def _predict_from_weights_at_a_huge_size(tmp: Path, data: Path, run: Path) -> li
             "--image-size", "100000", str(next((data / "test").rglob("*.png")))]
 
 
+def _predict_with_a_class_file(tmp: Path, data: Path, run: Path, text: str) -> list[str]:
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    torch.save(ckpt["state_dict"], tmp / "weights.pth")
+    (tmp / "classes.json").write_text(text)
+    return ["predict", "--model", "resnet20", "--weights", str(tmp / "weights.pth"), "--classes", str(tmp / "classes.json"),
+            str(next((data / "test").rglob("*.png")))]
+
+
+def _class_file_of_numbers(tmp: Path, data: Path, run: Path) -> list[str]:
+    return _predict_with_a_class_file(tmp, data, run, '{"0": 1, "1": null}')
+
+
+def _class_file_with_names_as_keys(tmp: Path, data: Path, run: Path) -> list[str]:
+    return _predict_with_a_class_file(tmp, data, run, '{"dark": "bright", "bright": "dark"}')
+
+
+def _unsplit_folder_without_val_split(tmp: Path, data: Path, run: Path) -> list[str]:
+    shutil.copytree(data / "train", tmp / "flower_photos")  # DIR/<class>/*, as downloads come
+    return ["train", *TRAIN, "--data-dir", str(tmp / "flower_photos"), "--out", str(tmp / "new-run")]
+
+
 def _data_info_at_a_huge_size(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["data", "info", "--dataset", "folder", "--data-dir", str(data), "--image-size", "100000"]
 
@@ -209,6 +230,10 @@ CASES: dict[str, tuple[Case, str]] = {
     "summary of a huge input size": (_summary_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "predict from weights at a huge --image-size": (_predict_from_weights_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
     "data info at a huge --image-size": (_data_info_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
+    "class file of numbers": (_class_file_of_numbers, "class indices file .*classes.json: the class of index 0 is 1, not a class name"),
+    "class file with names as keys": (_class_file_with_names_as_keys, "classes.json: 'dark' maps to \"bright\", not an index"),
+    "unsplit folder without --val-split": (_unsplit_folder_without_val_split,
+                                           "holds class folders \\(bright, dark\\) but no train/ .*pass --val-split FRACTION"),
     "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
     "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),
     "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),

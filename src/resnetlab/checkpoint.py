@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import atomic_save
+from resnetlab.files import atomic_save, path_problem
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 from resnetlab.runs import CHECKPOINTS, RUN_CHECKPOINTS, run_checkpoint
@@ -41,8 +41,8 @@ def checkpoint_path(source: str | Path) -> Path:
             raise ResnetlabError(f"{source} is a folder with no {' or '.join(f'{CHECKPOINTS}/{n}' for n in RUN_CHECKPOINTS)}: "
                                  "pass a run folder or a .pt file")
         return found
-    if not source.is_file():
-        raise ResnetlabError(f"checkpoint {source} does not exist: check the path")
+    if (problem := path_problem(source)) is not None:
+        raise ResnetlabError(f"checkpoint {source} {problem}: pass a .pt file or a run folder")
     return source
 
 
@@ -115,7 +115,8 @@ def build_checkpoint(*, model: dict[str, Any], classes: list[str], mean: Sequenc
         "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
         "input_size": list(input_size),  # [C, H, W] the model was trained on
         # How a file becomes the model's input, for predict: {"pipeline": "small"} (resized whole to
-        # input_size) or {"pipeline": "photos", "resize": R} (shorter side to R, then centre-cropped).
+        # input_size) or {"pipeline": "photos", "resize": R} (shorter side to R, then centre-cropped),
+        # with "exif_orientation": "ignore" | "apply" (a photo tagged as stored sideways: as stored, or upright).
         "preprocess": preprocess,
         "dataset": dataset or {},  # {"name", "data_dir"}: where eval finds the run's data by default
         "config": config or {},  # the resolved TrainConfig as plain values ({} for a plain weights file)

@@ -3,12 +3,15 @@
 A full disk, a read-only folder, ``--out`` naming a file where a folder is needed, ``/proc``:
 Python raises ``OSError`` subclasses and ``torch.save`` a ``RuntimeError``; the user should see
 ``cannot write <path>: <reason>`` and nothing else. Shared by training, evaluation and reports.
+Reading has the twin ``path_problem``: a FIFO or a folder given where a file is needed is said to
+be one, not reported as missing.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,3 +96,24 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def path_problem(path: str | Path) -> str | None:
+    """None for a regular file (or a link to one); else what ``path`` is, for a message that begins
+    with the path: "does not exist", "is a folder", "is a FIFO, not a regular file"..."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if os.path.islink(path):
+            return f"is a broken link (to {os.readlink(path)})"
+        return "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a folder" if stat.S_ISDIR(mode) else f"is {file_kind(mode)}, not a regular file"
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words ("a FIFO", "a folder", ...)."""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "a special file")

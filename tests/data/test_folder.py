@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from resnetlab.data import folder, load_dataset, read_class_indices
+from resnetlab.data.layout import read_layout
 from resnetlab.errors import ResnetlabError
 from tests.conftest import make_image_folder
 
@@ -64,7 +65,7 @@ def test_small_images_of_several_sizes_resize_when_asked(tmp_path) -> None:
     monkey_sample = folder.DETECT_SAMPLE
     folder.DETECT_SAMPLE = 2  # read two headers only: both 8x8
     try:
-        assert folder.detect_pipeline(folder.scan_split(root / "train")[1])[0] == "small"
+        assert folder.detect_pipeline(read_layout(root).train)[0] == "small"
         assert load_dataset("folder", root, image_size=(6, 10)).image_shape == (3, 6, 10)
         assert load_dataset("folder", root).pipeline == "photos"  # without --image-size the mixed sizes make it photos
     finally:

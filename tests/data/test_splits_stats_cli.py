@@ -60,11 +60,14 @@ def test_cli_info_json_form(tmp_path, capsys) -> None:
     root = make_image_folder(tmp_path / "f", classes=("a", "b"), per_class=5)
     assert main(["data", "info", "--dataset", "folder", "--data-dir", str(root), "--val-split", "2", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert set(info) == {"dataset", "classes", "splits", "image_shape", "pipeline", "pipeline_reason", "storage",
-                         "storage_reason", "mean", "std", "location"}
+    assert set(info) == {"dataset", "classes", "splits", "test_split", "per_class", "image_shape", "pipeline", "pipeline_reason",
+                         "storage", "storage_reason", "mean", "std", "location", "exif_orientation", "passed_over"}
     assert info["pipeline"] == "small" and "8x8" in info["pipeline_reason"]
     assert info["dataset"] == "folder" and info["classes"] == ["a", "b"]
     assert info["splits"] == {"train": 8, "test": 10, "val": 2} and info["image_shape"] == [3, 8, 8]
+    assert info["test_split"] == "test" and sum(c["train"] + c["val"] for c in info["per_class"].values()) == 10
+    assert {c: n["test"] for c, n in info["per_class"].items()} == {"a": 5, "b": 5}
+    assert info["exif_orientation"] == {"rule": "ignore", "tagged": 0, "checked": 20, "images": 20, "examples": []}
     assert len(info["mean"]) == 3 and info["location"] == str(root.resolve())
     assert main(["data", "info", "--dataset", "folder", "--data-dir", str(root)]) == 0
     assert "classes      2: a, b" in capsys.readouterr().out

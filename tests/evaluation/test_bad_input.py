@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -30,6 +31,21 @@ def _empty_folder(tmp: Path, ckpt: Path) -> list[str]:
 
 def _missing_image(tmp: Path, ckpt: Path) -> list[str]:
     return ["predict", str(ckpt), str(tmp / "nope.png")]
+
+
+def _fifo_as_an_image(tmp: Path, ckpt: Path) -> list[str]:
+    os.mkfifo(tmp / "pipe.jpg")  # reading it would block for ever
+    return ["predict", str(ckpt), str(tmp / "pipe.jpg")]
+
+
+def _fifo_as_a_checkpoint(tmp: Path, ckpt: Path) -> list[str]:
+    os.mkfifo(tmp / "pipe.pt")
+    return ["predict", str(tmp / "pipe.pt"), str(write_image(tmp / "a.png"))]
+
+
+def _broken_link_as_an_image(tmp: Path, ckpt: Path) -> list[str]:
+    os.symlink(tmp / "gone.png", tmp / "link.png")
+    return ["predict", str(ckpt), str(tmp / "link.png")]
 
 
 def _missing_checkpoint(tmp: Path, ckpt: Path) -> list[str]:
@@ -89,6 +105,9 @@ CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
     "empty folder": (_empty_folder, "holds no images"),
     "missing image": (_missing_image, "does not exist"),
     "missing checkpoint": (_missing_checkpoint, "does not exist"),
+    "FIFO given as an image": (_fifo_as_an_image, r"pipe\.jpg is a FIFO, not a regular file: pass an image file or a folder of images"),
+    "FIFO given as a checkpoint": (_fifo_as_a_checkpoint, r"checkpoint .*pipe\.pt is a FIFO, not a regular file"),
+    "broken link given as an image": (_broken_link_as_an_image, r"link\.png is a broken link \(to .*gone\.png\)"),
     "pickle that is not a checkpoint": (_pickle_not_checkpoint, "weights-only loading refuses"),
     "state dict instead of a checkpoint": (_state_dict_not_checkpoint, "not a resnetlab checkpoint"),
     "checkpoint of another architecture": (_checkpoint_of_another_architecture, "do not fit model resnet20"),

@@ -112,7 +112,8 @@ def test_links_in_loops_dangling_links_and_fifos_are_passed_over(photo_folder) -
     os.symlink(photo_folder / "nowhere.jpg", ant / "dangling.jpg")
     os.mkfifo(ant / "pipe.jpg")  # would hang a decoder
     bundle = load_dataset("folder", photo_folder, image_size=32)
-    assert len(bundle.train) == 16 + 8  # the 8 bee photos once more through the link, the loop itself cut
+    assert len(bundle.train) == 16 and bundle.train.labels.tolist() == [0] * 8 + [1] * 8  # the link back to train/ not entered
+    assert [entry.split(" (")[0] for entry in bundle.extra["passed_over"]] == [str(ant / n) for n in ("loop", "dangling.jpg", "pipe.jpg")]
 
 
 def test_a_damaged_cache_is_rebuilt(photo_folder, data_cache) -> None:

@@ -11,6 +11,7 @@ import argparse
 import json
 
 from resnetlab.cli.eval_cmd import add_precision_flag, add_run_flags, add_test_view_flags, positive_int, view_overrides
+from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 
 ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are at most this many
@@ -27,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", default=None, metavar="JSON", help='with --weights: class_indices.json ({"0": "daisy", ...})')
     p.add_argument("--image-size", type=int, default=224, metavar="S",
                    help="with --weights: the crop side the model was trained at (photos resized to S*256/224, centre S crop)")
+    p.add_argument("--exif-orientation", choices=EXIF_ORIENTATIONS, default=None,
+                   help="photos tagged as stored sideways: read as stored (ignore) or turned upright (apply); "
+                        "default: the run's rule (with --weights: ignore, as torchvision)")
     p.add_argument("--topk", type=positive_int, default=None, help=f"classes per image (default: all up to {ALL_CLASSES_UP_TO}, else 5)")
     add_test_view_flags(p)
     add_precision_flag(p)
@@ -39,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
 
-    options = dict(device=args.device, batch_size=args.batch_size, precision=args.precision, **view_overrides(args))
+    options = dict(device=args.device, batch_size=args.batch_size, precision=args.precision,
+                   exif_orientation=args.exif_orientation, **view_overrides(args))
     if args.weights:
         if not args.model or not args.classes:
             raise ResnetlabError("--weights needs --model NAME (its architecture) and --classes class_indices.json")

@@ -19,6 +19,7 @@ from torchvision.transforms.v2 import functional as TF
 from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the sources, in this order)
 # isort: on
 from resnetlab.data.loader import TensorLoader
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.data.sources import LoadOptions, get_source
@@ -41,6 +42,7 @@ def load_dataset(
     subset: int | None = None,
     memory_budget: int | None = None,
     stream: bool | None = None,
+    exif_orientation: str = DEFAULT_EXIF_ORIENTATION,
 ) -> DatasetBundle:
     """Load ``name`` (cifar10, cifar100, mnist, fashion-mnist, folder) into memory.
 
@@ -49,16 +51,19 @@ def load_dataset(
     small images; for a photo folder it is the training crop S (default 224).
     ``memory_budget`` (bytes) bounds a photo folder's decoded cache (default: half the RAM);
     ``stream`` leaves a photo folder on disk for the streaming loader (None: when over the budget).
+    An unsplit ``folder`` (``DIR/<class>/*``) takes its test split from ``val_split``, per class
+    (``data/layout.py``); ``exif_orientation`` "apply" turns photos tagged as stored sideways
+    upright (``data/orientation.py``; "ignore", as torchvision, reads the pixels as stored).
     """
     source = get_source(name)
     size = normalise_size(image_size)
     options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
-                          stream=stream)
+                          stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation))
     raw = source.load(Path(data_dir).expanduser() if data_dir else None, options)
     train, test = raw.train, raw.test
     if raw.pipeline == "small":
         train, test = resize(train, size), resize(test, size)
-    train, val = split_validation(train, val_split, seed)
+    train, val = split_validation(train, 0 if raw.val_split_used else val_split, seed)
     train = take_subset(train, subset, seed)
     mean, std = channel_stats(train.images) if isinstance(train, ImageSet) else train.channel_stats()
     return with_usable_std(DatasetBundle(name, raw.classes, train, test, val, mean, std, raw.location, raw.extra, raw.pipeline))

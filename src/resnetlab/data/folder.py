@@ -1,6 +1,7 @@
 """Image folders in torchvision's ImageFolder layout, decoded once into a uint8 cache.
 
-``DIR/train/<class>/*`` and ``DIR/test/<class>/*`` (or ``DIR/val/``). The data decides how they
+``DIR/train/<class>/*`` and ``DIR/test/<class>/*`` (or ``DIR/val/``), or one unsplit folder of
+class folders split by ``--val-split`` (``data/layout.py`` finds the files). The data decides how they
 are read: small images of one size (at most 64 px: CIFAR, MNIST, thumbnails) are kept whole,
 as one tensor, for the CIFAR pipeline; anything else is a photo folder (``data/photos.py``),
 cached at the evaluation resize. The first load decodes
@@ -24,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
 from resnetlab.data.class_indices import write_class_indices
 from resnetlab.data.download import cache_root
+from resnetlab.data.layout import read_layout
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, oriented, survey_orientation
 from resnetlab.data.photos import DEFAULT_CROP, PhotoSet, check_photo_crop, decode_photos, eight_bit, eval_resize, open_image, photo_bytes
-from resnetlab.data.scan import class_folders, image_files
+from resnetlab.data.scan import listed
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source
 from resnetlab.data.streaming import PhotoFiles
 from resnetlab.data.types import ImageSet
@@ -45,42 +47,6 @@ GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def split_dirs(root: Path) -> tuple[Path, Path]:
-    """``root/train`` and ``root/test`` (or ``root/val``), or a message saying what is missing."""
-    if not root.is_dir():
-        raise ResnetlabError(f"image folder {root} does not exist: pass --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/")
-    train = root / "train"
-    test = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
-    if not train.is_dir() or test is None:
-        missing = "train/" if not train.is_dir() else "test/ (or val/)"
-        raise ResnetlabError(f"image folder {root} has no {missing}: expected DIR/train/<class>/* and DIR/test/<class>/*")
-    return train, test
-
-
-def scan_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Sorted class names and (path, class index) per image; empty classes are an error.
-
-    Links to folders already read, dangling links and special files (a FIFO named ``x.jpg``) are
-    passed over and named in the log (``scan.image_files``)."""
-    classes = class_folders(split_dir)
-    samples: list[tuple[str, int]] = []
-    empty, passed = [], []
-    for index, name in enumerate(classes):
-        files, skipped = image_files(split_dir / name)
-        samples += [(path, index) for path in files]
-        passed += skipped
-        if not files:
-            empty.append(str(split_dir / name))
-    if passed:
-        log.warning("passed over %d entr%s in %s: %s", len(passed), "y" if len(passed) == 1 else "ies", split_dir, "; ".join(passed[:3]))
-    if empty:
-        raise ResnetlabError(
-            f"class folder(s) {', '.join(empty)} contain no images "
-            f"({', '.join(IMG_EXTENSIONS)}): add images or remove the folder"
-        )
-    return classes, samples
-
-
 def content_key(split_dir: Path, samples: list[tuple[str, int]], variant: str) -> str:
     """A hash of every file's relative path, size and mtime, plus ``variant``: what changes the pixels."""
     digest = hashlib.sha256(f"v{CACHE_VERSION} {variant}\n".encode())
@@ -90,19 +56,19 @@ def content_key(split_dir: Path, samples: list[tuple[str, int]], variant: str) -
     return digest.hexdigest()[:20]
 
 
-def decode_image(path: str, image_size: tuple[int, int] | None) -> np.ndarray | str:
+def decode_image(path: str, image_size: tuple[int, int] | None, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> np.ndarray | str:
     """(H, W, C) uint8 with C = 1 for grayscale, 3 otherwise; or the error text for a bad file."""
     try:
         open_image(path).close()  # the header alone: a decompression bomb stops here, JPEG or PNG
-        array = _decode_jpeg(path, image_size)
+        array = _decode_jpeg(path, image_size, exif_orientation)
         if array is None:
-            array = _decode_pil(path, image_size)
+            array = _decode_pil(path, image_size, exif_orientation)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return f"{type(exc).__name__}: {exc}"
     return array[:, :, None] if array.ndim == 2 else array
 
 
-def _decode_jpeg(path: str, image_size: tuple[int, int] | None) -> np.ndarray | None:
+def _decode_jpeg(path: str, image_size: tuple[int, int] | None, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> np.ndarray | None:
     """torchvision's libjpeg-turbo decoder, about 5x faster than PIL on small JPEGs (pixel-identical).
 
     None for anything but a grayscale or RGB JPEG (PNG palettes, CMYK...), which PIL handles.
@@ -114,7 +80,8 @@ def _decode_jpeg(path: str, image_size: tuple[int, int] | None) -> np.ndarray | 
     try:
         with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of torchcodec
             warnings.simplefilter("ignore", DeprecationWarning)
-            x = decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)  # (C, H, W)
+            x = decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED,
+                            apply_exif_orientation=exif_orientation == "apply")  # (C, H, W)
     except RuntimeError:
         return None  # let PIL decode it, or name what is wrong with it
     if x.shape[0] not in (1, 3):
@@ -124,9 +91,9 @@ def _decode_jpeg(path: str, image_size: tuple[int, int] | None) -> np.ndarray | 
     return x.permute(1, 2, 0).numpy()
 
 
-def _decode_pil(path: str, image_size: tuple[int, int] | None) -> np.ndarray:
+def _decode_pil(path: str, image_size: tuple[int, int] | None, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> np.ndarray:
     with open_image(path) as img:
-        img = eight_bit(img)
+        img = eight_bit(oriented(img, exif_orientation))
         img = img.convert("L" if img.mode in GRAYSCALE_MODES else "RGB")
         if image_size and img.size != (image_size[1], image_size[0]):
             img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
@@ -137,9 +104,10 @@ class MixedSizes(ResnetlabError):
     """A folder of small images that are not all one size: read as photos instead."""
 
 
-def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: tuple[int, int] | None) -> dict:
+def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: tuple[int, int] | None,
+                   exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> dict:
     """Decode every image of one split into {"images", "labels", "skipped"} (bad files listed, not kept)."""
-    decoded = [decode_image(path, image_size) for path, _ in samples]
+    decoded = [decode_image(path, image_size, exif_orientation) for path, _ in samples]
     good = [(array, label) for array, (_, label) in zip(decoded, samples) if not isinstance(array, str)]
     skipped = [f"{path} ({array})" for array, (path, _) in zip(decoded, samples) if isinstance(array, str)]
     if not good:
@@ -162,23 +130,24 @@ def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: 
 
 
 def load_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path,
-               build: Callable[[], dict], variant: str) -> dict:
+               build: Callable[[], dict], variant: str, name: str) -> dict:
     """One split's decoded form from the cache if the folder is unchanged, else ``build()``, cached
-    atomically. ``variant`` names what changes the pixels (the resize option, the photo resize)."""
+    atomically as ``name-<key>.pt``. ``variant`` names what changes the pixels (the resize option,
+    the photo resize)."""
     key = content_key(split_dir, samples, variant)
-    cache_file = cache_dir / f"{split_dir.name}-{key}.pt"
+    cache_file = cache_dir / f"{name}-{key}.pt"
     data = _read_cache(cache_file)
     if data is None:
         data = build()
         _save_atomic(data, cache_file)
-        for stale in cache_dir.glob(f"{split_dir.name}-*.pt"):
+        for stale in cache_dir.glob(f"{name}-*.pt"):
             if stale != cache_file:
                 stale.unlink(missing_ok=True)
     if data["skipped"]:
         if not options.skip_bad_images:
-            listed = "; ".join(data["skipped"][:3]) + (f" and {len(data['skipped']) - 3} more" if len(data["skipped"]) > 3 else "")
-            raise ResnetlabError(f"cannot read {len(data['skipped'])} image(s): {listed}. Fix or remove them, or pass --skip-bad-images")
-        log.warning("skipped %d unreadable image(s) in %s: %s", len(data["skipped"]), split_dir, "; ".join(data["skipped"][:3]))
+            raise ResnetlabError(f"cannot read {len(data['skipped'])} image(s): {listed(data['skipped'])}. "
+                                 "Fix or remove them, or pass --skip-bad-images")
+        log.warning("skipped %d unreadable image(s) in %s: %s", len(data["skipped"]), split_dir, listed(data["skipped"]))
     return data
 
 
@@ -232,27 +201,20 @@ def detect_pipeline(samples: list[tuple[str, int]]) -> tuple[str, str]:
                       "ImageNet references do")
 
 
-@register_source("folder", "your own images: DIR/train/<class>/* and DIR/test/<class>/* (or val/)")
+@register_source("folder", "your own images: DIR/train/<class>/* and DIR/test/<class>/* (or val/), or DIR/<class>/* with --val-split")
 def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
     if data_dir is None:
-        raise ResnetlabError("dataset 'folder' needs --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/")
+        raise ResnetlabError("dataset 'folder' needs --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
+                             "(or DIR/<class>/ and --val-split FRACTION)")
     root = Path(data_dir).expanduser()
-    train_dir, test_dir = split_dirs(root)
-    classes, train_samples = scan_split(train_dir)
-    test_classes, test_samples = scan_split(test_dir)
-    if test_classes != classes:
-        only_train = sorted(set(classes) - set(test_classes))
-        only_test = sorted(set(test_classes) - set(classes))
-        raise ResnetlabError(
-            f"{train_dir} and {test_dir} have different classes (only in train: {only_train or 'none'}; "
-            f"only in {test_dir.name}: {only_test or 'none'}): both must have the same class folders"
-        )
+    layout = read_layout(root, options.val_split, options.seed)
+    classes, train_samples, test_samples = layout.classes, layout.train, layout.test
     cache_dir = folder_cache_dir(root)
     pipeline, why = detect_pipeline(train_samples + test_samples)
-    splits = ((train_dir, train_samples), (test_dir, test_samples))
+    splits = ((layout.train_dir, train_samples, "train"), (layout.test_dir, test_samples, layout.test_name))
     if pipeline == "small":
         try:
-            train, test = (small_split(d, s, options, cache_dir) for d, s in splits)
+            train, test = (small_split(d, s, options, cache_dir, name) for d, s, name in splits)
         except MixedSizes:
             if options.image_size is not None:
                 raise
@@ -262,37 +224,48 @@ def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
         crop = photo_crop(options.image_size)
         storage["storage"], storage["storage_reason"] = photo_storage(train_samples + test_samples, crop, options)
         if storage["storage"] == "stream":
-            train, test = (photo_files(s, crop) for _, s in splits)
+            train, test = (photo_files(s, crop, options.exif_orientation) for _, s, _ in splits)
         else:
-            train, test = (photo_split(d, s, options, cache_dir, crop) for d, s in splits)
+            train, test = (photo_split(d, s, options, cache_dir, crop, name) for d, s, name in splits)
     elif train.images.shape[1:] != test.images.shape[1:]:
         raise ResnetlabError(
-            f"{train_dir} images are {tuple(train.images.shape[1:])} but {test_dir} images are "
+            f"{layout.train_dir} images are {tuple(train.images.shape[1:])} but {layout.test_dir} images are "
             f"{tuple(test.images.shape[1:])} (C, H, W): give both splits the same size and colour mode, or pass --image-size"
         )
     indices = write_class_indices(classes, cache_dir / "class_indices.json")
-    extra = {"cache": str(cache_dir), "class_indices": str(indices), "pipeline_reason": why, **storage}
-    return RawDataset(classes, train, test, str(root.resolve()), extra, pipeline=pipeline)
+    extra = {"cache": str(cache_dir), "class_indices": str(indices), "pipeline_reason": why, **storage,
+             "test_split": layout.test_name, "passed_over": layout.passed,
+             "exif_orientation": survey_orientation([p for p, _ in train_samples + test_samples], options.exif_orientation)}
+    if layout.split is not None:
+        extra["split"] = layout.split
+    return RawDataset(classes, train, test, str(root.resolve()), extra, pipeline=pipeline, val_split_used=layout.split is not None)
 
 
-def small_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path) -> ImageSet:
+def small_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, name: str) -> ImageSet:
     """A split of small images of one size (or resized to ``--image-size``) as one uint8 tensor."""
-    data = load_split(split_dir, samples, options, cache_dir, lambda: build_imageset(split_dir, samples, options.image_size),
-                      f"size={options.image_size}")
+    rule = options.exif_orientation
+    data = load_split(split_dir, samples, options, cache_dir, lambda: build_imageset(split_dir, samples, options.image_size, rule),
+                      f"size={options.image_size}{exif_variant(rule)}", name)
     return ImageSet(data["images"], data["labels"])
 
 
-def photo_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, crop: int) -> PhotoSet:
+def photo_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, crop: int,
+                name: str) -> PhotoSet:
     """A split of photos at the evaluation resize for ``crop`` (see ``data/photos.py``)."""
-    resize = eval_resize(crop)
+    resize, rule = eval_resize(crop), options.exif_orientation
     paths, labels = [p for p, _ in samples], [label for _, label in samples]
-    data = load_split(split_dir, samples, options, cache_dir, lambda: _decode_or_refuse(split_dir, paths, labels, resize),
-                      f"photos shorter-side={resize}")
+    data = load_split(split_dir, samples, options, cache_dir, lambda: _decode_or_refuse(split_dir, paths, labels, resize, rule),
+                      f"photos shorter-side={resize}{exif_variant(rule)}", name)
     return PhotoSet(data["pixels"], data["offsets"], data["shapes"], data["labels"], crop)
 
 
-def _decode_or_refuse(split_dir: Path, paths: list[str], labels: list[int], resize: int) -> dict:
-    data = decode_photos(paths, labels, resize)
+def exif_variant(rule: str) -> str:
+    """The cache key's note of the EXIF rule: none for the default, so caches made before it stay valid."""
+    return "" if rule == DEFAULT_EXIF_ORIENTATION else f" exif={rule}"
+
+
+def _decode_or_refuse(split_dir: Path, paths: list[str], labels: list[int], resize: int, rule: str) -> dict:
+    data = decode_photos(paths, labels, resize, rule)
     if not len(data["labels"]):
         raise ResnetlabError(f"no readable images in {split_dir}: {data['skipped'][0] if data['skipped'] else ''}")
     return data
@@ -325,9 +298,9 @@ def photo_storage(samples: list[tuple[str, int]], crop: int, options: LoadOption
     return "stream", f"streamed from disk: the cache would not fit ({figures})"
 
 
-def photo_files(samples: list[tuple[str, int]], crop: int) -> PhotoFiles:
+def photo_files(samples: list[tuple[str, int]], crop: int, exif_orientation: str) -> PhotoFiles:
     """A split left on disk, read by the streaming loader."""
-    return PhotoFiles([p for p, _ in samples], torch.tensor([label for _, label in samples], dtype=torch.int64), crop)
+    return PhotoFiles([p for p, _ in samples], torch.tensor([label for _, label in samples], dtype=torch.int64), crop, exif_orientation)
 
 
 def default_memory_budget() -> int:

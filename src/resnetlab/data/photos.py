@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, oriented
 from resnetlab.errors import ResnetlabError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet weights expect these (RGB, [0, 1] units)
@@ -74,11 +75,12 @@ def resize_photo(image: Image.Image, shorter_side: int) -> Image.Image:
     return TF.resize(image, shorter_side)
 
 
-def decode_photo(path: str, shorter_side: int) -> np.ndarray | str:
-    """(H, W, 3) uint8 resized for the cache, or the error text for a file that is no readable image."""
+def decode_photo(path: str, shorter_side: int, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> np.ndarray | str:
+    """(H, W, 3) uint8 resized for the cache, or the error text for a file that is no readable image.
+    ``exif_orientation``: "apply" turns a photo tagged as stored sideways upright (``data/orientation.py``)."""
     try:
         with open_image(path) as image:
-            return np.asarray(resize_photo(rgb_image(image), shorter_side))
+            return np.asarray(resize_photo(rgb_image(oriented(image, exif_orientation)), shorter_side))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return f"{type(exc).__name__}: {exc}"
 
@@ -159,12 +161,13 @@ class PhotoSet:
         return cls(pixels, offsets, shapes, labels.to(torch.int64), crop)
 
 
-def decode_photos(paths: Sequence[str], labels: Sequence[int], shorter_side: int) -> dict:
+def decode_photos(paths: Sequence[str], labels: Sequence[int], shorter_side: int,
+                  exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> dict:
     """Decode and resize every photo: {"pixels", "offsets", "shapes", "labels", "skipped"} (tensors and
     strings only, so the cache loads with ``weights_only=True``)."""
     images, kept, skipped = [], [], []
     for path, label in zip(paths, labels):
-        array = decode_photo(path, shorter_side)
+        array = decode_photo(path, shorter_side, exif_orientation)
         if isinstance(array, str):
             skipped.append(f"{path} ({array})")
             continue

@@ -25,6 +25,9 @@ class LoadOptions:
     skip_bad_images: bool = False
     memory_budget: int | None = None  # bytes a photo folder's decoded cache may take (None: half the RAM)
     stream: bool | None = None  # photo folders: decode from disk every epoch (None: when the cache would not fit)
+    val_split: int | float = 0  # an unsplit image folder: photos held out of each class for testing (data/layout.py)
+    seed: int = 0  # ... chosen by a permutation seeded by this
+    exif_orientation: str = "ignore"  # image folders: "apply" turns photos tagged as stored sideways upright
 
 
 @dataclass
@@ -37,6 +40,7 @@ class RawDataset:
     location: str  # where the files are, for ``resnetlab data info``
     extra: dict = field(default_factory=dict)  # source-specific facts (cache folder, skipped files)
     pipeline: str = "small"  # "small": one size, padded crops (CIFAR); "photos": any size (data/photos.py)
+    val_split_used: bool = False  # the test split was held out of the images by val_split (an unsplit folder): not again
 
 
 SourceLoader = Callable[[Path | None, LoadOptions], RawDataset]

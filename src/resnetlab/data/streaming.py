@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
 from resnetlab.data.photo_loader import PhotoBatches, cut_view, draw_view, stack_channels_last, ten_crops, view_rng
 from resnetlab.data.photos import decode_photo, eval_resize
 from resnetlab.data.stats import channel_stats
@@ -41,6 +42,7 @@ class PhotoFiles:
     paths: list[str]
     labels: torch.Tensor
     crop: int
+    exif_orientation: str = DEFAULT_EXIF_ORIENTATION  # how a photo tagged as stored sideways is read (data/orientation.py)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -50,11 +52,11 @@ class PhotoFiles:
         return 3
 
     def take(self, indices: torch.Tensor) -> PhotoFiles:
-        return PhotoFiles([self.paths[int(i)] for i in indices], self.labels[indices], self.crop)
+        return PhotoFiles([self.paths[int(i)] for i in indices], self.labels[indices], self.crop, self.exif_orientation)
 
     def decoded(self, index: int) -> torch.Tensor:
         """Photo ``index`` at the evaluation resize, uint8 (C, H, W); a bad file raises naming it."""
-        array = decode_photo(self.paths[index], eval_resize(self.crop))
+        array = decode_photo(self.paths[index], eval_resize(self.crop), self.exif_orientation)
         if isinstance(array, str):
             raise ResnetlabError(f"cannot read image {self.paths[index]} ({array}): fix or remove it")
         return torch.from_numpy(array.copy()).permute(2, 0, 1)
@@ -71,7 +73,7 @@ class PhotoFiles:
         step = max(1, len(self) // STATS_SAMPLE)
         planes = []
         for i in range(0, len(self), step):
-            array = decode_photo(self.paths[i], eval_resize(self.crop))
+            array = decode_photo(self.paths[i], eval_resize(self.crop), self.exif_orientation)
             if not isinstance(array, str):
                 planes.append(torch.from_numpy(array.copy()).reshape(-1, 3))
         if not planes:
@@ -92,7 +94,7 @@ class PhotoStream(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, tuple[float, ...], str | None]:
         index, epoch = key
         path, label, crop = self.files.paths[index], int(self.files.labels[index]), self.files.crop
-        array = decode_photo(path, self.resize)
+        array = decode_photo(path, self.resize, self.files.exif_orientation)
         if isinstance(array, str):
             return None, label, (0.0, 0.0, 0.0), f"{path} ({array})"
         image = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (C, H, W) with channels-last strides, as the cache

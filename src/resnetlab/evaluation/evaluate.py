@@ -66,6 +66,8 @@ def evaluate(
     check_views_fit(views, ckpt)  # before any data is read
     bundle = checkpoint_data(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
+    if images is None:  # an unsplit folder: val_split made its test split, and nothing else is held out
+        raise ResnetlabError("this run's val_split held out its test split (an unsplit folder), not a validation split: use --split test")
     device = resolve_device(device)
     precision = evaluation_precision(config, precision, device)
     logits, labels = split_logits(ckpt, images, views, device=device, precision=precision,
@@ -142,7 +144,9 @@ def data_request(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path
         raise ResnetlabError("the checkpoint does not name its dataset: pass --dataset (and --data-dir)")
     if data_dir is None and name == own.get("name"):
         data_dir = own.get("data_dir")
-    val_split = config.get("val_split", 0) if split == "val" else 0
+    own_data = name == own.get("name")
+    # an unsplit folder's test split is held out by val_split: the run's own data is read with it
+    val_split = config.get("val_split", 0) if split == "val" or own_data else 0
     if split == "val" and not val_split:
         raise ResnetlabError("this run was trained without a validation split (val_split 0): use --split test")
     val_split = int(val_split) if val_split >= 1 else val_split  # a count, or a fraction (as training reads it)
@@ -150,7 +154,7 @@ def data_request(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path
     # The run's own data is read exactly as training read it; other data is resized to the model's input.
     image_size = config.get("image_size") if name == own.get("name") else (height, width)
     return {"name": name, "data_dir": data_dir, "val_split": val_split, "seed": config.get("seed", 0),
-            "image_size": image_size, "stream": config.get("stream")}
+            "image_size": image_size, "stream": config.get("stream"), "exif_orientation": config.get("exif_orientation", "ignore")}
 
 
 def check_data_fits(ckpt: dict[str, Any], bundle: DatasetBundle) -> DatasetBundle:

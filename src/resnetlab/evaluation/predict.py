@@ -12,10 +12,11 @@ from PIL import Image
 
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.data.loader import normalised_black
+from resnetlab.data.orientation import check_exif_orientation, oriented
 from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb_image
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.preprocess import checkpoint_transform, find_images, load_batch
+from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, checkpoint_transform, find_images, load_batch
 from resnetlab.evaluation.view_averaging import TestViews, view_averaged_logits
 from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.precision import autocast, evaluation_precision
@@ -28,12 +29,13 @@ class Predictor:
     loaded checkpoint dict. Each image is seen through the test-time views the run evaluated
     itself with (``self.views``; ``flip``, ``shift`` and ``ten_crop`` replace its settings when
     given, as in ``evaluate``) and in the run's precision (``precision="fp32"``: exact fp32), so
-    that predictions on files agree with ``resnetlab eval``'s accuracy.
+    that predictions on files agree with ``resnetlab eval``'s accuracy. A photo stored sideways
+    with an EXIF orientation tag is read by the run's rule (``exif_orientation`` replaces it).
     """
 
     def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "auto", batch_size: int = 64,
                  flip: bool | None = None, shift: int | None = None, ten_crop: bool | None = None,
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, exif_orientation: str | None = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ResnetlabError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
@@ -41,6 +43,7 @@ class Predictor:
         config = self.checkpoint.get("config") or {}
         self.views = TestViews.from_checkpoint(self.checkpoint).overridden(flip=flip, shift=shift, ten_crop=ten_crop)
         self.transform = checkpoint_transform(self.checkpoint, self.views)
+        self.exif_orientation = check_exif_orientation(exif_orientation or checkpoint_exif_orientation(self.checkpoint))
         self.device = resolve_device(device)
         self.precision = evaluation_precision(config, precision, self.device)
         self.batch_size = batch_size
@@ -67,7 +70,7 @@ class Predictor:
         results: list[dict[str, Any]] = []
         for start in range(0, len(files), self.batch_size):
             chunk = files[start : start + self.batch_size]
-            ranked = self._ranked(self.probabilities(load_batch(chunk, self.transform)), topk)
+            ranked = self._ranked(self.probabilities(load_batch(chunk, self.transform, self.exif_orientation)), topk)
             results.extend({"path": str(path), "predictions": predictions} for path, predictions in zip(chunk, ranked))
         return results
 
@@ -76,7 +79,7 @@ class Predictor:
         ``[{"class", "index", "probability"}, ...]``, highest first."""
         if not isinstance(image, Image.Image):
             raise ResnetlabError(f"predict_image takes a PIL image, got {type(image).__name__}: use predict(paths) for files")
-        return self._ranked(self.probabilities(self.transform(rgb_image(image)).unsqueeze(0)), topk)[0]
+        return self._ranked(self.probabilities(self.transform(rgb_image(oriented(image, self.exif_orientation))).unsqueeze(0)), topk)[0]
 
     @classmethod
     def from_weights(cls, model: str, weights: str | Path, classes: str | Path | list[str], *, image_size: int = DEFAULT_CROP,

@@ -9,6 +9,7 @@ training set. Decoding errors become a ``ResnetlabError`` naming the file.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -17,38 +18,49 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation, oriented
 from resnetlab.data.photo_loader import ten_crops
 from resnetlab.data.photos import open_image, resize_photo, rgb_image
+from resnetlab.data.scan import listed, scan_classes
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.view_averaging import ONE_VIEW, TestViews, check_views_fit
+from resnetlab.files import path_problem
+
+log = logging.getLogger(__name__)
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand each path: a file is taken as given, a folder contributes its images (recursively, sorted)."""
+    """Expand each path: a file is taken as given, a folder contributes its images (recursively,
+    sorted, walked as a class folder of training data is: ``data/scan.py``; what it passes over is
+    named in the log)."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
-            if not images:
+        if path.is_dir():
+            scan = scan_classes([path])
+            if scan.passed:
+                log.warning("passed over %d entr%s in %s: %s", len(scan.passed), "y" if len(scan.passed) == 1 else "ies", path,
+                            listed(scan.passed))
+            if not scan.samples:
                 raise ResnetlabError(f"folder {path} holds no images ({', '.join(IMG_EXTENSIONS)}): pass a folder with images")
-            found.extend(images)
+            found.extend(Path(p) for p, _ in scan.samples)
+        elif (problem := path_problem(path)) is not None:
+            raise ResnetlabError(f"{path} {problem}: pass an image file or a folder of images")
         else:
-            raise ResnetlabError(f"{path} does not exist: pass an image file or a folder of images")
+            found.append(path)
     if not found:
         raise ResnetlabError("no images given: pass at least one image file or folder")
     return found
 
 
-def open_rgb(path: str | Path) -> Image.Image:
+def open_rgb(path: str | Path, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> Image.Image:
     """Decode any image Pillow reads into an 8-bit RGB PIL image (decompression bombs refused, 16-bit
-    scaled, alpha dropped): what a photo's transform starts from, as training's cache did."""
+    scaled, alpha dropped, turned upright by its EXIF tag when ``exif_orientation`` is "apply"):
+    what a photo's transform starts from, as training's cache did."""
     try:
         with open_image(str(path)) as image:
             image.load()
-            return rgb_image(image)
+            return rgb_image(oriented(image, exif_orientation))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -110,9 +122,16 @@ class PhotoTransform:
 Transform = Callable[[Image.Image | torch.Tensor], torch.Tensor]
 
 
-def load_batch(paths: Sequence[Path], transform: Transform) -> torch.Tensor:
+def load_batch(paths: Sequence[Path], transform: Transform, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> torch.Tensor:
     """Read and preprocess ``paths`` into one float batch (N, C, H, W), or (N, 10, C, H, W) for ten crops."""
-    return torch.stack([transform(open_rgb(p)) for p in paths])
+    return torch.stack([transform(open_rgb(p, exif_orientation)) for p in paths])
+
+
+def checkpoint_exif_orientation(ckpt: dict) -> str:
+    """How the checkpoint's training read photos stored sideways (``data/orientation.py``): its
+    ``preprocess`` record, else its config, else "ignore" (every run before the rule was recorded)."""
+    preprocess, config = ckpt.get("preprocess") or {}, ckpt.get("config") or {}
+    return check_exif_orientation(preprocess.get("exif_orientation") or config.get("exif_orientation") or DEFAULT_EXIF_ORIENTATION)
 
 
 def checkpoint_transform(ckpt: dict, views: TestViews = ONE_VIEW) -> Transform:

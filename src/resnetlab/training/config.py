@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
+from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
@@ -106,6 +107,8 @@ class TrainConfig:
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
     skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
+    exif_orientation: str = setting("ignore", "image folders and predict: photos tagged as stored sideways (EXIF orientation) "
+                                              "are read as stored, as torchvision does (ignore) or turned upright (apply)")
 
     # Execution
     device: str = setting("auto", "auto (cuda, mps, cpu) | cpu | cuda | cuda:1 | mps")
@@ -265,7 +268,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in FIELDS:  # types first: every check below may then compare and compute
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
-               "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS}
+               "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
+               "exif_orientation": EXIF_ORIENTATIONS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {shown(getattr(config, key))}")

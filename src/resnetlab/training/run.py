@@ -89,7 +89,7 @@ def train(
                      f"(epoch {trainer.progress.epoch + 1}, batch {trainer.progress.batch})")
         else:
             run.write_start(config.to_dict(), bundle.classes)
-            run.write_data_record(data_record(config))
+            run.write_data_record(data_record(config, bundle))
         trainer.fit()
         summary = trainer.summary()
         run.save_weights(trainer.eval_model.state_dict())
@@ -123,7 +123,7 @@ def load_data(config: TrainConfig) -> DatasetBundle:
     budget = int(config.memory_budget_gb * 2**30) if config.memory_budget_gb else None
     return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed, subset=config.subset,
                         image_size=config.image_size, skip_bad_images=config.skip_bad_images, memory_budget=budget,
-                        stream=config.stream)
+                        stream=config.stream, exif_orientation=config.exif_orientation)
 
 
 def normalization_for(init_from: str | None) -> str:
@@ -176,11 +176,15 @@ def check_same_classes(saved: list[str], found: list[str], path: Any) -> None:
                          "(--data-dir), or start a new run (or 'resnetlab finetune --init-from' this one)")
 
 
-def data_record(config: TrainConfig) -> dict[str, Any]:
-    """What an image folder holds as a run starts (data.json); nothing for other data sets."""
+def data_record(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
+    """What an image folder holds as a run starts (data.json): its fingerprint and, for a folder
+    without train/ and test/, the seeded split of its files; nothing for other data sets."""
     if config.dataset != "folder" or not config.data_dir:
         return {}
-    return {"data_dir": config.data_dir, "fingerprint": folder_fingerprint(config.data_dir)}
+    record = {"data_dir": config.data_dir, "fingerprint": folder_fingerprint(config.data_dir)}
+    if bundle.extra.get("split"):
+        record["split"] = bundle.extra["split"]
+    return record
 
 
 def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bool) -> None:

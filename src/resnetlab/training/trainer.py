@@ -401,8 +401,9 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
 def run_description(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
     """What every checkpoint of this run says about it besides the weights (``build_checkpoint``'s
     arguments): enough to rebuild the model and feed it images as training did."""
-    preprocess = ({"pipeline": "photos", "resize": eval_resize(bundle.image_shape[1])} if bundle.pipeline == "photos"
-                  else {"pipeline": "small"})
+    preprocess: dict[str, Any] = ({"pipeline": "photos", "resize": eval_resize(bundle.image_shape[1])}
+                                  if bundle.pipeline == "photos" else {"pipeline": "small"})
+    preprocess["exif_orientation"] = config.exif_orientation  # how predict reads a tagged photo, as training did
     return {
         "model": {"name": config.model, "num_classes": bundle.num_classes, "in_channels": bundle.image_shape[0],
                   "options": dict(config.model_options)},

@@ -1,0 +1,149 @@
+"""Which files make each split of an image folder, in either of the two layouts people have.
+
+``DIR/train/<class>/*`` with ``DIR/test/<class>/*`` (or ``DIR/val/``), as torchvision's
+ImageFolder reads them; or one unsplit folder of class folders (``flower_photos/daisy/*.jpg``,
+as downloads come), split here: ``--val-split F`` holds out a fraction F (or a number) of each
+class's photos for testing, chosen by a permutation seeded by ``--seed`` and the class name. The
+split is a function of (file list, seed, F) alone, so resume and ``eval``, which read the data
+again with the run's config, see the same one; its file lists travel in ``DatasetBundle.extra``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from resnetlab.data.scan import class_folders, listed, scan_classes
+from resnetlab.errors import ResnetlabError
+
+log = logging.getLogger(__name__)
+SPLIT_NAMES = ("train", "test", "val")  # folders that make DIR a split layout
+
+
+@dataclass
+class FolderLayout:
+    """The photos of an image folder, by split: (path, class index) pairs in sorted order."""
+
+    classes: list[str]
+    train: list[tuple[str, int]]
+    test: list[tuple[str, int]]
+    train_dir: Path  # the folder the train split's paths are relative to (DIR itself when unsplit)
+    test_dir: Path
+    test_name: str  # the held-out split's name: "test" or "val" as on disk; "val" for an unsplit folder
+    passed: list[str]  # entries passed over, "path (why)"
+    split: dict[str, Any] | None = None  # an unsplit folder's seeded split (see ``stratified_split``)
+
+
+def read_layout(root: Path, val_split: int | float = 0, seed: int = 0) -> FolderLayout:
+    """The layout of ``root``, its classes and the files of each split; a message for any other layout."""
+    if not root.is_dir():
+        raise ResnetlabError(f"image folder {root} does not exist: pass --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
+                             "(or DIR/<class>/ and --val-split FRACTION)")
+    if any((root / name).is_dir() for name in SPLIT_NAMES):
+        return _split_layout(root)
+    return _unsplit_layout(root, val_split, seed)
+
+
+def _split_layout(root: Path) -> FolderLayout:
+    train = root / "train"
+    test = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
+    if not train.is_dir() or test is None:
+        missing = "train/" if not train.is_dir() else "test/ (or val/)"
+        raise ResnetlabError(f"image folder {root} has no {missing}: expected DIR/train/<class>/* and DIR/test/<class>/*")
+    classes, test_classes = class_folders(train), class_folders(test)
+    every = [train / c for c in classes] + [test / c for c in test_classes]
+    train_scan = scan_classes([train / c for c in classes], every)
+    _refuse_empty(train_scan.empty)
+    test_scan = scan_classes([test / c for c in test_classes], every)
+    _refuse_empty(test_scan.empty)
+    if test_classes != classes:
+        only_train = sorted(set(classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(classes))
+        raise ResnetlabError(
+            f"{train} and {test} have different classes (only in train: {only_train or 'none'}; "
+            f"only in {test.name}: {only_test or 'none'}): both must have the same class folders"
+        )
+    _log_passed(train_scan.passed, train)
+    _log_passed(test_scan.passed, test)
+    return FolderLayout(classes, train_scan.samples, test_scan.samples, train, test, test.name, train_scan.passed + test_scan.passed)
+
+
+def _unsplit_layout(root: Path, val_split: int | float, seed: int) -> FolderLayout:
+    classes = class_folders(root)
+    if not val_split:
+        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        raise ResnetlabError(f"image folder {root} holds class folders ({shown}) but no train/ and test/ (or val/): pass "
+                             "--val-split FRACTION (e.g. --val-split 0.2) to hold out that fraction of each class for testing")
+    scan = scan_classes([root / c for c in classes])
+    _refuse_empty(scan.empty)
+    _log_passed(scan.passed, root)
+    train, test, record = stratified_split(scan.samples, classes, root, val_split, seed)
+    return FolderLayout(classes, train, test, root, root, "val", scan.passed, record)
+
+
+def stratified_split(samples: list[tuple[str, int]], classes: list[str], root: Path, val_split: int | float,
+                     seed: int) -> tuple[list[tuple[str, int]], list[tuple[str, int]], dict[str, Any]]:
+    """(train, held out, record): ``val_split`` of each class held out (a fraction below 1, or a number
+    of photos shared out in proportion to the classes' sizes), each class keeping a photo to train on.
+
+    Which photos: the first of a permutation of the class's sorted files, seeded by ``seed`` and the
+    class name (so adding a class changes no other class's split). The record holds the settings,
+    the counts per class and both file lists, relative to ``root``."""
+    by_class = [[s for s in samples if s[1] == k] for k in range(len(classes))]
+    quotas = _quotas([len(c) for c in by_class], val_split)
+    train, held = [], []
+    for name, members, quota in zip(classes, by_class, quotas):
+        order = torch.randperm(len(members), generator=torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode())))
+        chosen = set(order[:quota].tolist())
+        held += [s for i, s in enumerate(members) if i in chosen]
+        train += [s for i, s in enumerate(members) if i not in chosen]
+    if not held:
+        raise ResnetlabError(f"--val-split {val_split} holds out none of the {len(samples)} photos in {root}: "
+                             "give a larger fraction or a number of photos")
+    record = {
+        "folder": str(root.resolve()), "val_split": val_split, "seed": seed, "stratified": True,
+        "per_class": {name: {"train": len(m) - q, "val": q} for name, m, q in zip(classes, by_class, quotas)},
+        "train": [Path(p).relative_to(root).as_posix() for p, _ in train],
+        "val": [Path(p).relative_to(root).as_posix() for p, _ in held],
+    }
+    return train, held, record
+
+
+def _quotas(sizes: list[int], val_split: int | float) -> list[int]:
+    """Photos held out of each class: ``round(fraction * size)``, or a number of photos shared out by
+    largest remainders; at most ``size - 1``, so that every class still trains."""
+    total = sum(sizes)
+    if isinstance(val_split, float) and val_split >= 1 and not val_split.is_integer():
+        raise ResnetlabError(f"--val-split {val_split} must be a fraction below 1 or a whole number of photos")
+    if val_split >= total:
+        raise ResnetlabError(f"--val-split {val_split} must be below the {total} photos of the folder")
+    if val_split < 1:
+        wanted = [math.floor(val_split * n + 0.5) for n in sizes]
+    else:
+        shares = [int(val_split) * n / total for n in sizes]
+        wanted = [math.floor(s) for s in shares]
+        left = int(val_split) - sum(wanted)
+        for k in sorted(range(len(sizes)), key=lambda k: (wanted[k] - shares[k], k))[:left]:
+            wanted[k] += 1
+    return [min(w, n - 1) for w, n in zip(wanted, sizes)]
+
+
+def _refuse_empty(empty: list[str]) -> None:
+    if empty:
+        raise ResnetlabError(
+            f"class folder(s) {', '.join(empty)} contain no images "
+            f"({', '.join(IMG_EXTENSIONS)}): add images or remove the folder"
+        )
+
+
+def _log_passed(passed: list[str], where: Path) -> None:
+    """Name what was passed over: the first ``scan.NAMED`` entries and a count of the rest."""
+    if passed:
+        log.warning("passed over %d entr%s in %s: %s", len(passed), "y" if len(passed) == 1 else "ies", where, listed(passed))

@@ -22,6 +22,16 @@ CIFAR10_JPEG_TARBALL = SHARED_DATA / "cifar10-jpeg.tar.gz"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run real CUDA code: without a GPU they are skipped, not failed."""
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a real CUDA GPU (torch.cuda.is_available() is False here)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:  # not item.keywords: it holds folder names (tests/gpu)
+            item.add_marker(no_gpu)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread() -> Iterator[None]:
     """One intra-op thread for the whole session: on two cores shared with other jobs, two spinning

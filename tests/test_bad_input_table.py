@@ -195,7 +195,7 @@ def _report_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
 
 def _eval_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
     (tmp / "notes.txt").write_text("mine")
-    return ["eval", str(run), "--out", str(tmp / "notes.txt" / "eval")]
+    return ["eval", str(run), "--out", str(tmp / "notes.txt" / "eval"), "--device", "cpu"]
 
 
 def _sweep_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:

@@ -20,17 +20,17 @@ from tests.evaluation.conftest import write_image
 
 def _not_an_image(tmp: Path, ckpt: Path) -> list[str]:
     (tmp / "fake.jpg").write_text("this is text")
-    return ["predict", str(ckpt), str(tmp / "fake.jpg")]
+    return ["predict", str(ckpt), str(tmp / "fake.jpg"), "--device", "cpu"]
 
 
 def _empty_folder(tmp: Path, ckpt: Path) -> list[str]:
     (tmp / "empty").mkdir()
     (tmp / "empty" / "readme.txt").write_text("no images here")
-    return ["predict", str(ckpt), str(tmp / "empty")]
+    return ["predict", str(ckpt), str(tmp / "empty"), "--device", "cpu"]
 
 
 def _missing_image(tmp: Path, ckpt: Path) -> list[str]:
-    return ["predict", str(ckpt), str(tmp / "nope.png")]
+    return ["predict", str(ckpt), str(tmp / "nope.png"), "--device", "cpu"]
 
 
 def _fifo_as_an_image(tmp: Path, ckpt: Path) -> list[str]:

@@ -18,7 +18,7 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 def test_eval_json_of_a_run_folder_matches_its_summary(source_run: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["eval", str(source_run), "--json"]) == 0
+    assert main(["eval", str(source_run), "--json", "--device", "cpu"]) == 0
     printed = json.loads(capsys.readouterr().out)
     summary = json.loads((source_run / "summary.json").read_text())
     assert set(printed) == {"top1", "top5", "loss", "n", "per_class", "test_views", "views", "precision"}
@@ -35,7 +35,7 @@ def test_eval_json_of_a_run_folder_matches_its_summary(source_run: Path, capsys:
 
 
 def test_eval_writes_confusion_matrix_and_mistakes(source_run: Path, tmp_path: Path) -> None:
-    result = evaluate(source_run, out=tmp_path)
+    result = evaluate(source_run, out=tmp_path, device="cpu")
     with open(result["files"]["confusion_csv"]) as f:
         rows = list(csv.reader(f))
     assert rows[0][1:] == CIFAR10_CLASSES and [r[0] for r in rows[1:]] == CIFAR10_CLASSES
@@ -46,9 +46,9 @@ def test_eval_writes_confusion_matrix_and_mistakes(source_run: Path, tmp_path: P
         assert Path(result["files"][key]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     probs = [m["probability"] for m in result["mistakes"]]
     assert probs == sorted(probs, reverse=True) and all(m["label"] != m["predicted"] for m in result["mistakes"])
-    flipped = evaluate(source_run, out=tmp_path, flip=True)
+    flipped = evaluate(source_run, out=tmp_path, flip=True, device="cpu")
     assert flipped["test_views"]["flip"] and flipped["n"] == result["n"] and flipped["loss"] != result["loss"]
-    shifted = evaluate(source_run, out=tmp_path, flip=True, shift=1)
+    shifted = evaluate(source_run, out=tmp_path, flip=True, shift=1, device="cpu")
     assert shifted["test_views"]["shift"] == 1 and shifted["views"] == 18
     assert shifted["n"] == result["n"] and shifted["loss"] != flipped["loss"]
 
@@ -62,7 +62,7 @@ def test_finetune_reports_weights_and_learns_the_five_new_classes(finetuned_run:
     assert sorted(summary["pretrained"]["loaded"]) == sorted(backbone)
     tuned = load_checkpoint(run)
     assert tuned["config"]["optimizer"] == "adam" and tuned["config"]["init_from"].endswith("last.pt")
-    result = evaluate(run)
+    result = evaluate(run, device="cpu")
     assert result["n"] == 5 * FINETUNE_TEST
     assert result["top1"] == summary["final"]["test_acc"]
     assert result["top1"] > 0.2 + 0.1, f"fine-tuned accuracy {result['top1']:.3f} is not clearly above chance (0.2)"
@@ -72,7 +72,7 @@ def test_predict_only_knows_the_five_classes(finetuned_run: tuple[Path, dict], c
                                              capsys: pytest.CaptureFixture) -> None:
     run, _ = finetuned_run
     folder = cifar_subsets["finetune"] / "test" / "ship"
-    assert main(["predict", str(run), str(folder), "--topk", "3", "--json"]) == 0
+    assert main(["predict", str(run), str(folder), "--topk", "3", "--json", "--device", "cpu"]) == 0
     items = json.loads(capsys.readouterr().out)
     assert len(items) == FINETUNE_TEST and items[0]["path"].endswith(".jpg")
     for item in items:
@@ -85,13 +85,13 @@ def test_predict_only_knows_the_five_classes(finetuned_run: tuple[Path, dict], c
 def test_predictor_agrees_with_evaluate_on_the_same_files(finetuned_run: tuple[Path, dict], cifar_subsets: dict[str, Path]) -> None:
     """File preprocessing (decode, normalise with the checkpoint's statistics) matches the training data path."""
     run, _ = finetuned_run
-    predictor = Predictor(run)
+    predictor = Predictor(run, device="cpu")
     classes = predictor.classes
     results = predictor.predict([cifar_subsets["finetune"] / "test"], topk=1)
     truth = [classes.index(Path(r["path"]).parent.name) for r in results]
     accuracy = sum(r["predictions"][0]["index"] == t for r, t in zip(results, truth)) / len(results)
     assert accuracy > 0.2 + 0.1  # predicting image files beats chance among the five classes too
-    assert accuracy == pytest.approx(evaluate(run, flip=False)["top1"], abs=0.02)
-    viewed = Predictor(run, flip=True, shift=1).predict([cifar_subsets["finetune"] / "test"], topk=1)
+    assert accuracy == pytest.approx(evaluate(run, flip=False, device="cpu")["top1"], abs=0.02)
+    viewed = Predictor(run, flip=True, shift=1, device="cpu").predict([cifar_subsets["finetune"] / "test"], topk=1)
     viewed_accuracy = sum(r["predictions"][0]["index"] == t for r, t in zip(viewed, truth)) / len(viewed)
-    assert viewed_accuracy == pytest.approx(evaluate(run, flip=True, shift=1)["top1"], abs=0.02)
+    assert viewed_accuracy == pytest.approx(evaluate(run, flip=True, shift=1, device="cpu")["top1"], abs=0.02)

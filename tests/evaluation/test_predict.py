@@ -44,7 +44,7 @@ def test_predictions_match_the_model_and_are_sorted(tmp_path: Path) -> None:
     paths = [write_image(tmp_path / "imgs" / f"{i}.png", seed=i) for i in range(5)]
     write_image(tmp_path / "imgs" / "sub" / "deep.jpg", seed=9)
     (tmp_path / "imgs" / "notes.txt").write_text("not an image, skipped inside folders")
-    predictor = Predictor(ckpt, batch_size=2)  # 6 images: three batches
+    predictor = Predictor(ckpt, batch_size=2, device="cpu")  # 6 images: three batches
     results = predictor.predict([tmp_path / "imgs"], topk=3)
     assert [Path(r["path"]).name for r in results] == ["0.png", "1.png", "2.png", "3.png", "4.png", "deep.jpg"]
     batch = torch.stack([predictor.transform(read_image(p)) for p in paths])
@@ -64,7 +64,7 @@ def test_predictions_use_the_runs_test_time_views_unless_told(tmp_path: Path) ->
     ckpt = make_checkpoint(tmp_path / "c.pt", config={"test_time_flip": True, "test_time_shift": 1})
     images = torch.stack([build_transform((3, 16, 16), [0.5] * 3, [0.25] * 3)(read_image(write_image(tmp_path / f"{i}.png", seed=i)))
                           for i in range(3)])
-    as_run, single = Predictor(ckpt), Predictor(ckpt, flip=False, shift=0)
+    as_run, single = Predictor(ckpt, device="cpu"), Predictor(ckpt, flip=False, shift=0, device="cpu")
     assert (as_run.views, single.views) == (TestViews(flip=True, shift=1), TestViews())
     with torch.no_grad():
         expected = view_averaged_logits(as_run.model, images, as_run.views, fill=(0 - 0.5) / 0.25).softmax(1)
@@ -78,8 +78,8 @@ def test_a_checkpoints_recorded_views_are_used_before_its_config(tmp_path: Path)
     """Checkpoints record the run's final views; older ones, without the entry, are read from their config."""
     recorded = {"flip": True, "shift": 2, "ten_crop": False}
     ckpt = make_checkpoint(tmp_path / "c.pt", config={"test_time_flip": False}, test_views=recorded)
-    assert Predictor(ckpt).views.as_dict() == recorded
-    assert Predictor(ckpt, shift=0).views == TestViews(flip=True)
+    assert Predictor(ckpt, device="cpu").views.as_dict() == recorded
+    assert Predictor(ckpt, shift=0, device="cpu").views == TestViews(flip=True)
 
 
 def test_find_images_expands_folders_sorted(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_find_images_expands_folders_sorted(tmp_path: Path) -> None:
 def test_an_image_in_memory_is_predicted_as_its_file_is(tmp_path: Path) -> None:
     ckpt = make_checkpoint(tmp_path / "c.pt", classes=["a", "b", "c", "d"], seed=4)
     path = write_image(tmp_path / "x.png", size=(24, 20), seed=3)
-    predictor = Predictor(ckpt)
+    predictor = Predictor(ckpt, device="cpu")
     with Image.open(path) as image:
         in_memory = predictor.predict_image(image, topk=2)
     assert in_memory == predictor.predict([path], topk=2)[0]["predictions"] and len(in_memory) == 2

@@ -23,7 +23,7 @@ def test_a_few_iterations_on_a_generated_folder(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     code = main(["train", "--recipe", "imagenet", "--model", "resnet18", "--dataset", "folder", "--data-dir", str(folder),
                  "--batch-size", "4", "--image-size", "32", "--max-iters", "3", "--stream", "--workers", "1", "--out", str(out),
-                 "--quiet"])
+                 "--quiet", "--device", "cpu"])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 3 and summary["recipe"] == "imagenet" and len(summary["classes"]) == 3

@@ -21,7 +21,9 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RESNETLAB_DATA": str(tmp_path / "cache")}
+    # this checkout's sources first: where resnetlab is not installed (run from the checkout), REPO alone finds no resnetlab
+    pythonpath = os.pathsep.join([str(REPO / "src"), str(REPO)])
+    return {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1", "RESNETLAB_DATA": str(tmp_path / "cache")}
 
 
 def free_port() -> int:

@@ -53,7 +53,7 @@ def test_predict_matches_torchvision_evaluation_transform_on_jpegs(tmp_path: Pat
         expected = net(images).softmax(1)
     top = expected.max(1).values
     assert 0.3 < top.min() and top.max() < 0.99  # a test that can see a 2e-2 error
-    predictor = Predictor.from_weights("resnet18", weights, tmp_path / "class_indices.json")
+    predictor = Predictor.from_weights("resnet18", weights, tmp_path / "class_indices.json", device="cpu")
     results = predictor.predict(files, topk=len(CLASSES))
     got = torch.tensor([[next(p["probability"] for p in r["predictions"] if p["class"] == c) for c in CLASSES] for r in results])
     assert (got - expected).abs().max() < 1e-3
@@ -69,7 +69,7 @@ def transfer_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     torch.save(torchvision.models.resnet18().state_dict(), weights)  # 1000 classes, as torchvision ships it
     run = tmp / "run"
     code = main(["finetune", "--init-from", str(weights), "--dataset", "folder", "--data-dir", str(folder), "--recipe", "transfer",
-                 "--image-size", "32", "--max-iters", "2", "--out", str(run), "--quiet"])
+                 "--image-size", "32", "--max-iters", "2", "--out", str(run), "--quiet", "--device", "cpu"])
     assert code == 0
     return {"folder": folder, "run": run, "weights": weights}
 
@@ -92,10 +92,10 @@ def test_transfer_recipe_settings_and_files(transfer_run) -> None:
 def test_predict_with_weights_and_class_file_equals_predict_on_the_run(transfer_run, capsys, tmp_path) -> None:
     run, folder = transfer_run["run"], transfer_run["folder"]
     photo = sorted((folder / "val" / "bee").iterdir())[0]
-    assert main(["predict", str(run), str(photo), "--json"]) == 0
+    assert main(["predict", str(run), str(photo), "--json", "--device", "cpu"]) == 0
     from_run = json.loads(capsys.readouterr().out)
     assert main(["predict", "--model", "resnet18", "--weights", str(run / "weights.pth"), "--classes", str(run / "class_indices.json"),
-                 "--image-size", "32", str(photo), "--json", "--show", str(tmp_path / "shown.png")]) == 0
+                 "--image-size", "32", str(photo), "--json", "--show", str(tmp_path / "shown.png"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     from_weights = json.loads(out[out.index("["):])
     assert [p["class"] for p in from_run[0]["predictions"]] == [p["class"] for p in from_weights[0]["predictions"]]
@@ -113,23 +113,23 @@ def test_eval_over_the_cache_agrees_with_predict_over_the_files(transfer_run) ->
     model, loader = model_and_loader(ckpt, bundle.test, 8, "cpu")
     logits, labels = loader_logits(model, loader)
     files = sorted(p for c in ("ant", "bee") for p in (folder / "val" / c).iterdir())
-    results = Predictor(run, flip=False).predict(files, topk=2)
+    results = Predictor(run, flip=False, device="cpu").predict(files, topk=2)
     got = torch.tensor([[next(p["probability"] for p in r["predictions"] if p["index"] == k) for k in (0, 1)] for r in results])
     assert (got - logits.softmax(1)).abs().max() < 1e-3
 
 
 def test_eval_report_and_export_work_on_a_photo_run(transfer_run, capsys, tmp_path) -> None:
     run = transfer_run["run"]
-    assert main(["eval", str(run), "--json", "--out", str(tmp_path / "eval")]) == 0
+    assert main(["eval", str(run), "--json", "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 0
     centre = json.loads(capsys.readouterr().out)
     summary = json.loads((run / "summary.json").read_text())
     assert centre["top1"] == summary["final"]["test_acc"] and centre["views"] == 1 and centre["n"] == 16
-    assert main(["eval", str(run), "--test-time-ten-crop", "--json", "--out", str(tmp_path / "eval")]) == 0
+    assert main(["eval", str(run), "--test-time-ten-crop", "--json", "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 0
     ten = json.loads(capsys.readouterr().out)
     assert ten["views"] == 10 and ten["test_views"]["ten_crop"] is True and ten["loss"] != centre["loss"]
     assert main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "model.ts")]) == 0
     assert "checked" in capsys.readouterr().out
-    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    assert main(["report", str(run), "--out", str(tmp_path / "report"), "--device", "cpu"]) == 0
     page = (tmp_path / "report" / "index.html").read_text()
     assert "not shown" not in page and "correct on 16 test images" in page  # the confusion matrix of the photo run
 
@@ -147,7 +147,7 @@ def test_weights_that_do_not_fit_say_what_they_are(transfer_run, capsys) -> None
 
 
 def test_a_photo_run_predicts_any_photo_mode(transfer_run, tmp_path) -> None:
-    predictor = Predictor(transfer_run["run"])
+    predictor = Predictor(transfer_run["run"], device="cpu")
     files = [write_photo(tmp_path / f"x.{ext}", 300, 200, mode, fmt, seed=9)
              for ext, mode, fmt in (("png", "P", "PNG"), ("webp", "RGB", "WEBP"), ("tif", "CMYK", "TIFF"))]
     results = predictor.predict(files)
@@ -178,6 +178,6 @@ def test_predict_matches_torchvision_on_real_flower_photos(tmp_path: Path) -> No
     with torch.no_grad():
         expected = net(images).softmax(1)
     assert 0.3 < expected.max(1).values.min() and expected.max(1).values.max() < 0.99
-    results = Predictor.from_weights("resnet18", tmp_path / "w.pth", CLASSES).predict(files, topk=len(CLASSES))
+    results = Predictor.from_weights("resnet18", tmp_path / "w.pth", CLASSES, device="cpu").predict(files, topk=len(CLASSES))
     got = torch.tensor([[next(p["probability"] for p in r["predictions"] if p["class"] == c) for c in CLASSES] for r in results])
     assert (got - expected).abs().max() < 1e-3

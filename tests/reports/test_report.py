@@ -130,7 +130,7 @@ def test_confusion_matrix_from_the_checkpoint_or_a_note_saying_what_is_missing(
     run = fake_run(tmp_path / "runs" / "resnet20", "resnet20", dataset="folder")
     fake_checkpoint(run, tiny_image_folder)
     out = tmp_path / "report"
-    page = report([run], out, samples=10).read_text()
+    page = report([run], out, samples=10, device="cpu").read_text()
     assert_png(out / "runs" / "01-resnet20" / "confusion.png")
     assert_png(out / "runs" / "01-resnet20" / "predictions.png")
     assert "last.pt: " in page and "correct on 36 test images" in page  # all 3 x 12 test images
@@ -138,7 +138,7 @@ def test_confusion_matrix_from_the_checkpoint_or_a_note_saying_what_is_missing(
         assert next(csv.DictReader(f))["paper_error_pct"] == ""  # the paper's CIFAR-10 figure is not comparable
 
     fake_checkpoint(run, tmp_path / "moved-away")  # the data is not on this machine any more
-    page = report([run], tmp_path / "report2").read_text()
+    page = report([run], tmp_path / "report2", device="cpu").read_text()
     assert "Confusion matrix and sample predictions not shown: image folder" in page
     assert not (tmp_path / "report2" / "runs" / "01-resnet20" / "confusion.png").exists()
     assert_png(tmp_path / "report2" / "runs" / "01-resnet20" / "error_curves.png")  # the rest still renders
@@ -165,7 +165,7 @@ def test_report_command_line(two_fake_runs: list[Path], tmp_path: Path, capsys: 
 
 def test_report_of_real_runs_shows_confusion_matrix_matching_the_summary(tiny_trained_runs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "report"
-    page = report(tiny_trained_runs, out, samples=12).read_text()
+    page = report(tiny_trained_runs, out, samples=12, device="cpu").read_text()
     for i, folder in enumerate(tiny_trained_runs, 1):
         for name in PER_RUN_WITH_CHECKPOINT:
             assert_png(out / "runs" / f"{i:02d}-{folder.name}" / name)

@@ -29,8 +29,8 @@ def bf16_run(tiny_image_folder: Path, tmp_path_factory: pytest.TempPathFactory) 
 def test_eval_uses_the_runs_precision_and_fp32_when_asked(bf16_run, tmp_path, capsys):
     run, summary = bf16_run
     with one_thread():
-        own = evaluate(run, out=tmp_path)
-        assert main(["eval", str(run), "--precision", "fp32", "--json", "--out", str(tmp_path)]) == 0
+        own = evaluate(run, out=tmp_path, device="cpu")
+        assert main(["eval", str(run), "--precision", "fp32", "--json", "--out", str(tmp_path), "--device", "cpu"]) == 0
     exact = json.loads(capsys.readouterr().out)
     assert own["precision"] == "bf16" and exact["precision"] == "fp32"
     assert summary["precision"] == "bf16" and summary["final"]["test_acc"] > 0.5  # learnt something (3 classes)
@@ -42,10 +42,10 @@ def test_eval_uses_the_runs_precision_and_fp32_when_asked(bf16_run, tmp_path, ca
 def test_report_predictions_use_the_runs_precision(bf16_run, tmp_path):
     run, summary = bf16_run
     with one_thread():
-        own = predict_test_split(read_runs([run])[0], DatasetCache())
-        exact = predict_test_split(read_runs([run])[0], DatasetCache(), precision="fp32")
+        own = predict_test_split(read_runs([run])[0], DatasetCache(), device="cpu")
+        exact = predict_test_split(read_runs([run])[0], DatasetCache(), precision="fp32", device="cpu")
     assert own.confusion.trace().item() / own.confusion.sum().item() == summary["final"]["test_acc"]
-    exact_eval = evaluate(run, precision="fp32", out=tmp_path)
+    exact_eval = evaluate(run, precision="fp32", out=tmp_path, device="cpu")
     assert exact.confusion.tolist() == exact_eval["confusion"]
 
 
@@ -60,7 +60,7 @@ def test_the_report_says_what_the_run_trained_in(bf16_run, tmp_path):
 
 def test_predict_uses_the_runs_precision_unless_asked(bf16_run):
     run, _ = bf16_run
-    own, exact = Predictor(run), Predictor(run, precision="fp32")
+    own, exact = Predictor(run, device="cpu"), Predictor(run, precision="fp32", device="cpu")
     assert (own.precision, exact.precision) == ("bf16", "fp32")
     images = torch.randn(4, 3, 16, 16)
     with torch.no_grad():

@@ -210,7 +210,7 @@ CASES: dict[str, tuple[Case, str]] = {
     "--overwrite with a wrong --data-dir": (_overwrite_with_a_wrong_data_dir, "typo"),
     "--overwrite with a wrong model option": (_overwrite_with_a_wrong_model, "shortcut"),
     "finetune into its own run": (_finetune_into_its_own_run_without_overwrite, "already holds a run"),
-    "folder of the user's own files": (_folder_of_the_users_files, "is not a run folder and holds other files \\(class_indices.json\\)"),
+    "folder of the user's own files": (_folder_of_the_users_files, "is not a run folder \\(no config.yaml\\) and holds other files \\(class_indices.json\\)"),
     "--out is a file": (_out_is_a_file, "cannot write .*notes.txt: it is a file"),
     "--out under a file": (_out_under_a_file, "cannot write .*notes.txt/run: "),
     "--out under /proc": (_out_under_proc, "cannot write /proc/resnetlab-run: "),

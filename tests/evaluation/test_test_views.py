@@ -128,13 +128,19 @@ def test_overrides_replace_only_what_is_given_and_plain_values_come_out() -> Non
 
 @pytest.mark.parametrize("command", ["eval", "predict"])
 def test_the_old_view_flags_still_work_unshown(command: str, capsys: pytest.CaptureFixture) -> None:
-    """Scripts written with --tta / --tta-shift / --ten-crop keep working; help shows only the config fields' spelling."""
+    """Scripts written with --tta / --tta-shift / --ten-crop keep working, with a note naming the new spelling;
+    help shows only the config fields' spelling."""
     parser = build_parser()
     head = [command, "runs/r20", *(["cat.jpg"] if command == "predict" else [])]
     old = parser.parse_args([*head, "--tta", "--tta-shift", "2", "--no-ten-crop"])
     new = parser.parse_args([*head, "--test-time-flip", "--test-time-shift", "2", "--no-test-time-ten-crop"])
     assert vars(old) == vars(new) and (new.test_time_flip, new.test_time_shift, new.test_time_ten_crop) == (True, 2, False)
     assert parser.parse_args([*head, "--no-tta"]).test_time_flip is False
+    assert capsys.readouterr().err.splitlines() == [
+        "resnetlab: --tta is a deprecated spelling: use --test-time-flip",
+        "resnetlab: --tta-shift is a deprecated spelling: use --test-time-shift",
+        "resnetlab: --no-ten-crop is a deprecated spelling: use --no-test-time-ten-crop",
+        "resnetlab: --no-tta is a deprecated spelling: use --no-test-time-flip"]
     given = parser.parse_args(head)
     assert (given.test_time_flip, given.test_time_shift, given.test_time_ten_crop) == (None, None, None)  # as the run did
     with pytest.raises(SystemExit):

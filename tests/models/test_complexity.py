@@ -58,7 +58,7 @@ def test_unknown_model_suggests_names_without_traceback() -> None:
 
 
 def test_bad_option_combination_is_one_line(capsys: pytest.CaptureFixture) -> None:
-    assert main(["summary", "resnet50", "--option", "shortcut=A"]) == 2
+    assert main(["summary", "resnet50", "--model-option", "shortcut=A"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "basic blocks" in err
 

@@ -42,9 +42,9 @@ def add_test_view_flags(p: argparse.ArgumentParser) -> None:
                    help="photo models: average the paper's 10 crops (corners and centre, and their mirror images) "
                         "instead of the centre crop (default: as the run was evaluated)")
     # the spellings before the flags took the config fields' names
-    add_deprecated_spelling(p, "--tta", "--test-time-flip", dest="test_time_flip", action="store_true", default=None)
+    add_deprecated_spelling(p, "--tta", "--test-time-flip", dest="test_time_flip", action=switch, default=None)
     add_deprecated_spelling(p, "--tta-shift", "--test-time-shift", dest="test_time_shift", type=int, default=None)
-    add_deprecated_spelling(p, "--ten-crop", "--test-time-ten-crop", dest="test_time_ten_crop", action="store_true", default=None)
+    add_deprecated_spelling(p, "--ten-crop", "--test-time-ten-crop", dest="test_time_ten_crop", action=switch, default=None)
 
 
 def view_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -26,7 +26,8 @@ def add_deprecated_spelling(p: argparse.ArgumentParser, old: str, new: str, **kw
     class Deprecated(action_class):  # type: ignore[misc, valid-type]
         def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                      option_string: str | None = None) -> None:
-            print(f"resnetlab: {option_string} is a deprecated spelling: use {new}", file=sys.stderr)
+            use = f"--no-{new[2:]}" if option_string and option_string.startswith("--no-") else new
+            print(f"resnetlab: {option_string} is a deprecated spelling: use {use}", file=sys.stderr)
             super().__call__(parser, namespace, values, option_string)
 
     p.add_argument(old, action=Deprecated, help=argparse.SUPPRESS, **kwargs)

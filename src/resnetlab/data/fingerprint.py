@@ -3,7 +3,7 @@
 A run resumed on a folder where photos were added or deleted would go on silently with other
 data under the same labels. The fingerprint is, for every class folder of every split (or of
 the folder itself when it is not split), the number of images and a digest of their relative
-paths, sizes and modification times: the images the loader itself reads (``scan.image_files``).
+paths, sizes and modification times: the images the loader itself reads (``scan.scan_classes``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from resnetlab.data.scan import class_folders, image_files
+from resnetlab.data.scan import class_folders, scan_classes
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -23,16 +23,14 @@ def folder_fingerprint(data_dir: str | Path) -> dict[str, dict[str, int | str]]:
     splits = [root / name for name in SPLIT_NAMES if (root / name).is_dir()]
     groups = ([(f"{split.name}/{name}", split / name) for split in splits for name in class_folders(split)]
               if splits else [(name, root / name) for name in class_folders(root)])
-    return {label: _class_fingerprint(root, folder) for label, folder in groups}
-
-
-def _class_fingerprint(root: Path, folder: Path) -> dict[str, int | str]:
-    digest = hashlib.sha256()
-    images, _ = image_files(folder)
-    for path in images:
+    scan = scan_classes([folder for _, folder in groups])
+    digests = [hashlib.sha256() for _ in groups]
+    counts = [0] * len(groups)
+    for path, index in scan.samples:
         stat = os.stat(path)
-        digest.update(f"{os.path.relpath(path, root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return {"images": len(images), "digest": digest.hexdigest()[:16]}
+        digests[index].update(f"{os.path.relpath(path, root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        counts[index] += 1
+    return {label: {"images": counts[i], "digest": digests[i].hexdigest()[:16]} for i, (label, _) in enumerate(groups)}
 
 
 def fingerprint_changes(started: dict[str, dict], now: dict[str, dict], limit: int = 4) -> list[str]:

@@ -128,6 +128,17 @@ def _export_over_an_existing_file(tmp: Path, data: Path, run: Path) -> list[str]
     return ["export", str(run), "--format", "torchscript", "--out", str(tmp / "model.pt")]
 
 
+def _export_over_its_own_checkpoint(tmp: Path, data: Path, run: Path) -> list[str]:
+    shutil.copy(run / "checkpoints" / "last.pt", tmp / "model.pt")
+    return ["export", str(tmp / "model.pt"), "--format", "onnx", "--out", str(tmp / "model.pt"), "--overwrite"]
+
+
+def _export_over_its_checkpoint_through_a_link(tmp: Path, data: Path, run: Path) -> list[str]:
+    shutil.copy(run / "checkpoints" / "last.pt", tmp / "model.pt")
+    (tmp / "link.pt").symlink_to(tmp / "model.pt")
+    return ["export", str(tmp / "model.pt"), "--format", "torchscript", "--out", str(tmp / "link.pt"), "--overwrite"]
+
+
 def _export_to_a_folder(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["export", str(run), "--format", "torchscript", "--out", str(tmp)]
 
@@ -202,6 +213,9 @@ CASES: dict[str, tuple[Case, str]] = {
     "export over the run's checkpoint": (_export_over_the_runs_checkpoint, "belongs to the run"),
     "export over the run's config.yaml": (_export_over_the_runs_config, "belongs to the run"),
     "export over an existing file": (_export_over_an_existing_file, "already exists: pass --overwrite"),
+    "export over its own checkpoint": (_export_over_its_own_checkpoint, "--out .*model.pt is the checkpoint being exported"),
+    "export over its checkpoint through a link": (_export_over_its_checkpoint_through_a_link,
+                                                  "--out .*link.pt is the checkpoint being exported"),
     "export to a folder": (_export_to_a_folder, "cannot write .*: it is a folder"),
     "export under a file": (_export_under_a_file, "cannot write .*notes.txt/model.pt: "),
     "export of a huge input size": (_export_of_a_huge_input, "needs [\\d.]+ GiB of memory"),

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import WriteError, writing
 from resnetlab.memory import check_image_size
@@ -48,7 +48,7 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     out = Path(out)
     if format == "exported-program" and out.suffix != ".pt2":
         raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use --out {out.with_suffix('.pt2')}")
-    check_out(out, overwrite)
+    check_out(out, overwrite, reads=checkpoint_path(checkpoint))
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("input_size"):
         check_image_size(ckpt["input_size"], TRACE_BATCH + CHECK_BATCH, f"exporting {checkpoint}", "it cannot be exported here")
@@ -81,9 +81,10 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     return {"path": str(out), "format": format, "checked_with": checked_with, "max_abs_diff": diff}
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse a folder, an existing file without ``overwrite``, and any file a run folder keeps
-    (a checkpoint, its config.yaml...) even with it: an export never replaces what made it."""
+def check_out(out: Path, overwrite: bool, reads: Path | None = None) -> None:
+    """Refuse a folder, an existing file without ``overwrite``, and, even with it, the file the
+    export reads (``reads``, however it is spelled: a link, ``..``) and any file a run folder keeps
+    (a checkpoint, its config.yaml...): an export never replaces what made it."""
     if out.is_dir():
         raise WriteError(f"cannot write {out}: it is a folder (give --out a file name, e.g. {out / 'model.onnx'})")
     parent = out.parent
@@ -91,6 +92,9 @@ def check_out(out: Path, overwrite: bool) -> None:
     if in_checkpoints or (out.name in RUN_OWN_FILES and _holds_run(parent)):
         raise ResnetlabError(f"{out} belongs to the run in {parent.parent if in_checkpoints else parent}: "
                              "export to a file outside its checkpoints/ and not named like its own files")
+    if reads is not None and (out.resolve() == reads.resolve() or (out.exists() and os.path.samefile(out, reads))):
+        raise ResnetlabError(f"--out {out} is the checkpoint being exported ({reads}): choose another --out; "
+                             "an export never replaces its source, even with --overwrite")
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ResnetlabError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
 

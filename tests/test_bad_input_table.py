@@ -170,6 +170,16 @@ def _predict_from_weights_at_a_huge_size(tmp: Path, data: Path, run: Path) -> li
             "--image-size", "100000", str(next((data / "test").rglob("*.png")))]
 
 
+def _predict_shown_over_its_photo(tmp: Path, data: Path, run: Path) -> list[str]:
+    photo = next((data / "test").rglob("*.png"))
+    shutil.copy(photo, tmp / "keep.png")
+    return ["predict", str(run), str(tmp / "keep.png"), "--show", str(tmp / "keep.png"), "--overwrite"]
+
+
+def _predict_shown_as_a_weights_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["predict", str(run), str(next((data / "test").rglob("*.png"))), "--show", str(tmp / "weights.pth")]
+
+
 def _data_info_at_a_huge_size(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["data", "info", "--dataset", "folder", "--data-dir", str(data), "--image-size", "100000"]
 
@@ -222,6 +232,8 @@ CASES: dict[str, tuple[Case, str]] = {
     "predict with a huge input size": (_predict_with_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "summary of a huge input size": (_summary_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "predict from weights at a huge --image-size": (_predict_from_weights_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
+    "predict --show over its photo": (_predict_shown_over_its_photo, "keep.png is one of the images being shown"),
+    "predict --show as a .pth": (_predict_shown_as_a_weights_file, "matplotlib writes no .pth files; end the name with .png"),
     "data info at a huge --image-size": (_data_info_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
     "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
     "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),

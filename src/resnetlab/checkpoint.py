@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import writing
+from resnetlab.files import replacing
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 
@@ -47,21 +46,12 @@ TRAINING_STATE = ("config", "epoch", "batch", "iteration", "optimizer", "schedul
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with writing(path):  # a full disk: "cannot write <path>: No space left on device", the old file kept
-            with os.fdopen(fd, "wb") as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file.
+    A full disk reads "cannot write <path>: No space left on device" and the old file is kept."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 RUN_CHECKPOINTS = ("last.pt", "best.pt")  # a run folder means its final model; best.pt only where no last.pt was kept

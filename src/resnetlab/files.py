@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +52,25 @@ def writing(path: str | Path) -> Iterator[None]:
         if not is_write_failure(exc):
             raise
         raise write_error(path, exc) from None
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write, renamed over ``path`` when the block
+    succeeds and deleted when it fails: ``path`` is always the old file or the whole new one, never
+    half of one. Failed writes become ``cannot write <path>: <reason>`` (``writing``)."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+    tmp = Path(name)
+    try:
+        with writing(path):
+            yield tmp
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _file_in_the_way(path: Path) -> Path | None:

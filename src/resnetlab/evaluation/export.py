@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import nn
 
 from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import WriteError, writing
+from resnetlab.files import WriteError, replacing
 from resnetlab.memory import check_image_size
 
 TRACE_BATCH = 2  # batch size the graph is recorded with
@@ -59,25 +58,15 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     with torch.no_grad():
         expected = model(probe)
 
-    with writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".tmp{out.suffix}", dir=out.parent)
-        os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write, run = EXPORTERS[format]
-        with writing(out):
-            write(model, example, tmp)
+    write, run = EXPORTERS[format]
+    with replacing(out) as tmp:  # renamed to ``out`` only once the check has passed
+        write(model, example, tmp)
         checked_with, actual = run(tmp, probe)
         diff = None
         if actual is not None:
             diff = (actual - expected).abs().max().item()
             if not diff <= atol * max(1.0, expected.abs().max().item()):
                 raise ResnetlabError(f"exported {format} model differs from the checkpoint by {diff:.3g} on a test batch: not written")
-        with writing(out):
-            os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"path": str(out), "format": format, "checked_with": checked_with, "max_abs_diff": diff}
 
 

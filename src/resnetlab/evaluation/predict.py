@@ -27,13 +27,17 @@ class Predictor:
     ``checkpoint`` is a checkpoint file, a run folder (its final model, checkpoints/last.pt) or an already
     loaded checkpoint dict. Each image is seen through the test-time views the run evaluated
     itself with (``self.views``; ``flip``, ``shift`` and ``ten_crop`` replace its settings when
-    given, as in ``evaluate``) and in the run's precision (``precision="fp32"``: exact fp32), so
-    that predictions on files agree with ``resnetlab eval``'s accuracy.
+    given, as in ``evaluate``).
+
+    ``precision`` is fp32 unless asked otherwise ("bf16", "fp16", "auto"; None: the precision the
+    run trained and evaluated in, as ``evaluate`` uses): a photo's probabilities belong to the
+    weights, so a run folder and its weights.pth (``from_weights``, which knows no run) give the
+    same numbers, on every machine.
     """
 
     def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "auto", batch_size: int = 64,
                  flip: bool | None = None, shift: int | None = None, ten_crop: bool | None = None,
-                 precision: str | None = None) -> None:
+                 precision: str | None = "fp32") -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ResnetlabError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)

@@ -101,6 +101,13 @@ def _disk_full_while_saving(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
 
 
+def _disk_full_as_torch_reports_it(tmp: Path, data: Path, run: Path) -> list[str]:
+    error = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    error.__context__ = OSError(errno.ENOSPC, "No space left on device")  # raised while torch's zip writer closed
+    _faults.append(("resnetlab.checkpoint.torch.save", error))
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
+
+
 def _torch_writer_fails(tmp: Path, data: Path, run: Path) -> list[str]:
     error = RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file data/3: file write failed")
     _faults.append(("resnetlab.checkpoint.torch.save", error))
@@ -217,6 +224,7 @@ CASES: dict[str, tuple[Case, str]] = {
     "--out a folder that refuses writes": (_out_in_a_folder_that_refuses_writes, "cannot write /sys/kernel/run.lock: "),
     "run locked by another process": (_run_locked_by_another_process, "is in use by process \\d+ on "),
     "disk full while saving": (_disk_full_while_saving, "cannot write .*last.pt: No space left on device"),
+    "disk full as torch.save reports it": (_disk_full_as_torch_reports_it, "cannot write .*last.pt: No space left on device$"),
     "torch's writer fails": (_torch_writer_fails, "cannot write .*last.pt: "),
     "learning rate that overflows": (_learning_rate_that_overflows, "became (nan|inf).*lower --lr"),
     "absurd --image-size": (_absurd_image_size, "--image-size 100000 .* needs [\\d.]+ GiB of memory, more than"),

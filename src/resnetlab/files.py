@@ -21,8 +21,15 @@ class WriteError(ResnetlabError):
     """A file or folder could not be written; the files written before it are untouched."""
 
 
+TORCH_WRITER_FAILURES = ("PytorchStreamWriter", "file write failed", "unexpected pos")  # torch's zip writer's words
+
+
 def write_error(path: str | Path, exc: BaseException) -> WriteError:
-    """``cannot write <path>: <reason>`` for an ``OSError`` or torch's writer ``RuntimeError``."""
+    """``cannot write <path>: <reason>`` for an ``OSError`` or torch's writer ``RuntimeError``.
+
+    A full disk under ``torch.save`` raises ``OSError`` (errno 28) in the write, and then, as the
+    zip writer closes, ``RuntimeError: ... unexpected pos``: the ``OSError`` it carries is the reason."""
+    exc = _os_error_in(exc) or exc
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and _file_in_the_way(Path(path)):
         blocker = _file_in_the_way(Path(path))
         reason = "it is a file, not a folder" if blocker == Path(path) else f"{blocker} is a file, not a folder"
@@ -40,7 +47,19 @@ def is_write_failure(exc: BaseException) -> bool:
     """``OSError``, or the ``RuntimeError`` torch's zip writer raises when a write fails."""
     if isinstance(exc, OSError):
         return True
-    return isinstance(exc, RuntimeError) and ("PytorchStreamWriter" in str(exc) or "file write failed" in str(exc))
+    return isinstance(exc, RuntimeError) and any(words in str(exc) for words in TORCH_WRITER_FAILURES)
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The ``OSError`` that ``exc`` is, or that it was raised from or while handling (torch's writer)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @contextmanager

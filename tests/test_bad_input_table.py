@@ -187,6 +187,13 @@ def _predict_shown_as_a_weights_file(tmp: Path, data: Path, run: Path) -> list[s
     return ["predict", str(run), str(next((data / "test").rglob("*.png"))), "--show", str(tmp / "weights.pth")]
 
 
+def _predict_from_weights_at_size_1(tmp: Path, data: Path, run: Path) -> list[str]:
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    torch.save(ckpt["state_dict"], tmp / "weights.pth")
+    return ["predict", "--model", "resnet20", "--weights", str(tmp / "weights.pth"), "--classes", str(run / "class_indices.json"),
+            "--image-size", "1", str(next((data / "test").rglob("*.png")))]
+
+
 def _data_info_at_a_huge_size(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["data", "info", "--dataset", "folder", "--data-dir", str(data), "--image-size", "100000"]
 
@@ -242,6 +249,8 @@ CASES: dict[str, tuple[Case, str]] = {
     "predict from weights at a huge --image-size": (_predict_from_weights_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
     "predict --show over its photo": (_predict_shown_over_its_photo, "keep.png is one of the images being shown"),
     "predict --show as a .pth": (_predict_shown_as_a_weights_file, "matplotlib writes no .pth files; end the name with .png"),
+    "predict from weights at --image-size 1": (_predict_from_weights_at_size_1,
+                                                "--image-size 1 is below the smallest image resnet20 takes, 4 pixels"),
     "data info at a huge --image-size": (_data_info_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
     "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
     "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),

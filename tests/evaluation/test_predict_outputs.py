@@ -135,3 +135,36 @@ def test_the_predictor_runs_in_fp32_unless_asked(run_and_its_weights) -> None:
     assert Predictor(run, device="cpu").precision == "fp32"
     assert Predictor(run, device="cpu", precision=None).precision == "bf16"  # the run's own, as evaluate uses
     assert Predictor(run, device="cpu", precision="bf16").precision == "bf16"
+
+
+def test_an_input_smaller_than_the_model_takes_is_refused(tmp_path: Path, capsys) -> None:
+    from resnetlab.errors import ResnetlabError
+    from resnetlab.evaluation import Predictor
+
+    ckpt = make_checkpoint(tmp_path / "c.pt", input_size=(3, 2, 2))
+    with pytest.raises(ResnetlabError, match=r"^the input size 2x2 of .*c.pt is below the smallest image resnet20 takes, 4 pixels"):
+        Predictor(ckpt, device="cpu")
+    weights = tmp_path / "weights.pth"
+    atomic_save(torch.load(ckpt, weights_only=True)["state_dict"], weights)
+    (tmp_path / "classes.json").write_text(json.dumps({"0": "cat", "1": "dog", "2": "fox"}))
+    photo = write_image(tmp_path / "cat.png")
+    assert main(["predict", "--model", "resnet20", "--weights", str(weights), "--classes", str(tmp_path / "classes.json"),
+                 "--image-size", "1", str(photo), *CPU]) == 2
+    assert "--image-size 1 is below the smallest image resnet20 takes, 4 pixels" in one_line_error(capsys)
+
+
+def test_a_batch_whose_layers_would_not_fit_is_refused_before_it_is_allocated(tmp_path: Path, monkeypatch) -> None:
+    """64 images of 512x512 through ResNet-20: an estimated 15 GiB (16 channels at full resolution in
+    every layer of its first stage), though the input batch is 0.2 GiB; three images, 0.7 GiB."""
+    import resnetlab.memory as memory_module
+    from resnetlab.errors import ResnetlabError
+    from resnetlab.evaluation import Predictor
+
+    monkeypatch.setattr(memory_module, "machine_memory", lambda: 8 * 2**30)
+    ckpt = make_checkpoint(tmp_path / "c.pt", input_size=(3, 512, 512))
+    photos = [write_image(tmp_path / "photos" / f"{i}.png", size=(8, 8), seed=i) for i in range(3)]
+    predictor = Predictor(ckpt, device="cpu", batch_size=64)
+    with pytest.raises(ResnetlabError, match=r"^predicting with .*c.pt \(a forward pass of resnet20 on 64 x 3x512x512\) needs "
+                                             r"\d+\.\d GiB of memory, more than the 8.0 GiB this machine has: lower --batch-size"):
+        predictor.predict([tmp_path / "photos"] * 22)  # 66 images: full batches of 64
+    assert len(predictor.predict(photos)) == 3  # three images make a batch of three, which fits

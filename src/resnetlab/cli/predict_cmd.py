@@ -46,11 +46,13 @@ def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
     from resnetlab.evaluation.plots import check_figure_path
     from resnetlab.evaluation.preprocess import find_images
+    from resnetlab.models.complexity import check_min_image_size
 
     options = dict(device=args.device, batch_size=args.batch_size, precision=args.precision, **view_overrides(args))
     if args.weights:
         if not args.model or not args.classes:
             raise ResnetlabError("--weights needs --model NAME (its architecture) and --classes class_indices.json")
+        check_min_image_size(args.model, args.image_size, f"--image-size {args.image_size}")
         paths = args.inputs
     else:
         if args.model or args.classes:

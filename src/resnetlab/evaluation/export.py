@@ -29,6 +29,7 @@ from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_ch
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import WriteError, replacing
 from resnetlab.memory import check_image_size
+from resnetlab.models.complexity import check_activation_memory
 
 TRACE_BATCH = 2  # batch size the graph is recorded with
 CHECK_BATCH = 3  # a different size, to prove the batch dimension is dynamic
@@ -51,6 +52,9 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("input_size"):
         check_image_size(ckpt["input_size"], TRACE_BATCH + CHECK_BATCH, f"exporting {checkpoint}", "it cannot be exported here")
+        spec = ckpt["model"]  # and the layers' outputs of the check's forward pass on the CPU
+        check_activation_memory(spec["name"], spec.get("options"), tuple(ckpt["input_size"]), CHECK_BATCH, "cpu",
+                                f"exporting {checkpoint}", "it cannot be exported here", num_classes=spec["num_classes"])
     model = model_from_checkpoint(ckpt).eval()
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(TRACE_BATCH, *ckpt["input_size"], generator=gen)

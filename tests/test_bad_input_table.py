@@ -101,6 +101,13 @@ def _disk_full_while_saving(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
 
 
+def _disk_full_as_torch_reports_it(tmp: Path, data: Path, run: Path) -> list[str]:
+    error = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    error.__context__ = OSError(errno.ENOSPC, "No space left on device")  # raised while torch's zip writer closed
+    _faults.append(("resnetlab.checkpoint.torch.save", error))
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "fresh")]
+
+
 def _torch_writer_fails(tmp: Path, data: Path, run: Path) -> list[str]:
     error = RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file data/3: file write failed")
     _faults.append(("resnetlab.checkpoint.torch.save", error))
@@ -126,6 +133,17 @@ def _export_over_the_runs_config(tmp: Path, data: Path, run: Path) -> list[str]:
 def _export_over_an_existing_file(tmp: Path, data: Path, run: Path) -> list[str]:
     (tmp / "model.pt").write_text("an older export")
     return ["export", str(run), "--format", "torchscript", "--out", str(tmp / "model.pt")]
+
+
+def _export_over_its_own_checkpoint(tmp: Path, data: Path, run: Path) -> list[str]:
+    shutil.copy(run / "checkpoints" / "last.pt", tmp / "model.pt")
+    return ["export", str(tmp / "model.pt"), "--format", "onnx", "--out", str(tmp / "model.pt"), "--overwrite"]
+
+
+def _export_over_its_checkpoint_through_a_link(tmp: Path, data: Path, run: Path) -> list[str]:
+    shutil.copy(run / "checkpoints" / "last.pt", tmp / "model.pt")
+    (tmp / "link.pt").symlink_to(tmp / "model.pt")
+    return ["export", str(tmp / "model.pt"), "--format", "torchscript", "--out", str(tmp / "link.pt"), "--overwrite"]
 
 
 def _export_to_a_folder(tmp: Path, data: Path, run: Path) -> list[str]:
@@ -180,6 +198,23 @@ def _unsplit_folder_without_val_split(tmp: Path, data: Path, run: Path) -> list[
     return ["train", *TRAIN, "--data-dir", str(tmp / "flower_photos"), "--out", str(tmp / "new-run")]
 
 
+def _predict_shown_over_its_photo(tmp: Path, data: Path, run: Path) -> list[str]:
+    photo = next((data / "test").rglob("*.png"))
+    shutil.copy(photo, tmp / "keep.png")
+    return ["predict", str(run), str(tmp / "keep.png"), "--show", str(tmp / "keep.png"), "--overwrite"]
+
+
+def _predict_shown_as_a_weights_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["predict", str(run), str(next((data / "test").rglob("*.png"))), "--show", str(tmp / "weights.pth")]
+
+
+def _predict_from_weights_at_size_1(tmp: Path, data: Path, run: Path) -> list[str]:
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    torch.save(ckpt["state_dict"], tmp / "weights.pth")
+    return ["predict", "--model", "resnet20", "--weights", str(tmp / "weights.pth"), "--classes", str(run / "class_indices.json"),
+            "--image-size", "1", str(next((data / "test").rglob("*.png")))]
+
+
 def _data_info_at_a_huge_size(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["data", "info", "--dataset", "folder", "--data-dir", str(data), "--image-size", "100000"]
 
@@ -210,25 +245,34 @@ CASES: dict[str, tuple[Case, str]] = {
     "--overwrite with a wrong --data-dir": (_overwrite_with_a_wrong_data_dir, "typo"),
     "--overwrite with a wrong model option": (_overwrite_with_a_wrong_model, "shortcut"),
     "finetune into its own run": (_finetune_into_its_own_run_without_overwrite, "already holds a run"),
-    "folder of the user's own files": (_folder_of_the_users_files, "is not a run folder \\(no config.yaml\\) and holds other files \\(class_indices.json\\)"),
+    "folder of the user's own files": (_folder_of_the_users_files,
+                                      "is not a run folder \\(no config.yaml\\) and holds other files \\(class_indices.json\\)"),
     "--out is a file": (_out_is_a_file, "cannot write .*notes.txt: it is a file"),
     "--out under a file": (_out_under_a_file, "cannot write .*notes.txt/run: "),
     "--out under /proc": (_out_under_proc, "cannot write /proc/resnetlab-run: "),
     "--out a folder that refuses writes": (_out_in_a_folder_that_refuses_writes, "cannot write /sys/kernel/run.lock: "),
     "run locked by another process": (_run_locked_by_another_process, "is in use by process \\d+ on "),
     "disk full while saving": (_disk_full_while_saving, "cannot write .*last.pt: No space left on device"),
+    "disk full as torch.save reports it": (_disk_full_as_torch_reports_it, "cannot write .*last.pt: No space left on device$"),
     "torch's writer fails": (_torch_writer_fails, "cannot write .*last.pt: "),
     "learning rate that overflows": (_learning_rate_that_overflows, "became (nan|inf).*lower --lr"),
     "absurd --image-size": (_absurd_image_size, "--image-size 100000 .* needs [\\d.]+ GiB of memory, more than"),
     "export over the run's checkpoint": (_export_over_the_runs_checkpoint, "belongs to the run"),
     "export over the run's config.yaml": (_export_over_the_runs_config, "belongs to the run"),
     "export over an existing file": (_export_over_an_existing_file, "already exists: pass --overwrite"),
+    "export over its own checkpoint": (_export_over_its_own_checkpoint, "--out .*model.pt is the checkpoint being exported"),
+    "export over its checkpoint through a link": (_export_over_its_checkpoint_through_a_link,
+                                                  "--out .*link.pt is the checkpoint being exported"),
     "export to a folder": (_export_to_a_folder, "cannot write .*: it is a folder"),
     "export under a file": (_export_under_a_file, "cannot write .*notes.txt/model.pt: "),
     "export of a huge input size": (_export_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "predict with a huge input size": (_predict_with_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "summary of a huge input size": (_summary_of_a_huge_input, "needs [\\d.]+ GiB of memory"),
     "predict from weights at a huge --image-size": (_predict_from_weights_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
+    "predict --show over its photo": (_predict_shown_over_its_photo, "keep.png is one of the images being shown"),
+    "predict --show as a .pth": (_predict_shown_as_a_weights_file, "matplotlib writes no .pth files; end the name with .png"),
+    "predict from weights at --image-size 1": (_predict_from_weights_at_size_1,
+                                                "--image-size 1 is below the smallest image resnet20 takes, 4 pixels"),
     "data info at a huge --image-size": (_data_info_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
     "class file of numbers": (_class_file_of_numbers, "class indices file .*classes.json: the class of index 0 is 1, not a class name"),
     "class file with names as keys": (_class_file_with_names_as_keys, "classes.json: 'dark' maps to \"bright\", not an index"),

@@ -27,8 +27,15 @@ class WriteError(ResnetlabError):
     """A file or folder could not be written; the files written before it are untouched."""
 
 
+TORCH_WRITER_FAILURES = ("PytorchStreamWriter", "file write failed", "unexpected pos")  # torch's zip writer's words
+
+
 def write_error(path: str | Path, exc: BaseException) -> WriteError:
-    """``cannot write <path>: <reason>`` for an ``OSError`` or torch's writer ``RuntimeError``."""
+    """``cannot write <path>: <reason>`` for an ``OSError`` or torch's writer ``RuntimeError``.
+
+    A full disk under ``torch.save`` raises ``OSError`` (errno 28) in the write, and then, as the
+    zip writer closes, ``RuntimeError: ... unexpected pos``: the ``OSError`` it carries is the reason."""
+    exc = _os_error_in(exc) or exc
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and _file_in_the_way(Path(path)):
         blocker = _file_in_the_way(Path(path))
         reason = "it is a file, not a folder" if blocker == Path(path) else f"{blocker} is a file, not a folder"
@@ -46,7 +53,19 @@ def is_write_failure(exc: BaseException) -> bool:
     """``OSError``, or the ``RuntimeError`` torch's zip writer raises when a write fails."""
     if isinstance(exc, OSError):
         return True
-    return isinstance(exc, RuntimeError) and ("PytorchStreamWriter" in str(exc) or "file write failed" in str(exc))
+    return isinstance(exc, RuntimeError) and any(words in str(exc) for words in TORCH_WRITER_FAILURES)
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The ``OSError`` that ``exc`` is, or that it was raised from or while handling (torch's writer)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @contextmanager
@@ -58,6 +77,25 @@ def writing(path: str | Path) -> Iterator[None]:
         if not is_write_failure(exc):
             raise
         raise write_error(path, exc) from None
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write, renamed over ``path`` when the block
+    succeeds and deleted when it fails: ``path`` is always the old file or the whole new one, never
+    half of one. Failed writes become ``cannot write <path>: <reason>`` (``writing``)."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+    tmp = Path(name)
+    try:
+        with writing(path):
+            yield tmp
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _file_in_the_way(path: Path) -> Path | None:
@@ -81,21 +119,12 @@ def _torch_reason(message: str, path: Path) -> str:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with writing(path):  # a full disk: "cannot write <path>: No space left on device", the old file kept
-            with os.fdopen(fd, "wb") as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file.
+    A full disk reads "cannot write <path>: No space left on device" and the old file is kept."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def path_problem(path: str | Path) -> str | None:

@@ -1,13 +1,15 @@
-"""How much memory the machine has, so that absurd sizes are refused before they are allocated.
+"""How much memory the machine (or a GPU) has, so that absurd sizes are refused before they are allocated.
 
 An ``--image-size 100000`` or a checkpoint claiming a 100000x100000 input would otherwise ask
-for tens of gigabytes and be killed by the kernel (or take the machine down with it).
+for tens of gigabytes and be killed by the kernel (or take the machine down with it). What a
+model's layers need for an input is estimated in ``models.complexity`` and checked here.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from resnetlab.errors import ResnetlabError
 
@@ -31,12 +33,22 @@ def machine_memory() -> int | None:
     return min(limits) if limits else None
 
 
-def check_fits(nbytes: float, what: str, advice: str) -> None:
-    """Refuse ``what`` when it alone needs more bytes than the machine has."""
-    available = machine_memory()
+def device_memory(device: Any = None) -> int | None:
+    """Bytes ``device`` can still give tensors: a GPU's free memory (``torch.cuda.mem_get_info``),
+    else the machine's RAM (the CPU; MPS shares it). None: unknown."""
+    if device is not None and str(device).startswith("cuda"):
+        import torch  # only here: the command line imports this module before it needs torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    return machine_memory()
+
+
+def check_fits(nbytes: float, what: str, advice: str, device: Any = None) -> None:
+    """Refuse ``what`` when it alone needs more bytes than ``device`` (default: the machine) has."""
+    available = device_memory(device)
     if available is not None and nbytes > available:
-        raise ResnetlabError(f"{what} needs {_gib(nbytes)} of memory, more than the {_gib(available)} "
-                             f"this machine has: {advice}")
+        where = f"free on {device}" if device is not None and str(device).startswith("cuda") else "this machine has"
+        raise ResnetlabError(f"{what} needs {_gib(nbytes)} of memory, more than the {_gib(available)} {where}: {advice}")
 
 
 def check_image_size(shape: tuple[int, int, int] | list[int], images: int, what: str, advice: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -51,7 +52,8 @@ def test_each_process_selects_its_gpu_before_the_process_group_opens() -> None:
          mock.patch.object(distributed.dist, "init_process_group", lambda **kw: calls.append(("init", kw))), \
          mock.patch.object(distributed.dist, "is_initialized", lambda: False):
         distributed.init_process_group(distributed.Distributed(rank=1, world_size=2, local_rank=1), torch.device("cuda", 1))
-    assert calls == [("set_device", torch.device("cuda", 1)), ("init", {"backend": "nccl", "device_id": torch.device("cuda", 1)})]
+    assert calls == [("set_device", torch.device("cuda", 1)),
+                     ("init", {"backend": "nccl", "device_id": torch.device("cuda", 1), "timeout": timedelta(seconds=600)})]
 
 
 @pytest.mark.parametrize("capability, dtype, loss_scaling", [((7, 5), torch.float16, True), ((7, 0), torch.float16, True),

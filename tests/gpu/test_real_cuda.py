@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from resnetlab.evaluation.test_views import TestViews
 
 from resnetlab.checkpoint import load_checkpoint, rng_state, set_rng_state
 from resnetlab.devices import mixed_precision
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
-from resnetlab.evaluation.test_views import TestViews
 from resnetlab.models import create_model
 from resnetlab.precision import resolve_precision
 from resnetlab.training import TrainingInterrupted, train

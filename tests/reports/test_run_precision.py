@@ -1,5 +1,6 @@
-"""A bf16 run is evaluated in bf16 by eval, predict and report (so its own accuracy comes out
-again), and in exact fp32 when asked; export stays fp32."""
+"""A bf16 run is evaluated in bf16 by eval and report (so its own accuracy comes out again), and
+in exact fp32 when asked; predict runs in fp32 unless asked (as for weights without a run);
+export stays fp32."""
 
 from __future__ import annotations
 
@@ -58,9 +59,9 @@ def test_the_report_says_what_the_run_trained_in(bf16_run, tmp_path):
     assert "<th>precision</th><td>bf16</td>" in page.replace("\n", "").replace(" ", "")
 
 
-def test_predict_uses_the_runs_precision_unless_asked(bf16_run):
+def test_predict_runs_in_fp32_and_in_the_runs_precision_when_asked(bf16_run):
     run, _ = bf16_run
-    own, exact = Predictor(run, device="cpu"), Predictor(run, precision="fp32", device="cpu")
+    own, exact = Predictor(run, precision=None, device="cpu"), Predictor(run, device="cpu")
     assert (own.precision, exact.precision) == ("bf16", "fp32")
     images = torch.randn(4, 3, 16, 16)
     with torch.no_grad():

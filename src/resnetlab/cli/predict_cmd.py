@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from resnetlab.cli.eval_cmd import add_precision_flag, add_run_flags, add_test_view_flags, positive_int, view_overrides
+from resnetlab.cli.eval_cmd import add_run_flags, add_test_view_flags, positive_int, view_overrides
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 
@@ -18,6 +18,8 @@ ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are a
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from resnetlab.precision import PRECISIONS  # torch is imported only when a command runs
+
     p = sub.add_parser("predict", help="classify images or folders of images with a run, a checkpoint or a weights file",
                        description="Prints each image's classes, most probable first: every class when there are at most "
                                    f"{ALL_CLASSES_UP_TO}, else the top 5 (--topk N to choose).")
@@ -33,29 +35,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "default: the run's rule (with --weights: ignore, as torchvision)")
     p.add_argument("--topk", type=positive_int, default=None, help=f"classes per image (default: all up to {ALL_CLASSES_UP_TO}, else 5)")
     add_test_view_flags(p)
-    add_precision_flag(p)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="autocast precision of the forward passes (default fp32 in both forms, so that the same weights give "
+                        "the same probabilities on every machine; bf16 or auto for speed)")
     add_run_flags(p, batch_default=64)
-    p.add_argument("--show", default=None, metavar="OUT.png", help="save the image(s) titled with the predicted class and probability")
+    p.add_argument("--show", default=None, metavar="OUT.png", help="save the image(s) titled with the predicted class and probability "
+                                                                  "(.png, .jpg, .pdf, .svg...; never over one of the images)")
+    p.add_argument("--overwrite", action="store_true", help="with --show: replace an existing file")
     p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')
     p.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
+    from resnetlab.evaluation.plots import check_figure_path
+    from resnetlab.evaluation.preprocess import find_images
+    from resnetlab.models.complexity import check_min_image_size
 
     options = dict(device=args.device, batch_size=args.batch_size, precision=args.precision,
                    exif_orientation=args.exif_orientation, **view_overrides(args))
     if args.weights:
         if not args.model or not args.classes:
             raise ResnetlabError("--weights needs --model NAME (its architecture) and --classes class_indices.json")
-        predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **options)
+        check_min_image_size(args.model, args.image_size, f"--image-size {args.image_size}")
         paths = args.inputs
     else:
         if args.model or args.classes:
             raise ResnetlabError("--model and --classes go with --weights FILE; a run folder or checkpoint names its own")
         if len(args.inputs) < 2:
             raise ResnetlabError("pass a run folder (or checkpoint) and then the images: resnetlab predict RUN photo.jpg")
-        predictor, paths = Predictor(args.inputs[0], **options), args.inputs[1:]
+        paths = args.inputs[1:]
+    if args.show:  # before any work: a typo in --show must not cost the predictions, nor a photo
+        check_figure_path(args.show, overwrite=args.overwrite, inputs=find_images(paths))
+    if args.weights:
+        predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **options)
+    else:
+        predictor = Predictor(args.inputs[0], **options)
     topk = args.topk if args.topk is not None else (len(predictor.classes) if len(predictor.classes) <= ALL_CLASSES_UP_TO else 5)
     if topk < 1:
         raise ResnetlabError(f"--topk {topk} must be at least 1")
@@ -63,7 +78,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.show:
         from resnetlab.evaluation.plots import plot_predictions
 
-        print(f"wrote {plot_predictions(results, args.show)}")
+        print(f"wrote {plot_predictions(results, args.show, overwrite=args.overwrite)}")
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

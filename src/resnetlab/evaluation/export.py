@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import WriteError, writing
+from resnetlab.files import WriteError, replacing
 from resnetlab.memory import check_image_size
+from resnetlab.models.complexity import check_activation_memory
 from resnetlab.runs import run_holding
 
 TRACE_BATCH = 2  # batch size the graph is recorded with
@@ -49,10 +49,13 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     out = Path(out)
     if format == "exported-program" and out.suffix != ".pt2":
         raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use --out {out.with_suffix('.pt2')}")
-    check_out(out, overwrite)
+    check_out(out, overwrite, reads=checkpoint_path(checkpoint))
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("input_size"):
         check_image_size(ckpt["input_size"], TRACE_BATCH + CHECK_BATCH, f"exporting {checkpoint}", "it cannot be exported here")
+        spec = ckpt["model"]  # and the layers' outputs of the check's forward pass on the CPU
+        check_activation_memory(spec["name"], spec.get("options"), tuple(ckpt["input_size"]), CHECK_BATCH, "cpu",
+                                f"exporting {checkpoint}", "it cannot be exported here", num_classes=spec["num_classes"])
     model = model_from_checkpoint(ckpt).eval()
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(TRACE_BATCH, *ckpt["input_size"], generator=gen)
@@ -60,37 +63,31 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     with torch.no_grad():
         expected = model(probe)
 
-    with writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".tmp{out.suffix}", dir=out.parent)
-        os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write, run = EXPORTERS[format]
-        with writing(out):
-            write(model, example, tmp)
+    write, run = EXPORTERS[format]
+    with replacing(out) as tmp:  # renamed to ``out`` only once the check has passed
+        write(model, example, tmp)
         checked_with, actual = run(tmp, probe)
         diff = None
         if actual is not None:
             diff = (actual - expected).abs().max().item()
             if not diff <= atol * max(1.0, expected.abs().max().item()):
                 raise ResnetlabError(f"exported {format} model differs from the checkpoint by {diff:.3g} on a test batch: not written")
-        with writing(out):
-            os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"path": str(out), "format": format, "checked_with": checked_with, "max_abs_diff": diff}
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse a folder, an existing file without ``overwrite``, and any file a run folder keeps
-    (a checkpoint, its config.yaml...) even with it: an export never replaces what made it."""
+def check_out(out: Path, overwrite: bool, reads: Path | None = None) -> None:
+    """Refuse a folder, an existing file without ``overwrite``, and, even with it, the file the
+    export reads (``reads``, however it is spelled: a link, ``..``) and any file a run folder keeps
+    (a checkpoint, its config.yaml...): an export never replaces what made it."""
     if out.is_dir():
         raise WriteError(f"cannot write {out}: it is a folder (give --out a file name, e.g. {out / 'model.onnx'})")
     run = run_holding(out)
     if run is not None:
         raise ResnetlabError(f"{out} belongs to the run in {run}: export to a file outside its checkpoints/ "
                              "and not named like its own files")
+    if reads is not None and (out.resolve() == reads.resolve() or (out.exists() and os.path.samefile(out, reads))):
+        raise ResnetlabError(f"--out {out} is the checkpoint being exported ({reads}): choose another --out; "
+                             "an export never replaces its source, even with --overwrite")
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ResnetlabError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
 

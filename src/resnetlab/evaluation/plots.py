@@ -6,20 +6,49 @@ no global backend switch, no display needed, and nothing leaks between calls.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from resnetlab.files import writing
+from resnetlab.errors import ResnetlabError
+from resnetlab.files import replacing
+
+COMMON_FORMATS = ("png", "jpg", "pdf", "svg")  # named when a figure's file type is not one matplotlib writes
+
+
+def figure_formats() -> list[str]:
+    """The file types matplotlib can save a figure as (``png``, ``pdf``, ``svg``...), as its Agg canvas lists them."""
+    return sorted(FigureCanvasAgg(Figure()).get_supported_filetypes())
+
+
+def check_figure_path(path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """``path`` if a figure may be written there: its name ends in a type matplotlib writes, it is
+    none of ``inputs`` (the images the figure shows: never replaced, even with ``overwrite``), and
+    it is no existing file unless ``overwrite``. Checked before any work, so nothing is lost to a typo."""
+    path = Path(path)
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in figure_formats():
+        raise ResnetlabError(f"cannot save a figure as {path}: matplotlib writes no {path.suffix or 'extension-less'} files; "
+                             f"end the name with .{', .'.join(COMMON_FORMATS)} (or any of {', '.join(figure_formats())})")
+    for image in inputs:
+        if path.resolve() == Path(image).resolve() or (path.exists() and os.path.samefile(path, image)):
+            raise ResnetlabError(f"{path} is one of the images being shown: choose another file for the figure")
+    if path.is_dir():
+        raise ResnetlabError(f"cannot save a figure as {path}: it is a folder (give a file name, e.g. {path / 'predictions.png'})")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise ResnetlabError(f"{path} already exists: pass --overwrite to replace it, or choose another file")
+    return path
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    """Render to a temporary file beside ``path``, then rename: an interrupted save keeps the old figure."""
     FigureCanvasAgg(fig)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lower().lstrip(".") or None, dpi=100, bbox_inches="tight")
     return path
 
 
@@ -68,11 +97,13 @@ def plot_image_grid(images: torch.Tensor, captions: list[str], path: str | Path,
     return _save(fig, Path(path))
 
 
-def plot_predictions(results: list[dict], path: str | Path, columns: int = 4) -> Path:
+def plot_predictions(results: list[dict], path: str | Path, columns: int = 4, *, overwrite: bool = False) -> Path:
     """The photos of ``Predictor.predict`` results, each titled with its most probable class and
-    that probability (the figure the transfer-learning write-ups show)."""
+    that probability (the figure the transfer-learning write-ups show). An existing ``path`` is
+    replaced only with ``overwrite``, and never one of the photos (``check_figure_path``)."""
     from resnetlab.evaluation.preprocess import open_rgb
 
+    check_figure_path(path, overwrite=overwrite, inputs=[item["path"] for item in results])
     n = len(results)
     cols = min(columns, n)
     rows = -(-n // cols)

@@ -17,8 +17,9 @@ from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, checkpoint_transform, find_images, load_batch
-from resnetlab.evaluation.view_averaging import TestViews, view_averaged_logits
+from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, view_averaged_logits
 from resnetlab.evaluation.weights import weights_checkpoint
+from resnetlab.models.complexity import check_activation_memory, check_min_image_size
 from resnetlab.precision import autocast, evaluation_precision
 
 
@@ -28,18 +29,25 @@ class Predictor:
     ``checkpoint`` is a checkpoint file, a run folder (its final model, checkpoints/last.pt) or an already
     loaded checkpoint dict. Each image is seen through the test-time views the run evaluated
     itself with (``self.views``; ``flip``, ``shift`` and ``ten_crop`` replace its settings when
-    given, as in ``evaluate``) and in the run's precision (``precision="fp32"``: exact fp32), so
-    that predictions on files agree with ``resnetlab eval``'s accuracy. A photo stored sideways
+    given, as in ``evaluate``).
+
+    ``precision`` is fp32 unless asked otherwise ("bf16", "fp16", "auto"; None: the precision the
+    run trained and evaluated in, as ``evaluate`` uses): a photo's probabilities belong to the
+    weights, so a run folder and its weights.pth (``from_weights``, which knows no run) give the
+    same numbers, on every machine. A photo stored sideways
     with an EXIF orientation tag is read by the run's rule (``exif_orientation`` replaces it).
     """
 
     def __init__(self, checkpoint: str | Path | dict[str, Any], *, device: str | torch.device = "auto", batch_size: int = 64,
                  flip: bool | None = None, shift: int | None = None, ten_crop: bool | None = None,
-                 precision: str | None = None, exif_orientation: str | None = None) -> None:
+                 precision: str | None = "fp32", exif_orientation: str | None = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ResnetlabError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.checkpoint = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        self.source = "the checkpoint" if isinstance(checkpoint, dict) else str(checkpoint)
         self.classes: list[str] = list(self.checkpoint["classes"])
+        spec, (_, height, width) = self.checkpoint["model"], self.checkpoint["input_size"]
+        check_min_image_size(spec["name"], min(height, width), f"the input size {height}x{width} of {self.source}", spec.get("options"))
         config = self.checkpoint.get("config") or {}
         self.views = TestViews.from_checkpoint(self.checkpoint).overridden(flip=flip, shift=shift, ten_crop=ten_crop)
         self.transform = checkpoint_transform(self.checkpoint, self.views)
@@ -47,6 +55,8 @@ class Predictor:
         self.device = resolve_device(device)
         self.precision = evaluation_precision(config, precision, self.device)
         self.batch_size = batch_size
+        self.views_per_pass = TEN_CROP_VIEWS if self.views.ten_crop else 1  # ten crops pass as one batch ten times as big
+        self._fits: set[int] = set()
         # the memory layout of the run's training, as ``evaluate`` uses: the same logits to the last bit
         self.layout = memory_format(self.device, bool((self.checkpoint.get("config") or {}).get("channels_last", False)))
         self.model = model_from_checkpoint(self.checkpoint).to(self.device, memory_format=self.layout).eval()
@@ -67,6 +77,7 @@ class Predictor:
         Returns ``[{"path", "predictions": [{"class", "index", "probability"}, ...]}, ...]``.
         """
         files = find_images(paths)
+        self.check_memory(min(self.batch_size, len(files)))
         results: list[dict[str, Any]] = []
         for start in range(0, len(files), self.batch_size):
             chunk = files[start : start + self.batch_size]
@@ -79,7 +90,19 @@ class Predictor:
         ``[{"class", "index", "probability"}, ...]``, highest first."""
         if not isinstance(image, Image.Image):
             raise ResnetlabError(f"predict_image takes a PIL image, got {type(image).__name__}: use predict(paths) for files")
+        self.check_memory(1)
         return self._ranked(self.probabilities(self.transform(rgb_image(oriented(image, self.exif_orientation))).unsqueeze(0)), topk)[0]
+
+    def check_memory(self, images: int) -> None:
+        """Refuse a batch of ``images`` whose forward pass (every layer's output, not only the input)
+        would not fit in the device's memory, before it is allocated; each size is checked once."""
+        if images in self._fits:
+            return
+        spec = self.checkpoint["model"]
+        check_activation_memory(spec["name"], spec.get("options"), tuple(self.checkpoint["input_size"]), images * self.views_per_pass,
+                                self.device, f"predicting with {self.source}", "lower --batch-size, or predict on a bigger machine",
+                                num_classes=spec["num_classes"])
+        self._fits.add(images)
 
     @classmethod
     def from_weights(cls, model: str, weights: str | Path, classes: str | Path | list[str], *, image_size: int = DEFAULT_CROP,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.memory import check_image_size
+from resnetlab.memory import FLOAT32_BYTES, check_fits, check_image_size
 from resnetlab.models.registry import create_model, list_models, model_info
 
 
@@ -93,4 +94,86 @@ def model_table() -> list[dict]:
     return rows
 
 
-__all__ = ["LayerRow", "asdict", "count_macs", "count_parameters", "layer_summary", "model_table"]
+
+# What a pass needs beyond its layers' outputs, measured with ``ru_maxrss`` on a CPU (resnet18 at 224,
+# resnet50 at 224, resnet20 at 32; batches 4-256): training peaked at 1.4-1.6 times the sum of every
+# layer's output plus three copies of the weights (weights, gradients, momentum); inference without
+# autograd, which frees each output once the next layer has read it, at 0.3-0.5 times that sum.
+TRAINING_ACTIVATIONS = 1.5  # autograd keeps each output for the backward pass, which adds their gradients as it goes
+TRAINING_WEIGHT_COPIES = 3  # weights, their gradients, the optimizer's momentum
+INFERENCE_ACTIVATIONS = 0.5
+
+
+def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Bytes of every distinct tensor the leaf layers output for one input of ``input_shape``
+    (N, C, H, W), from a forward on the meta device: shapes only, nothing allocated. An in-place
+    ReLU's output is its input and a view (Flatten) shares its input's memory: neither counts again."""
+    outputs: dict[int, torch.Tensor] = {}  # held until the end, so that no id is reused
+
+    def record(module: nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor) and output._base is None:
+            outputs.setdefault(id(output), output)
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.empty(input_shape, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(t.numel() * t.element_size() for t in outputs.values())
+
+
+def memory_needed(model_name: str, model_options: dict[str, Any] | None, input_shape: tuple[int, int, int], batch_size: int,
+                  *, training: bool, num_classes: int = 10) -> int:
+    """Estimated peak bytes of one training step (``training``) or one inference pass of
+    ``batch_size`` inputs of ``input_shape`` (C, H, W) through the model, input batch included."""
+    channels, height, width = (int(n) for n in input_shape)
+    with torch.device("meta"):
+        model = create_model(model_name, num_classes=num_classes, in_channels=channels, **(model_options or {}))
+    model.train(training)
+    layers = activation_bytes(model, (batch_size, channels, height, width))
+    weights = count_parameters(model) * FLOAT32_BYTES
+    batch = batch_size * channels * height * width * FLOAT32_BYTES
+    if training:
+        return int(batch + TRAINING_ACTIVATIONS * layers + TRAINING_WEIGHT_COPIES * weights)
+    return int(batch + INFERENCE_ACTIVATIONS * layers + weights)
+
+
+def check_activation_memory(model_name: str, model_options: dict[str, Any] | None, input_shape: tuple[int, int, int],
+                            batch_size: int, device: torch.device | str, what: str, advice: str, *, training: bool = False,
+                            num_classes: int = 10) -> None:
+    """Refuse ``what`` when the model's layers (not only the input batch) would need more memory
+    than ``device`` has free: a 4000-pixel input passes ``check_image_size`` and then dies in the
+    first convolution. ``check_image_size`` first, so that the meta forward itself stays small."""
+    check_image_size(input_shape, batch_size, what, advice)
+    needed = memory_needed(model_name, model_options, input_shape, batch_size, training=training, num_classes=num_classes)
+    channels, height, width = (int(n) for n in input_shape)
+    step = "a training step" if training else "a forward pass"
+    check_fits(needed, f"{what} ({step} of {model_name} on {batch_size} x {channels}x{height}x{width})", advice, device=device)
+
+
+def min_image_size(model_name: str, model_options: dict[str, Any] | None = None) -> int:
+    """The smallest image side ``model_name`` takes: how many times its layers shrink the image
+    (4 for the paper's CIFAR nets, 32 for the ImageNet ones, 8 with their CIFAR stem). Below it
+    the last stage's feature maps are made of padding, and training's BatchNorm divides by the
+    spread of a single value (the loss becomes NaN)."""
+    info = model_info(model_name)
+    channels, side, _ = info.input_size
+    with torch.device("meta"):
+        model = create_model(model_name, num_classes=10, in_channels=channels, **(model_options or {}))
+        with torch.no_grad():
+            features = model.forward_features(torch.empty(1, channels, side, side))
+    return side // int(features.shape[-1])
+
+
+def check_min_image_size(model_name: str, size: int, what: str, model_options: dict[str, Any] | None = None) -> None:
+    """Refuse an image side below ``min_image_size``, naming the minimum (``what``: "--image-size 1")."""
+    smallest = min_image_size(model_name, model_options)
+    if size < smallest:
+        raise ResnetlabError(f"{what} is below the smallest image {model_name} takes, {smallest} pixels (its layers shrink "
+                             f"the image {smallest} times): use {smallest} or more")
+
+
+__all__ = ["LayerRow", "activation_bytes", "asdict", "check_activation_memory", "check_min_image_size", "count_macs",
+           "count_parameters", "layer_summary", "memory_needed", "min_image_size", "model_table"]

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from resnetlab.files import writing
+from resnetlab.files import replacing
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
 from resnetlab.models.registry import model_info
 from resnetlab.reports.runs import Run
@@ -39,8 +39,8 @@ def _axes(width: float = 7, height: float = 4.4) -> tuple[Figure, Axes]:
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    with writing(path):
-        fig.savefig(path, dpi=DPI)
+    with replacing(path) as tmp:  # a report regenerated over an old one never leaves half a figure
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=DPI)
     return path
 
 

@@ -26,6 +26,7 @@ from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
+from resnetlab.training.distributed import COLLECTIVE_TIMEOUT
 
 DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
@@ -118,6 +119,11 @@ class TrainConfig:
     cuda_graphs: bool = setting(True, "CUDA: replay each training step as one captured CUDA graph (SGD, one process, "
                                       "not fp16); --no-cuda-graphs runs eager steps (the same numbers)")
     sync_bn: bool = setting(False, "torchrun on GPUs: BatchNorm statistics over the whole global batch, not each GPU's share")
+    collective_timeout: float = setting(COLLECTIVE_TIMEOUT, "torchrun: seconds a process waits for the others in a collective (gradient "
+                                               "sum, barrier) before the run stops naming the one that stopped answering. 600 "
+                                               "(torch's nccl default) outlasts the longest wait of a healthy run, rank 0 "
+                                               "saving a checkpoint while the others wait, yet frees a stalled job's GPUs "
+                                               "in 10 minutes, not gloo's 30")
     seed: int = setting(0, "model init, data order and augmentation")
     quiet: bool = setting(False, "no progress bars or per-epoch lines on the console")
 
@@ -133,7 +139,8 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 HINTS = typing.get_type_hints(TrainConfig)  # the type each value must have (config_values.check_value)
 # may change on --resume
-RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "cuda_graphs", "epochs", "max_iters", "memory_budget_gb", "workers")
+RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "cuda_graphs", "epochs", "max_iters", "memory_budget_gb", "workers",
+                  "collective_timeout")
 
 
 def resolve_config(
@@ -312,6 +319,7 @@ _LIMITS = {  # ranges beyond "a finite number >= 0" (validate)
     "error_warmup_lr": (lambda v: v > 0, "> 0 (or none)"),
     "error_warmup_threshold": (lambda v: 0 < v <= 1, "in (0, 1] (a training error fraction)"),
     "milestones": (lambda v: all(m >= 0 for m in v), "numbers >= 0"),
+    "collective_timeout": (lambda v: v > 0, "a positive number of seconds"),
 }
 
 

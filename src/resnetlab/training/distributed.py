@@ -13,7 +13,9 @@ the process group opens, and ``sync_bn`` converts BatchNorm to SyncBatchNorm bef
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -47,18 +49,24 @@ def from_environment() -> Distributed:
     return Distributed(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def init_process_group(ctx: Distributed, device: torch.device) -> None:
+COLLECTIVE_TIMEOUT = 600.0  # seconds; TrainConfig.collective_timeout's default (its help says why)
+
+
+def init_process_group(ctx: Distributed, device: torch.device, timeout: float = COLLECTIVE_TIMEOUT) -> None:
     """nccl between GPUs, gloo on the CPU; rendezvous comes from torchrun's environment.
 
-    On a GPU the rank's own device is selected first and named to the process group
+    ``timeout``: seconds a collective waits for the other processes before it fails, so that one
+    stalled process ends the job instead of hanging every other one forever (``peer_error``
+    names it). On a GPU the rank's own device is selected first and named to the process group
     (``device_id``): otherwise every rank also opens a CUDA context on GPU 0, memory that a
     full card does not have."""
     if ctx.enabled and not dist.is_initialized():
+        wait = timedelta(seconds=timeout)
         if device.type == "cuda":
             torch.cuda.set_device(device)
-            dist.init_process_group(backend="nccl", device_id=device)
+            dist.init_process_group(backend="nccl", device_id=device, timeout=wait)
         else:
-            dist.init_process_group(backend="gloo")
+            dist.init_process_group(backend="gloo", timeout=wait)
 
 
 def process_device(ctx: Distributed, device: torch.device) -> torch.device:
@@ -123,12 +131,34 @@ def broadcast_buffers(model: nn.Module) -> None:
 
 
 PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Socket Timeout")
+# gloo: "Timed out waiting 3000ms for recv operation to complete"; nccl's watchdog: "... Timeout(ms)=600000 ..."
+TIMED_OUT = re.compile(r"Timed out waiting (\d+)\s*ms|Timeout\(ms\)=(\d+)|timed out", re.IGNORECASE)
 
 
 def peer_failed(exc: BaseException) -> bool:
     """Whether a collective failed because another process of the job is gone (it crashed, or
-    stopped on bad input): gloo reports it as a RuntimeError naming the closed connection."""
-    return isinstance(exc, dist.DistError) or any(words in str(exc) for words in PEER_GONE)
+    stopped on bad input) or stopped answering (``collective_timeout``): gloo reports it as a
+    RuntimeError naming the closed connection or the wait that timed out."""
+    return isinstance(exc, dist.DistError) or any(words in str(exc) for words in PEER_GONE) or bool(TIMED_OUT.search(str(exc)))
+
+
+def peer_error(exc: BaseException, ctx: Distributed, timeout: float | None = None) -> ResnetlabError | None:
+    """The one message for a collective that failed because of another process, or None when
+    ``exc`` is something else. A timeout names the process that stopped answering where that
+    can be known: the other one of two (gloo's message names no rank); ``timeout`` (seconds) is
+    said when the message does not carry it."""
+    if not ctx.enabled or not peer_failed(exc):
+        return None
+    text = str(exc)
+    timed_out = TIMED_OUT.search(text)
+    if timed_out is None:
+        return ResnetlabError(f"another process of this {ctx.world_size}-process run stopped (its own message says why), "
+                              f"so rank {ctx.rank} stops too: {(text.splitlines() or [type(exc).__name__])[0][:200]}")
+    milliseconds = timed_out.group(1) or timed_out.group(2)
+    waited = f"{int(milliseconds) / 1000:g} s" if milliseconds else (f"{timeout:g} s" if timeout is not None else "collective_timeout")
+    who = f"rank {1 - ctx.rank}" if ctx.world_size == 2 else "another process"
+    return ResnetlabError(f"{who} of this {ctx.world_size}-process run stopped answering for {waited} (stalled, paused or "
+                          f"stuck reading data), so rank {ctx.rank} stops: if it was only slow, raise --collective-timeout")
 
 
 def barrier() -> None:

@@ -21,8 +21,8 @@ from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
-from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
+from resnetlab.models.complexity import check_activation_memory, check_min_image_size
 from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
 from resnetlab.runs import CONFIG, RunFolder
@@ -53,10 +53,10 @@ def train(
     config = config_to_resume(config, resume) if resume else config
     if config is None:
         raise ResnetlabError("train() needs a config, or resume=DIR to continue the run in DIR")
-    check_batch_fits(config)
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
-    distributed.init_process_group(ctx, device)
+    check_batch_fits(config, device, ctx.world_size)
+    distributed.init_process_group(ctx, device, timeout=config.collective_timeout)
     tune_for_fixed_sizes(device)
     run = RunFolder(config.out, writer=ctx.is_main)
     try:
@@ -96,9 +96,9 @@ def train(
         run.write_summary(summary)
         return summary
     except RuntimeError as exc:
-        if ctx.enabled and distributed.peer_failed(exc):
-            raise ResnetlabError(f"another process of this {ctx.world_size}-process run stopped (its own message says why), "
-                                 f"so rank {ctx.rank} stops too: {str(exc).splitlines()[0][:200]}") from None
+        error = distributed.peer_error(exc, ctx, config.collective_timeout)
+        if error is not None:
+            raise error from None
         raise
     finally:
         run.close()
@@ -144,11 +144,17 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
     return bundle
 
 
-def check_batch_fits(config: TrainConfig) -> None:
-    """Refuse an ``image_size`` whose batches alone exceed the machine's memory, before any folder or data."""
-    if config.image_size:
-        check_image_size((3, config.image_size, config.image_size), config.batch_size,
-                         f"a batch of --image-size {config.image_size}", "lower --image-size or --batch-size")
+def check_batch_fits(config: TrainConfig, device: torch.device, world_size: int = 1) -> None:
+    """Refuse an ``image_size`` the model cannot take (below its smallest), or whose training step
+    (batch, activations, weights and their gradients) exceeds the device's memory, before any
+    folder or data."""
+    if not config.image_size:
+        return
+    what = f"--image-size {config.image_size}"
+    check_min_image_size(config.model, config.image_size, what, config.model_options)
+    per_process = config.batch_size * config.batch_copies // world_size  # each process's share of a step
+    check_activation_memory(config.model, config.model_options, (3, config.image_size, config.image_size), max(1, per_process),
+                            device, f"a training batch of {what}", "lower --image-size or --batch-size", training=True)
 
 
 def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:

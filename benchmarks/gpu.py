@@ -8,12 +8,13 @@ product's rate measured first, the most this GPU does; fp32 rows cannot reach it
 2. bare eager     ResNet-20, batch 128, channels_last, SGD (momentum 0.9, weight decay 1e-4): uint8
                   images already on the GPU, gathered, normalised, cropped and flipped there (as
                   ../shared/gpu/seed_pipeline.py's bare loop), fp32 and bf16 autocast;
-3. resnetlab      resnetlab's own eager training step on its own GPU-resident loader (``resnetlab_rate``:
-                  the one function to re-point when the training step changes), fp32 and bf16;
+3. resnetlab      resnetlab's own training step (``training.step.train_step``, fused SGD, on its own
+                  GPU-resident loader: ``resnetlab_rate``), eager and captured as a CUDA graph
+                  (``training.step.GraphedStep``, what training does on CUDA), fp32 and bf16;
 4. bare graphed   the bare loop's whole step (forward, backward, SGD update with the learning rate as a
                   device tensor) captured once in a ``torch.cuda.CUDAGraph`` and replayed: what capture
-                  gains, the reference for ``resnetlab_graphed_rate`` (training's own step captured, once it is);
-5. ResNet-110     bare eager and graphed, bf16;
+                  gains without resnetlab's loader;
+5. ResNet-110     bare eager, bare graphed and resnetlab graphed, bf16;
 6. seeds          ImageFolder + PIL transforms + DataLoader with 8 workers over ``--data-dir``, fp32
                   (skipped without ``--data-dir``);
 7. recipe         with ``--with-recipe`` and ``--data-dir``: ``resnetlab train --recipe fast`` (15 epochs)
@@ -36,7 +37,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from functools import partial
-from itertools import islice
 from pathlib import Path
 
 import torch
@@ -46,9 +46,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from resnetlab.data import ImageSet, load_dataset
 from resnetlab.data.factory import create_loader
 from resnetlab.data.loader import Augmentation
-from resnetlab.devices import mixed_precision
 from resnetlab.models import create_model
-from resnetlab.training.engine import EpochStats, train_one_epoch
+from resnetlab.precision import autocast, grad_scaler
+from resnetlab.training.step import GraphedStep, StepParts, train_step
 
 CUDA = torch.device("cuda")
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4  # the paper's SGD
@@ -127,7 +127,7 @@ def timed(step: Callable[[], None], steps: int, warmup: int, batch_size: int) ->
 
 
 def autocast_for(precision: str) -> Callable[[], AbstractContextManager]:
-    return mixed_precision(CUDA, precision)[0]  # resnetlab's own autocast: bf16 needs no loss scaling
+    return partial(autocast, CUDA, precision)  # resnetlab's own autocast: bf16 needs no loss scaling
 
 
 def bare_eager_rate(name: str, data: GpuBatches, precision: str, steps: int, warmup: int) -> float:
@@ -193,30 +193,28 @@ def graphed_rate(name: str, data: GpuBatches, precision: str, steps: int, warmup
     return timed(replay, steps, warmup, data.batch_size)
 
 
-def resnetlab_rate(train_set: ImageSet, precision: str, steps: int, warmup: int, batch_size: int) -> float:
-    """resnetlab's eager training step (``train_one_epoch``) on its GPU-resident loader with the paper's
-    augmentation. The one place to re-point when training's step changes (a ``Trainer.train_step``)."""
-    model = fresh_model("resnet20")
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    autocast, scaler = mixed_precision(CUDA, precision)
+def resnetlab_rate(train_set: ImageSet, precision: str, steps: int, warmup: int, batch_size: int, *,
+                   graphed: bool = False, model_name: str = "resnet20") -> float:
+    """resnetlab's own training step on its own GPU-resident loader with the paper's augmentation, as
+    ``Trainer`` runs it on CUDA: ``training.step.train_step`` with the fused SGD update, eager or
+    (``graphed``) captured once and replayed by ``training.step.GraphedStep``; the totals are read
+    every 50 steps, as training reads them."""
+    model = fresh_model(model_name)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, fused=True)
+    parts = StepParts(model, nn.CrossEntropyLoss(), optimizer, partial(autocast, CUDA, precision), grad_scaler(CUDA, precision))
+    step_of = GraphedStep(parts) if graphed else partial(train_step, parts)
     loader = create_loader(train_set, batch_size, mean=MEAN, std=STD, device=CUDA, train=True,
                            augmentation=Augmentation(), channels_last=True)
     batches = (batch for epoch in range(10**6) for batch in loader.batches(epoch))
-    no_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    run = partial(train_one_epoch, model, optimizer=optimizer, schedule=no_schedule, criterion=nn.CrossEntropyLoss(),
-                  stats=EpochStats(), iteration=0, autocast=autocast, scaler=scaler, check_every=50)
-    run(islice(batches, warmup))
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    run(islice(batches, steps))
-    torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - start)
+    pending: list[torch.Tensor] = []
 
+    def step() -> None:
+        pending.append(step_of(*next(batches)))
+        if len(pending) == 50:
+            torch.stack(pending).tolist()
+            pending.clear()
 
-def resnetlab_graphed_rate(train_set: ImageSet, precision: str, steps: int, warmup: int, batch_size: int) -> float | None:
-    """resnetlab's own training step captured in a CUDA graph, beside the bare graphed reference: None
-    while training has no captured step (point this at it when it has)."""
-    return None
+    return timed(step, steps, warmup, batch_size)
 
 
 def seeds_rate(data_dir: str, steps: int, warmup: int, batch_size: int, workers: int = 8) -> float:
@@ -282,13 +280,11 @@ def main() -> None:
         rows[f"bare eager {precision}"] = ("resnet20", bare_eager_rate("resnet20", data, precision, steps, warmup))
         rows[f"resnetlab eager {precision}"] = ("resnet20", resnetlab_rate(train_set, precision, steps, warmup, bs))
         rows[f"bare graphed {precision}"] = ("resnet20", graphed_rate("resnet20", data, precision, steps, warmup))
-        graphed = resnetlab_graphed_rate(train_set, precision, steps, warmup, bs)
-        if graphed is not None:
-            rows[f"resnetlab graphed {precision}"] = ("resnet20", graphed)
-    if "resnetlab graphed bf16" not in rows:
-        print("resnetlab graphed: no row yet (training has no captured step: resnetlab_graphed_rate)")
+        rows[f"resnetlab graphed {precision}"] = ("resnet20", resnetlab_rate(train_set, precision, steps, warmup, bs, graphed=True))
     rows["110 bare eager bf16"] = ("resnet110", bare_eager_rate("resnet110", data, "bf16", steps // 2, warmup))
     rows["110 bare graphed bf16"] = ("resnet110", graphed_rate("resnet110", data, "bf16", steps // 2, warmup))
+    rows["110 resnetlab graphed bf16"] = ("resnet110", resnetlab_rate(train_set, "bf16", steps // 2, warmup, bs, graphed=True,
+                                                                      model_name="resnet110"))
     # After every capture: the DataLoader's pin-memory thread calls CUDA, which a capture in progress forbids.
     if args.data_dir:
         rows["seeds 8 workers fp32"] = ("resnet20", seeds_rate(args.data_dir, steps, warmup, bs))

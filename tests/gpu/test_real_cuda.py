@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from resnetlab.evaluation.test_views import TestViews
 
 from resnetlab.checkpoint import load_checkpoint, rng_state, set_rng_state
-from resnetlab.devices import mixed_precision
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
+from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.models import create_model
-from resnetlab.precision import resolve_precision
+from resnetlab.precision import autocast, grad_scaler, resolve_precision
 from resnetlab.training import TrainingInterrupted, train
 from resnetlab.training import distributed as distributed_module
 from tests.training.conftest import tiny_config
@@ -70,10 +69,10 @@ def test_auto_precision_is_native_bf16_autocast_with_fp32_weights_and_no_loss_sc
     if torch.cuda.get_device_capability(CUDA) < (8, 0):
         pytest.skip("bf16 is native from compute capability 8.0 (this GPU gets fp16 with loss scaling)")
     precision = resolve_precision("auto", CUDA)
-    autocast, scaler = mixed_precision(CUDA, precision)
+    scaler = grad_scaler(CUDA, precision)
     torch.manual_seed(0)
     model = create_model("resnet20", num_classes=10).to(CUDA)
-    with autocast():
+    with autocast(CUDA, precision):
         logits = model(torch.randn(4, 3, 32, 32, device=CUDA))
     logits.float().sum().backward()
     assert precision == "bf16" and logits.dtype == torch.bfloat16 and not scaler.is_enabled()
@@ -81,9 +80,9 @@ def test_auto_precision_is_native_bf16_autocast_with_fp32_weights_and_no_loss_sc
 
 
 def test_fp16_autocast_scales_the_loss_on_the_gpu() -> None:
-    autocast, scaler = mixed_precision(CUDA, "fp16")
+    scaler = grad_scaler(CUDA, "fp16")
     model = create_model("resnet20", num_classes=10).to(CUDA)
-    with autocast():
+    with autocast(CUDA, "fp16"):
         logits = model(torch.randn(4, 3, 32, 32, device=CUDA))
     assert logits.dtype == torch.float16 and scaler.is_enabled()
 

@@ -12,12 +12,12 @@ import torch.distributed as dist
 from torch import nn
 
 from resnetlab.evaluation.view_averaging import TestViews
+from resnetlab.runs import RunFolder
 from resnetlab.training import TrainingInterrupted, train
 from resnetlab.training import distributed as distributed_module
-from resnetlab.training import run as run_module
 from resnetlab.training.distributed import Distributed
 from tests.conftest import make_tiny_bundle
-from tests.training.conftest import tiny_config
+from tests.training.conftest import make_trainer, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -50,7 +50,7 @@ class ClaimsDevice:
         yield self.images, self.labels
 
 
-def test_stop_agreement_and_evaluation_totals_reduce_on_the_training_device(cuda_gloo, monkeypatch) -> None:
+def test_stop_agreement_and_evaluation_totals_reduce_on_the_training_device(cuda_gloo, monkeypatch, tmp_path) -> None:
     """The real collective runs (and refuses a CPU tensor); only the read back of the sum is faked,
     as the sum over this one-process group of the values given."""
     seen: list[torch.device] = []
@@ -62,11 +62,14 @@ def test_stop_agreement_and_evaluation_totals_reduce_on_the_training_device(cuda
 
     monkeypatch.setattr(distributed_module, "reduce_across_processes", reduce_then_read, raising=False)
     meta = torch.device("meta")
-    assert run_module._agree(True, TWO_PROCESSES, meta) is True
     bundle = make_tiny_bundle()
+    trainer = make_trainer(tmp_path / "run", bundle)
+    trainer.run.close()
+    trainer.ctx, trainer.device = TWO_PROCESSES, meta  # the role of rank 0 of two, on a device that is not the CPU
+    assert trainer.agree(True) is True
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
-    result = run_module.evaluate(model, ClaimsDevice(meta, bundle), tiny_config("unused"), TWO_PROCESSES, TestViews())
+    model = trainer.model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
+    result = trainer.evaluate(ClaimsDevice(meta, bundle), TestViews())
     logits = model(bundle.test.images.float() / 255)
     expected = (logits.argmax(1) == bundle.test.labels).sum().item() / len(bundle.test.labels)
     assert seen == [meta, meta]
@@ -77,8 +80,8 @@ def test_stop_agreement_and_evaluation_totals_reduce_on_the_training_device(cuda
 def test_an_interrupted_run_waits_for_every_process_before_leaving(tmp_path, monkeypatch) -> None:
     """torchrun signals all ranks; one leaving early makes torchrun signal rank 0 again mid-save."""
     events: list[str] = []
-    real_save = run_module.save_checkpoint
-    monkeypatch.setattr(run_module, "save_checkpoint", lambda payload, path: (real_save(payload, path), events.append("save")))
+    real_save = RunFolder.save_checkpoint
+    monkeypatch.setattr(RunFolder, "save_checkpoint", lambda run, ckpt, **kw: (real_save(run, ckpt, **kw), events.append("save")))
     monkeypatch.setattr(distributed_module, "barrier", lambda: events.append("barrier"))
     config = tiny_config(tmp_path / "run", epochs=2)
     with pytest.raises(TrainingInterrupted):

@@ -11,8 +11,10 @@ from resnetlab.cli import build_parser
 from resnetlab.cli.train_cmd import overrides_from
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
+from resnetlab.runs import RunFolder
 from resnetlab.training import TrainConfig, distributed, resolve_config
 from resnetlab.training import run as run_module
+from resnetlab.training.trainer import Trainer
 from tests.conftest import make_tiny_bundle
 from tests.training.conftest import tiny_config
 
@@ -50,7 +52,7 @@ def test_sync_bn_is_a_config_field_and_torchvisions_flag() -> None:
     assert TrainConfig().sync_bn is False
 
 
-def test_sync_bn_converts_in_place_before_the_optimizer_and_ddp(monkeypatch) -> None:
+def test_sync_bn_converts_in_place_before_the_optimizer_and_ddp(monkeypatch, tmp_path) -> None:
     """The parameters stay the same objects (an optimizer keeps them) and checkpoints the same keys."""
     bundle = make_tiny_bundle()
     config = tiny_config("unused", sync_bn=True)
@@ -60,7 +62,7 @@ def test_sync_bn_converts_in_place_before_the_optimizer_and_ddp(monkeypatch) -> 
     keys, params = list(model.state_dict()), list(model.parameters())
     wrapped: list[nn.Module] = []
     monkeypatch.setattr(distributed, "wrap_model", lambda m, ctx, device: wrapped.append(m) or m)
-    parts = run_module.build_parts(config, bundle, model, meta, TWO_PROCESSES)
+    parts = Trainer(config, bundle, model, RunFolder(tmp_path / "run", writer=False), TWO_PROCESSES, meta)
     batchnorms = [m for m in parts.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert batchnorms and all(isinstance(m, nn.SyncBatchNorm) for m in batchnorms)
     assert wrapped == [parts.model] and list(parts.model.state_dict()) == keys

@@ -14,6 +14,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.training import run as run_module
 from resnetlab.training import trainer as trainer_module
 from resnetlab.training.interrupt import StopRequest
+from resnetlab.training.schedules import create_schedule
 from resnetlab.training.step import EpochStats, NonFiniteLoss
 from tests.conftest import make_tiny_bundle, poison_loss
 from tests.training.conftest import make_trainer, tiny_config
@@ -44,6 +45,7 @@ def one_epoch(tmp_path, monkeypatch, check_every: int, poison_at: int | None = N
     trainer = make_trainer(tmp_path / f"every-{check_every}", make_tiny_bundle(per_class=16), batch_size=6, epochs=1)
     trainer.step_parts.forward = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
     trainer.step_parts.optimizer = torch.optim.SGD(trainer.step_parts.forward.parameters(), lr=0.1)
+    trainer.schedule = create_schedule(trainer.step_parts.optimizer, trainer.config, 8, 8)
     trainer.step_parts.criterion = PoisonedAt(poison_at)
     monkeypatch.setattr(trainer_module, "host_check_interval", lambda device: check_every)
     if reads is not None:

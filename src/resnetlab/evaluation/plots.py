@@ -7,9 +7,11 @@ no global backend switch, no display needed, and nothing leaks between calls.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -44,12 +46,45 @@ def check_figure_path(path: str | Path, *, overwrite: bool = False, inputs: Iter
     return path
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    """Render to a temporary file beside ``path``, then rename: an interrupted save keeps the old figure."""
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 100) -> Path:
+    """Render to a temporary file beside ``path``, then rename: an interrupted save keeps the old
+    figure. Every figure of evaluation and of reports is saved here."""
+    path = Path(path)
     FigureCanvasAgg(fig)
     with replacing(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lower().lstrip(".") or None, dpi=100, bbox_inches="tight")
+        fig.savefig(tmp, format=path.suffix.lower().lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
     return path
+
+
+def image_grid(images: Sequence[Any], captions: Sequence[str], *, columns: int = 8, colours: Sequence[str] | None = None,
+               cell: tuple[float, float] = (1.9, 2.1), empty: str = "no images") -> Figure:
+    """uint8 images (N, C, H, W: tensors or arrays) with one caption each, ``columns`` per row; a
+    ``colours`` entry colours an image's caption and frame (a report's right and wrong predictions)."""
+    n = len(images)
+    rows, cols = max(1, -(-n // columns)), max(1, min(columns, n))
+    fig = Figure(figsize=(cell[0] * cols, cell[1] * rows))
+    for i in range(rows * cols):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+        if i >= n:
+            continue
+        picture = np.asarray(images[i]).transpose(1, 2, 0)  # (H, W, C)
+        if picture.shape[2] == 1:
+            ax.imshow(picture[:, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(picture[:, :, :3], interpolation="nearest")
+        colour = colours[i] if colours is not None else "black"
+        ax.set_title(captions[i], fontsize=7, color=colour)
+        if colours is not None:
+            ax.set_frame_on(True)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(2.5)
+    if n == 0:
+        fig.axes[0].text(0.5, 0.5, empty, ha="center", va="center")
+    return fig
 
 
 def plot_confusion_matrix(confusion: torch.Tensor, classes: list[str], path: str | Path, title: str = "") -> Path:
@@ -72,29 +107,12 @@ def plot_confusion_matrix(confusion: torch.Tensor, classes: list[str], path: str
             for j in range(k):
                 color = "white" if rates[i, j] > 0.5 else "black"
                 ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7, color=color)
-    return _save(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def plot_image_grid(images: torch.Tensor, captions: list[str], path: str | Path, columns: int = 8) -> Path:
-    """uint8 images (N, C, H, W) with one caption each, ``columns`` per row."""
-    n = len(images)
-    rows = max(1, -(-n // columns))
-    cols = max(1, min(columns, n))
-    fig = Figure(figsize=(1.9 * cols, 2.1 * rows))
-    for i in range(rows * cols):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.axis("off")
-        if i >= n:
-            continue
-        picture = images[i].permute(1, 2, 0).numpy()  # (H, W, C)
-        if picture.shape[2] == 1:
-            ax.imshow(picture[:, :, 0], cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(picture[:, :, :3])
-        ax.set_title(captions[i], fontsize=7)
-    if n == 0:
-        fig.axes[0].text(0.5, 0.5, "no errors", ha="center", va="center")
-    return _save(fig, Path(path))
+    """uint8 images (N, C, H, W) with one caption each, ``columns`` per row (eval's confident mistakes)."""
+    return save_figure(image_grid(images, captions, columns=columns, empty="no errors"), path)
 
 
 def plot_predictions(results: list[dict], path: str | Path, columns: int = 4, *, overwrite: bool = False) -> Path:
@@ -114,4 +132,4 @@ def plot_predictions(results: list[dict], path: str | Path, columns: int = 4, *,
         best = item["predictions"][0]
         ax.set_title(f"class: {best['class']}   prob: {best['probability']:.3f}", fontsize=11)
         ax.axis("off")
-    return _save(fig, Path(path))
+    return save_figure(fig, path)

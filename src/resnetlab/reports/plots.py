@@ -8,7 +8,6 @@ matplotlib runs with the Agg backend: reports are written on servers without a d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from resnetlab.files import replacing
+from resnetlab.evaluation.plots import image_grid, save_figure
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
 from resnetlab.models.registry import model_info
 from resnetlab.reports.runs import Run
@@ -39,9 +38,7 @@ def _axes(width: float = 7, height: float = 4.4) -> tuple[Figure, Axes]:
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    with replacing(path) as tmp:  # a report regenerated over an old one never leaves half a figure
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=DPI)
-    return path
+    return save_figure(fig, path, dpi=DPI)  # a report regenerated over an old one never leaves half a figure
 
 
 def _series(run: Run, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -170,28 +167,10 @@ def lr_schedule(run: Run, path: Path) -> Path:
 def prediction_grid(images: np.ndarray, labels: Sequence[int], predictions: Sequence[int], classes: Sequence[str],
                     path: Path, title: str) -> Path:
     """Sample test images (uint8 N,C,H,W) titled with the prediction; green ✓ right, red ✗ wrong."""
-    n = len(images)
-    cols = min(8, max(n, 1))
-    rows = max(1, math.ceil(n / cols))
-    fig = Figure(figsize=(1.55 * cols, 1.75 * rows + 0.5))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_frame_on(False)
-    for ax, image, label, pred in zip(axes.flat, images, labels, predictions):
-        picture = image.transpose(1, 2, 0)  # (H, W, C)
-        ax.imshow(picture[..., 0] if picture.shape[2] == 1 else picture, cmap="gray", vmin=0, vmax=255,
-                  interpolation="nearest")
-        right = int(label) == int(pred)
-        colour = "tab:green" if right else "tab:red"
-        text = f"✓ {classes[pred]}" if right else f"✗ {classes[pred]}\n(true {classes[label]})"
-        ax.set_title(text, color=colour, fontsize=7.5)
-        ax.set_frame_on(True)
-        for spine in ax.spines.values():
-            spine.set_edgecolor(colour)
-            spine.set_linewidth(2.5)
+    right = [int(label) == int(pred) for label, pred in zip(labels, predictions)]
+    captions = [f"✓ {classes[pred]}" if ok else f"✗ {classes[pred]}\n(true {classes[label]})"
+                for ok, label, pred in zip(right, labels, predictions)]
+    fig = image_grid(images, captions, colours=["tab:green" if ok else "tab:red" for ok in right], cell=(1.55, 1.85))
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 

@@ -16,6 +16,10 @@ a run with checkpoints/last.pt is resumed (``train(resume=True)``), a folder wit
 started over. Every run's config is resolved before the first one trains, so a typo in the
 last run fails in a second, not after hours; a finished run whose config.yaml differs from what
 the sweep file now asks for is refused then too, rather than silently kept in the report.
+
+``parallel=N`` trains N runs at once, each in its own ``resnetlab train`` process (``parallel.py``;
+``"auto"``: as many as fit on the GPU, ``concurrency.py``); the same folders, the same resume rules,
+and a run that fails leaves the others training: the sweep names it at the end and writes no report.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import yaml
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
+from resnetlab.reports.parallel import Job, train_in_parallel
 from resnetlab.training.config_values import load_yaml, parse_key_values, read_text, shown
 
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
@@ -153,9 +158,12 @@ def sweep(
     overrides: dict[str, Any] | None = None,
     write_report: bool = True,
     checkpoints: bool = True,
+    parallel: int | str = 1,
 ) -> Path:
     """Train every run of the sweep that is not finished, then write the report.
 
+    ``parallel``: runs trained at once, each in its own ``resnetlab train`` process (``reports/parallel.py``;
+    ``"auto"``: as many as the GPU's free memory holds); 1 trains them one after another in this process.
     Returns ``<out>/report/index.html`` (or the output folder with ``write_report=False``).
     """
     from resnetlab import training
@@ -164,18 +172,26 @@ def sweep(
     spec = load_sweep(sweep_yaml, overrides)
     out = Path(out or spec.out or Path("runs") / spec.name).expanduser()
     configs = [resolve_config(run.recipe, overrides={**run.overrides, "out": str(out / run.name)}) for run in spec.runs]
-    command = equivalent_command(sweep_yaml, out, overrides)
+    command = equivalent_command(sweep_yaml, out, overrides, parallel)
     for config in configs:
         refuse_outdated_run(Path(config.out), config)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-    for i, (run, config) in enumerate(zip(spec.runs, configs), 1):
-        folder = out / run.name
-        state = run_state(folder)
-        print(f"[sweep {spec.name} {i}/{len(configs)}] {run.name}: {STATE_MESSAGES[state]}", flush=True)
-        if state == "finished":
-            continue
-        training.train(config, resume=state == "resumable", overwrite=state == "stale")
+    states = [run_state(out / run.name) for run in spec.runs]
+    at_once = runs_at_once(parallel, configs, sum(s != "finished" for s in states), f"sweep {spec.name}")
+    for i, (run, config, state) in enumerate(zip(spec.runs, configs, states), 1):
+        if state == "finished" or at_once == 1:
+            print(f"[sweep {spec.name} {i}/{len(configs)}] {run.name}: {STATE_MESSAGES[state]}", flush=True)
+        if state != "finished" and at_once == 1:
+            training.train(config, resume=state == "resumable", overwrite=state == "stale")
+    if at_once > 1:
+        jobs = [Job(i, run.name, config, state, STATE_MESSAGES[state])
+                for i, (run, config, state) in enumerate(zip(spec.runs, configs, states), 1) if state != "finished"]
+        failed = train_in_parallel(jobs, out, at_once, f"sweep {spec.name}", len(configs))
+        if failed:
+            listed = "; ".join(f"{f.name} ({f.message}; log {f.log})" for f in failed)
+            raise ResnetlabError(f"sweep {spec.name}: {len(failed)} of {len(jobs)} run(s) failed: {listed}. The others finished; "
+                                 "fix the cause and run the same command again (finished runs are skipped)")
     if not write_report:
         return out
     from resnetlab.reports.report import report
@@ -186,9 +202,22 @@ def sweep(
     return index
 
 
-def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None) -> str:
+def runs_at_once(parallel: int | str, configs: list[Any], to_train: int, label: str) -> int:
+    """``--parallel``: a positive whole number, or ``auto`` (``concurrency.auto_parallel``, its reason printed)."""
+    if parallel == "auto":
+        from resnetlab.reports.concurrency import auto_parallel
+
+        count, reason = auto_parallel(configs, to_train) if to_train else (1, "1 (nothing left to train)")
+        print(f"[{label}] --parallel auto: {reason}", flush=True)
+        return count
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ResnetlabError(f"--parallel must be a positive whole number or auto, got {shown(parallel)}")
+    return parallel
+
+
+def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None, parallel: int | str = 1) -> str:
     """The command line that does what this call does (named on the report page)."""
-    words = ["resnetlab", "sweep", str(sweep_yaml), "--out", str(out)]
+    words = ["resnetlab", "sweep", str(sweep_yaml), "--out", str(out)] + (["--parallel", str(parallel)] if parallel != 1 else [])
     for key, value in (overrides or {}).items():
         words += ["--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
     return shlex.join(words)

@@ -1,0 +1,151 @@
+"""``sweep --parallel``: runs trained as separate processes end exactly as the in-process sweep's,
+a run that fails stops none of the others, and Ctrl-C to the sweep stops its runs with a
+checkpoint, the same command then resuming them to the uninterrupted result.
+
+Bit for bit equality needs the same thread count on both sides: the session trains on one torch
+thread (tests/conftest.py), so the children get ``OMP_NUM_THREADS=1`` (with 2 threads against 1,
+a tiny run's weights differ by up to 0.8).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import resnetlab
+from resnetlab.cli import main
+from resnetlab.errors import ResnetlabError
+from resnetlab.reports import concurrency, parallel, sweep
+from resnetlab.reports.sweep import equivalent_command, run_state
+from resnetlab.training.config import resolve_config
+from resnetlab.training.run_folder import read_metrics
+from tests.reports.conftest import tiny_train_overrides
+from tests.reports.test_sweep import write_sweep
+
+RUNS = [{"name": "a", "model": "resnet20"}, {"name": "b", "model": "plain20"}, {"name": "c", "model": "resnet20", "seed": 1}]
+TIMES = ("epoch_seconds", "images_per_second", "eval_seconds")
+
+
+def defaults(data_dir: Path) -> dict[str, Any]:
+    # 4 epochs of 4 steps: a run is still training for a while after its first checkpoint
+    return {"recipe": "paper", **tiny_train_overrides(data_dir), "epochs": 4, "precision": "fp32"}
+
+
+@pytest.fixture(scope="module")
+def sequential(tiny_image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three runs trained one after another in this process: what a parallel sweep must give."""
+    root = tmp_path_factory.mktemp("sequential")
+    sweep(write_sweep(root / "s.yaml", RUNS, defaults(tiny_image_folder)), root / "out", write_report=False)
+    return root / "out"
+
+
+@pytest.fixture(autouse=True)
+def one_thread_per_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def assert_same_runs(out: Path, reference: Path, names: str) -> None:
+    for name in names:
+        rows, expected = (read_metrics(folder / name / "metrics.csv") for folder in (out, reference))
+        assert [{k: v for k, v in r.items() if k not in TIMES} for r in rows] == \
+               [{k: v for k, v in r.items() if k not in TIMES} for r in expected], name
+        weights, expected_weights = (torch.load(folder / name / "weights.pth", weights_only=True) for folder in (out, reference))
+        assert weights.keys() == expected_weights.keys()
+        assert all(torch.equal(weights[k], expected_weights[k]) for k in weights), f"{name}: weights differ"
+
+
+def test_a_failing_run_leaves_the_others_training_and_is_named_at_the_end(
+        sequential: Path, tiny_image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [RUNS[0], {**RUNS[1], "data_dir": str(tmp_path / "missing")}, RUNS[2]]
+    spec = write_sweep(tmp_path / "s.yaml", runs, defaults(tiny_image_folder))
+    args = ["sweep", str(spec), "--out", str(tmp_path / "out"), "--parallel", "2", "--no-checkpoints"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    error = captured.err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("resnetlab: error: sweep tiny: 1 of 3 run(s) failed: b (exit 2: resnetlab: error:")
+    assert str(tmp_path / "missing") in error[0] and f"log {tmp_path / 'out' / 'logs' / 'b.log'}" in error[0]
+    lines = captured.out.splitlines()  # one line per start and end, none from the runs themselves
+    starts_and_ends = [f"[sweep tiny {i}/3] {name}" for i, name in enumerate("abc", 1) for _ in range(2)]
+    assert sorted(line.split(":")[0] for line in lines) == starts_and_ends
+    assert any(line.startswith("[sweep tiny 2/3] b: FAILED (exit 2: resnetlab: error:") for line in lines)
+    a_ends = [line for line in lines if line.startswith("[sweep tiny 1/3] a: finished, test accuracy ")]
+    assert len(a_ends) == 1 and f"{float(read_metrics(sequential / 'a' / 'metrics.csv')[-1]['test_acc']):.4f}" in a_ends[0]
+    assert_same_runs(tmp_path / "out", sequential, "ac")
+    assert not (tmp_path / "out" / "report").exists()  # the report waits for every run
+    assert run_state(tmp_path / "out" / "b") == "stale"  # the same command starts b over once its data is found
+
+
+@pytest.mark.slow  # about a minute here: five training processes and the sweep's own
+def test_ctrl_c_stops_every_run_with_a_checkpoint_and_the_same_command_resumes_them(
+        sequential: Path, tiny_image_folder: Path, tmp_path: Path) -> None:
+    spec = write_sweep(tmp_path / "s.yaml", RUNS, defaults(tiny_image_folder))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "resnetlab", "sweep", str(spec), "--out", str(out), "--parallel", "2", "--no-report"]
+    env = {**os.environ, "PYTHONPATH": str(Path(resnetlab.__file__).parents[1])}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "a" / "checkpoints" / "last.pt").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "sweep interrupted by SIGINT" in stderr and "again to continue" in stderr
+    assert (out / "a" / "checkpoints" / "last.pt").is_file() and not (out / "a" / "summary.json").exists()
+    assert not (out / "c").exists() and "] c:" not in stdout  # no run starts after the signal
+
+    assert main(command[3:]) == 0
+    assert "resuming" in (out / "a" / "train.log").read_text()
+    assert_same_runs(out, sequential, "abc")
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "logs" not in p.parts}
+    assert main(command[3:]) == 0  # everything finished: nothing trains again
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "logs" not in p.parts} == files
+
+
+def test_parallel_auto_fills_the_free_gpu_memory_and_is_one_on_a_cpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    configs = [resolve_config("paper", overrides={"model": m, "out": str(tmp_path / m)}) for m in ("resnet20", "resnet110")]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    count, reason = concurrency.auto_parallel(configs, 5)  # device auto on a machine without a GPU
+    assert count == 1 and "runs on cpu, not one CUDA device: one run at a time, in this process" in reason
+
+    per_run = concurrency.run_memory_estimate(configs[1])
+    assert per_run > concurrency.run_memory_estimate(configs[0]) > concurrency.PROCESS_OVERHEAD
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(10.5 * per_run / 0.9), 2 * 10**12))
+    monkeypatch.setattr(concurrency, "usable_cores", lambda: 16)
+    count, reason = concurrency.auto_parallel(configs, 12)
+    assert count == 10 and "resnet110 at batch 128: 10 fit; 16 CPU cores; 12 run(s) to train" in reason
+    assert concurrency.auto_parallel(configs, 3)[0] == 3  # no more than the runs left
+    monkeypatch.setattr(concurrency, "usable_cores", lambda: 4)
+    assert concurrency.auto_parallel(configs, 12)[0] == 4  # a loader and a Python loop per run
+
+
+def test_bad_parallel_values_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_sweep(tmp_path / "s.yaml", RUNS)
+    with pytest.raises(SystemExit):
+        main(["sweep", str(spec), "--parallel", "0"])
+    assert "--parallel: use a positive whole number or auto, not '0'" in capsys.readouterr().err
+    with pytest.raises(ResnetlabError, match="--parallel must be a positive whole number or auto, got 'two'"):
+        sweep(spec, tmp_path / "out", parallel="two")
+
+
+def test_the_report_names_the_parallel_command() -> None:
+    assert equivalent_command("s.yaml", Path("out"), {"epochs": 3}, 2) == "resnetlab sweep s.yaml --out out --parallel 2 --set epochs=3"
+    assert equivalent_command("s.yaml", Path("out"), None) == "resnetlab sweep s.yaml --out out"
+
+
+def test_a_child_trains_the_config_the_sweep_resolved(tmp_path: Path) -> None:
+    """The file a child reads (--config) wins over the recipe and its per-model values: the same config."""
+    config = resolve_config("paper", overrides={"model": "resnet110", "out": str(tmp_path / "r"), "epochs": 3})
+    parallel.write_config(config, tmp_path / "r.yaml")
+    assert resolve_config(None, tmp_path / "r.yaml") == config
+    assert config.error_warmup_lr == 0.01  # resnet110's own value in the paper recipe, kept

@@ -57,6 +57,11 @@ def test_shipped_sweeps_resolve_to_valid_configs() -> None:
     assert [r.name for r in cpu.runs] == ["plain20", "plain56", "resnet20", "resnet56"]
     config = resolve_config("paper", overrides={**cpu.runs[0].overrides, "out": "x"})
     assert (config.subset, config.epochs, config.dataset, config.device) == (12500, 10, "folder", "cpu")
+    # Table 6 on the CIFAR-10 JPEG copy (docs/gpu.md): the folder reaches every run; budget and warm-up stay the paper's
+    jpeg = [resolve_config(r.recipe, overrides={**r.overrides, "out": "x"})
+            for r in load_sweep("cifar10-depth", {"dataset": "folder", "data_dir": "/data/cifar10-jpeg"}).runs]
+    assert {(c.dataset, c.data_dir, c.max_iters, c.batch_size) for c in jpeg} == {("folder", "/data/cifar10-jpeg", 64_000, 128)}
+    assert [c.error_warmup_lr for c in jpeg] == [None] * 4 + [0.01, 0.01]
     # --set wins over the sweep file, for every run
     assert all(r.overrides["data_dir"] == "/elsewhere" for r in load_sweep("degradation-cpu", {"data_dir": "/elsewhere"}).runs)
 

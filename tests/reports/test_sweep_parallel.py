@@ -72,7 +72,10 @@ def test_a_failing_run_leaves_the_others_training_and_is_named_at_the_end(
     error = captured.err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("resnetlab: error: sweep tiny: 1 of 3 run(s) failed: b (exit 2: resnetlab: error:")
     assert str(tmp_path / "missing") in error[0] and f"log {tmp_path / 'out' / 'logs' / 'b.log'}" in error[0]
-    lines = captured.out.splitlines()  # one line per start and end, none from the runs themselves
+    reads, lines = [], []  # one line per data set read, one per run start and end, none from the runs themselves
+    for line in captured.out.splitlines():
+        (reads if line.startswith("[sweep tiny] ") else lines).append(line)
+    assert reads == [f"[sweep tiny] reading folder from {folder} once for the runs" for folder in (tiny_image_folder, tmp_path / "missing")]
     starts_and_ends = [f"[sweep tiny {i}/3] {name}" for i, name in enumerate("abc", 1) for _ in range(2)]
     assert sorted(line.split(":")[0] for line in lines) == starts_and_ends
     assert any(line.startswith("[sweep tiny 2/3] b: FAILED (exit 2: resnetlab: error:") for line in lines)

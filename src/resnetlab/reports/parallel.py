@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 import resnetlab
+from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
 
 POLL_SECONDS = 0.2
@@ -67,6 +68,7 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     logs = out / LOGS
     with writing(logs):
         logs.mkdir(parents=True, exist_ok=True)
+    read_data_once(jobs, label)
     waiting, running, failed = list(jobs), {}, []
     env = child_environment(parallel)
     with forwarded_signals(lambda: list(running.values())) as stop:
@@ -96,6 +98,28 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     if stop.requested:
         raise SweepInterrupted(f"interrupted by {stop.signal_name}: the runs in progress saved their checkpoints")
     return failed
+
+
+def read_data_once(jobs: list[Job], label: str) -> None:
+    """Load each data set the runs use once, here, before they start: N processes meeting an image
+    folder (or a download) for the first time would each decode (or fetch) all of it at once. Each
+    then reads the cache. A data set that fails to load is left to its runs, which say why."""
+    from resnetlab.data import load_dataset
+
+    seen = set()
+    for job in jobs:
+        c = job.config
+        key = (c.dataset, c.data_dir, c.image_size, c.skip_bad_images, c.stream, c.memory_budget_gb)
+        if key in seen:
+            continue
+        seen.add(key)
+        print(f"[{label}] reading {c.dataset}{' from ' + str(c.data_dir) if c.data_dir else ''} once for the runs", flush=True)
+        budget = int(c.memory_budget_gb * 2**30) if c.memory_budget_gb else None
+        try:
+            load_dataset(c.dataset, c.data_dir, image_size=c.image_size, skip_bad_images=c.skip_bad_images,
+                         memory_budget=budget, stream=c.stream)
+        except (ResnetlabError, OSError):
+            pass
 
 
 def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:

@@ -56,8 +56,10 @@ class Job:
 
 @dataclass
 class Outcome:
+    """A run that did not finish: its exit and last printed line, and where the rest of it is."""
+
     name: str
-    message: str  # failed: the child's last line; finished: ""
+    message: str
     log: Path
 
 
@@ -71,30 +73,27 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     read_data_once(jobs, label)
     waiting, running, failed = list(jobs), {}, []
     env = child_environment(parallel)
-    with forwarded_signals(lambda: list(running.values())) as stop:
-        while waiting or running:
-            while waiting and len(running) < parallel and not stop.requested:
-                job = waiting.pop(0)
-                process = start(job, logs, env)
-                running[job.name] = (job, process, time.monotonic())
-                if stop.requested:  # the signal came while it started: the handler did not see it
-                    process.send_signal(signal.SIGINT)
-                print(f"[{label} {job.number}/{total}] {job.name}: {job.note}, process {process.pid}, "
-                      f"log {logs / (job.name + '.log')}", flush=True)
-            time.sleep(POLL_SECONDS)
-            for name, (job, process, started) in list(running.items()):
-                if process.poll() is None:
-                    continue
-                del running[name]
-                outcome = finished(job, process.returncode, logs, stop.requested)
-                if outcome is None:
-                    took = duration(time.monotonic() - started)
-                    print(f"[{label} {job.number}/{total}] {name}: finished, {final_accuracy(job)} ({took})", flush=True)
-                elif not stop.requested:
-                    failed.append(outcome)
-                    print(f"[{label} {job.number}/{total}] {name}: FAILED ({outcome.message}); log {outcome.log}", flush=True)
-            if not running and stop.requested:
-                break
+    with forwarded_signals(lambda: [process for _, process, _ in running.values()]) as stop:
+        try:
+            while running or (waiting and not stop.requested):
+                while waiting and len(running) < parallel and not stop.requested:
+                    job = waiting.pop(0)
+                    process = start(job, logs, env)
+                    running[job.name] = (job, process, time.monotonic())
+                    if stop.requested:  # the signal came while it started: the handler did not see it
+                        process.send_signal(signal.SIGINT)
+                    print(f"[{label} {job.number}/{total}] {job.name}: {job.note}, process {process.pid}, "
+                          f"log {logs / (job.name + '.log')}", flush=True)
+                time.sleep(POLL_SECONDS)
+                for name, (job, process, started) in list(running.items()):
+                    if process.poll() is not None:
+                        del running[name]
+                        prefix = f"[{label} {job.number}/{total}]"
+                        failed += report_end(job, process.returncode, logs, stop.requested, prefix, started)
+        finally:  # the sweep itself failed (a folder it cannot write): its runs stop with a checkpoint too
+            for _, process, _ in running.values():
+                process.send_signal(signal.SIGINT)
+                process.wait()
     if stop.requested:
         raise SweepInterrupted(f"interrupted by {stop.signal_name}: the runs in progress saved their checkpoints")
     return failed
@@ -163,10 +162,21 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def finished(job: Job, returncode: int, logs: Path, stopping: bool) -> Outcome | None:
+def report_end(job: Job, returncode: int, logs: Path, stopping: bool, prefix: str, started: float) -> list[Outcome]:
+    """Print how ``job`` ended; a failure (not a stop the sweep asked for) is returned to be named at the end."""
+    outcome = ended(job, returncode, logs, stopping)
+    if outcome is None:
+        print(f"{prefix} {job.name}: finished, {final_accuracy(job)} ({duration(time.monotonic() - started)})", flush=True)
+        return []
+    if stopping:
+        return []
+    print(f"{prefix} {job.name}: FAILED ({outcome.message}); log {outcome.log}", flush=True)
+    return [outcome]
+
+
+def ended(job: Job, returncode: int, logs: Path, stopping: bool) -> Outcome | None:
     """None for a run that finished; otherwise why it did not (its last printed line)."""
-    folder = Path(job.config.out)
-    if returncode == 0 and (folder / "summary.json").is_file():
+    if returncode == 0 and (Path(job.config.out) / "summary.json").is_file():
         return None
     log = logs / f"{job.name}.log"
     if returncode in (130, -signal.SIGINT, -signal.SIGTERM) and not stopping:
@@ -202,7 +212,7 @@ class _StopRequest:
 
 
 @contextmanager
-def forwarded_signals(children: Callable[[], list[tuple[Job, subprocess.Popen, float]]]) -> Iterator[_StopRequest]:
+def forwarded_signals(children: Callable[[], list[subprocess.Popen]]) -> Iterator[_StopRequest]:
     """SIGINT/SIGTERM to the sweep: start no more runs and pass SIGINT on to each running one.
 
     A second signal is passed on again, which training takes as "stop now" (no checkpoint)."""
@@ -210,9 +220,8 @@ def forwarded_signals(children: Callable[[], list[tuple[Job, subprocess.Popen, f
 
     def forward(signum: int, frame: Any = None) -> None:
         stop.requested, stop.signal_name = True, signal.Signals(signum).name
-        for _, process, _ in children():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+        for process in children():
+            process.send_signal(signal.SIGINT)  # nothing if it has ended
 
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield stop

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import resnetlab
+from resnetlab import training
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.reports import concurrency, parallel, sweep
@@ -28,7 +29,7 @@ from resnetlab.reports.sweep import equivalent_command, run_state
 from resnetlab.training.config import resolve_config
 from resnetlab.training.run_folder import read_metrics
 from tests.reports.conftest import tiny_train_overrides
-from tests.reports.test_sweep import write_sweep
+from tests.reports.test_sweep import FakeTrain, write_sweep
 
 RUNS = [{"name": "a", "model": "resnet20"}, {"name": "b", "model": "plain20"}, {"name": "c", "model": "resnet20", "seed": 1}]
 TIMES = ("epoch_seconds", "images_per_second", "eval_seconds")
@@ -130,6 +131,18 @@ def test_parallel_auto_fills_the_free_gpu_memory_and_is_one_on_a_cpu(
     assert concurrency.auto_parallel(configs, 3)[0] == 3  # no more than the runs left
     monkeypatch.setattr(concurrency, "usable_cores", lambda: 4)
     assert concurrency.auto_parallel(configs, 12)[0] == 4  # a loader and a Python loop per run
+
+
+def test_parallel_auto_without_a_gpu_trains_one_run_after_another_in_this_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeTrain()
+    monkeypatch.setattr(training, "train", fake, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    sweep(write_sweep(tmp_path / "s.yaml", RUNS[:2]), tmp_path / "out", write_report=False, parallel="auto")
+    assert fake.calls == [("a", False, False), ("b", False, False)]
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "[sweep tiny] --parallel auto: 1 (runs on cpu, not one CUDA device: one run at a time, in this process)"
 
 
 def test_bad_parallel_values_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -166,9 +166,10 @@ def sweep(
     ``"auto"``: as many as the GPU's free memory holds); 1 trains them one after another in this process.
     Returns ``<out>/report/index.html`` (or the output folder with ``write_report=False``).
     """
-    from resnetlab import training
     from resnetlab.training.config import resolve_config
 
+    if parallel != "auto" and (isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1):
+        raise ResnetlabError(f"--parallel must be a positive whole number or auto, got {shown(parallel)}")
     spec = load_sweep(sweep_yaml, overrides)
     out = Path(out or spec.out or Path("runs") / spec.name).expanduser()
     configs = [resolve_config(run.recipe, overrides={**run.overrides, "out": str(out / run.name)}) for run in spec.runs]
@@ -177,21 +178,14 @@ def sweep(
         refuse_outdated_run(Path(config.out), config)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-    states = [run_state(out / run.name) for run in spec.runs]
-    at_once = runs_at_once(parallel, configs, sum(s != "finished" for s in states), f"sweep {spec.name}")
-    for i, (run, config, state) in enumerate(zip(spec.runs, configs, states), 1):
-        if state == "finished" or at_once == 1:
-            print(f"[sweep {spec.name} {i}/{len(configs)}] {run.name}: {STATE_MESSAGES[state]}", flush=True)
-        if state != "finished" and at_once == 1:
-            training.train(config, resume=state == "resumable", overwrite=state == "stale")
-    if at_once > 1:
-        jobs = [Job(i, run.name, config, state, STATE_MESSAGES[state])
-                for i, (run, config, state) in enumerate(zip(spec.runs, configs, states), 1) if state != "finished"]
-        failed = train_in_parallel(jobs, out, at_once, f"sweep {spec.name}", len(configs))
-        if failed:
-            listed = "; ".join(f"{f.name} ({f.message}; log {f.log})" for f in failed)
-            raise ResnetlabError(f"sweep {spec.name}: {len(failed)} of {len(jobs)} run(s) failed: {listed}. The others finished; "
-                                 "fix the cause and run the same command again (finished runs are skipped)")
+    label = f"sweep {spec.name}"
+    runs = [(i, run.name, config, run_state(out / run.name)) for i, (run, config) in enumerate(zip(spec.runs, configs), 1)]
+    if parallel == "auto":
+        parallel = runs_at_once(configs, sum(state != "finished" for *_, state in runs), label)
+    if parallel == 1:
+        train_one_after_another(runs, label)
+    else:
+        train_side_by_side(runs, out, parallel, label)
     if not write_report:
         return out
     from resnetlab.reports.report import report
@@ -202,17 +196,36 @@ def sweep(
     return index
 
 
-def runs_at_once(parallel: int | str, configs: list[Any], to_train: int, label: str) -> int:
-    """``--parallel``: a positive whole number, or ``auto`` (``concurrency.auto_parallel``, its reason printed)."""
-    if parallel == "auto":
-        from resnetlab.reports.concurrency import auto_parallel
+def train_one_after_another(runs: list[tuple[int, str, Any, str]], label: str) -> None:
+    """The runs (number, name, config, state) trained in this process; an error or Ctrl-C stops the sweep."""
+    from resnetlab import training
 
-        count, reason = auto_parallel(configs, to_train) if to_train else (1, "1 (nothing left to train)")
-        print(f"[{label}] --parallel auto: {reason}", flush=True)
-        return count
-    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-        raise ResnetlabError(f"--parallel must be a positive whole number or auto, got {shown(parallel)}")
-    return parallel
+    for number, name, config, state in runs:
+        print(f"[{label} {number}/{len(runs)}] {name}: {STATE_MESSAGES[state]}", flush=True)
+        if state != "finished":
+            training.train(config, resume=state == "resumable", overwrite=state == "stale")
+
+
+def train_side_by_side(runs: list[tuple[int, str, Any, str]], out: Path, parallel: int, label: str) -> None:
+    """The runs trained ``parallel`` at once as processes; the ones that failed are named once all have ended."""
+    for number, name, _, state in runs:
+        if state == "finished":
+            print(f"[{label} {number}/{len(runs)}] {name}: {STATE_MESSAGES[state]}", flush=True)
+    jobs = [Job(number, name, config, state, STATE_MESSAGES[state]) for number, name, config, state in runs if state != "finished"]
+    failed = train_in_parallel(jobs, out, parallel, label, len(runs))
+    if failed:
+        listed = "; ".join(f"{f.name} ({f.message}; log {f.log})" for f in failed)
+        raise ResnetlabError(f"{label}: {len(failed)} of {len(jobs)} run(s) failed: {listed}. The others finished; "
+                             "fix the cause and run the same command again (finished runs are skipped)")
+
+
+def runs_at_once(configs: list[Any], to_train: int, label: str) -> int:
+    """``--parallel auto`` decided (``concurrency.auto_parallel``), the reason printed."""
+    from resnetlab.reports.concurrency import auto_parallel
+
+    count, reason = auto_parallel(configs, to_train) if to_train else (1, "1 (nothing left to train)")
+    print(f"[{label}] --parallel auto: {reason}", flush=True)
+    return count
 
 
 def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None, parallel: int | str = 1) -> str:

@@ -75,6 +75,9 @@ def test_a_bad_sweep_fails_before_anything_trains(tmp_path: Path, monkeypatch: p
     twice = write_sweep(tmp_path / "twice.yaml", [{"name": "a", "model": "resnet20"}, {"name": "a", "model": "plain20"}])
     with pytest.raises(ResnetlabError, match="appear twice"):
         sweep(twice, tmp_path / "out")
+    logs = write_sweep(tmp_path / "logs.yaml", [{"name": "logs", "model": "resnet20"}])
+    with pytest.raises(ResnetlabError, match="run name 'logs' is taken by the sweep's own <out>/logs folder"):
+        sweep(logs, tmp_path / "out")
     with pytest.raises(ResnetlabError, match="degradation-cpu"):  # lists the shipped sweeps
         sweep("no-such-sweep", tmp_path / "out")
     assert fake.calls == []

@@ -10,6 +10,7 @@ a tiny run's weights differ by up to 0.8).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,24 +114,29 @@ def test_ctrl_c_stops_every_run_with_a_checkpoint_and_the_same_command_resumes_t
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "logs" not in p.parts} == files
 
 
-def test_parallel_auto_fills_the_free_gpu_memory_and_is_one_on_a_cpu(
+def test_parallel_auto_starts_the_runs_that_fit_in_the_free_gpu_memory_and_is_one_without_a_gpu(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    configs = [resolve_config("paper", overrides={"model": m, "out": str(tmp_path / m)}) for m in ("resnet20", "resnet110")]
+    models = ("resnet20", "resnet56", "resnet20", "resnet110", "resnet20")
+    configs = [resolve_config("paper", overrides={"model": m, "out": str(tmp_path / str(i))}) for i, m in enumerate(models)]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    count, reason = concurrency.auto_parallel(configs, 5)  # device auto on a machine without a GPU
-    assert count == 1 and "runs on cpu, not one CUDA device: one run at a time, in this process" in reason
+    share = concurrency.auto_parallel(configs)  # device auto on a machine without a GPU
+    assert (share.runs, share.budget) == (1, None)
+    assert share.reason == "1 (runs on cpu, not one CUDA device: one run at a time, in this process)"
 
-    per_run = concurrency.run_memory_estimate(configs[1])
-    assert per_run > concurrency.run_memory_estimate(configs[0]) > concurrency.PROCESS_OVERHEAD
+    r20, r56, r110 = (concurrency.run_memory_estimate(configs[i]) for i in (0, 1, 3))
+    assert concurrency.PROCESS_OVERHEAD < r20 < r56 < r110
+    budget = 2 * r20 + r56 + r20 // 2  # the first three fit, resnet110 does not beside them; the last resnet20 does not either
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(10.5 * per_run / 0.9), 2 * 10**12))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(budget / concurrency.USABLE_FRACTION) + 1, 2**45))
     monkeypatch.setattr(concurrency, "usable_cores", lambda: 16)
-    count, reason = concurrency.auto_parallel(configs, 12)
-    assert count == 10 and "resnet110 at batch 128: 10 fit; 16 CPU cores; 12 run(s) to train" in reason
-    assert concurrency.auto_parallel(configs, 3)[0] == 3  # no more than the runs left
-    monkeypatch.setattr(concurrency, "usable_cores", lambda: 4)
-    assert concurrency.auto_parallel(configs, 12)[0] == 4  # a loader and a Python loop per run
+    share = concurrency.auto_parallel(configs)
+    assert (share.runs, share.budget, share.estimates) == (5, budget, [r20, r56, r20, r110, r20])
+    assert re.search(r"GiB per run for resnet20 to \d+\.\d GiB for resnet110\): 3 start together$", share.reason)
+    assert concurrency.first_wave(share.estimates, share.runs, share.budget) == [0, 1, 2]
+    assert concurrency.first_wave(share.estimates, 2, share.budget) == [0, 1]  # no more than the cores
+    assert concurrency.first_wave([r110 * 100, r20], 5, budget) == [0]  # a run too large for the budget still starts, alone
+    assert parallel.fits(r20, [r20, r56], 5, budget) and not parallel.fits(r110, [r20, r56], 5, budget)
 
 
 def test_parallel_auto_without_a_gpu_trains_one_run_after_another_in_this_process(

@@ -52,6 +52,7 @@ class Job:
     config: Any  # TrainConfig
     state: str  # run_state: resumable, stale or new
     note: str  # what starting it means ("training", "resuming from checkpoints/last.pt")
+    memory: int = 0  # bytes of GPU memory it is estimated to need (--parallel auto)
 
 
 @dataclass
@@ -63,8 +64,9 @@ class Outcome:
     log: Path
 
 
-def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, total: int) -> list[Outcome]:
-    """Train ``jobs``, at most ``parallel`` at once; returns the runs that failed (empty: all finished).
+def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, total: int, budget: int | None = None) -> list[Outcome]:
+    """Train ``jobs``, at most ``parallel`` at once and, with a ``budget``, no more than their ``memory``
+    estimates fit in; returns the runs that failed (empty: all finished).
 
     Raises ``SweepInterrupted`` once every child has stopped after a SIGINT or SIGTERM to the sweep."""
     logs = out / LOGS
@@ -76,8 +78,8 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     with forwarded_signals(lambda: [process for _, process, _ in running.values()]) as stop:
         try:
             while running or (waiting and not stop.requested):
-                while waiting and len(running) < parallel and not stop.requested:
-                    job = waiting.pop(0)
+                while not stop.requested and (job := next_to_start(waiting, running, parallel, budget)):
+                    waiting.remove(job)
                     process = start(job, logs, env)
                     running[job.name] = (job, process, time.monotonic())
                     if stop.requested:  # the signal came while it started: the handler did not see it
@@ -97,6 +99,17 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     if stop.requested:
         raise SweepInterrupted(f"interrupted by {stop.signal_name}: the runs in progress saved their checkpoints")
     return failed
+
+
+def next_to_start(waiting: list[Job], running: dict[str, tuple[Job, Any, float]], parallel: int, budget: int | None) -> Job | None:
+    """The first waiting run that fits beside the running ones, in the sweep's order."""
+    in_use = [job.memory for job, _, _ in running.values()]
+    return next((job for job in waiting if fits(job.memory, in_use, parallel, budget)), None)
+
+
+def fits(estimate: int, running: list[int], runs: int, budget: int | None) -> bool:
+    """Whether a run needing ``estimate`` bytes may start beside ``running`` ones (alone, it always may)."""
+    return not running or (len(running) < runs and (budget is None or sum(running) + estimate <= budget))
 
 
 def read_data_once(jobs: list[Job], label: str) -> None:

@@ -29,16 +29,20 @@ import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
-from resnetlab.reports.parallel import Job, train_in_parallel
+from resnetlab.reports.parallel import LOGS, Job, train_in_parallel
 from resnetlab.training.config_values import load_yaml, parse_key_values, read_text, shown
 
+if TYPE_CHECKING:
+    from resnetlab.reports.concurrency import Share
+
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
+SWEEP_FOLDERS = ("report", LOGS)  # beside the run folders in <out>
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names become folder names
 
 
@@ -108,6 +112,8 @@ def _sweep_run(entry: Any, defaults: dict[str, Any], overrides: dict[str, Any], 
     name = str(entry["name"])
     if not NAME.match(name):
         raise ResnetlabError(f"sweep {source}: run name {name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+    if name in SWEEP_FOLDERS:
+        raise ResnetlabError(f"sweep {source}: run name {name!r} is taken by the sweep's own <out>/{name} folder: rename the run")
     if "out" in values:
         raise ResnetlabError(f"sweep {source}: run {name} sets 'out'; the sweep puts each run in <out>/<name>")
     return SweepRun(name=name, recipe=values.pop("recipe", None), overrides=values)
@@ -180,12 +186,11 @@ def sweep(
         out.mkdir(parents=True, exist_ok=True)
     label = f"sweep {spec.name}"
     runs = [(i, run.name, config, run_state(out / run.name)) for i, (run, config) in enumerate(zip(spec.runs, configs), 1)]
-    if parallel == "auto":
-        parallel = runs_at_once(configs, sum(state != "finished" for *_, state in runs), label)
-    if parallel == 1:
+    share = share_this_machine(runs, label) if parallel == "auto" else None
+    if (share.runs if share else parallel) == 1:
         train_one_after_another(runs, label)
     else:
-        train_side_by_side(runs, out, parallel, label)
+        train_side_by_side(runs, out, share.runs if share else parallel, label, share)
     if not write_report:
         return out
     from resnetlab.reports.report import report
@@ -206,26 +211,31 @@ def train_one_after_another(runs: list[tuple[int, str, Any, str]], label: str) -
             training.train(config, resume=state == "resumable", overwrite=state == "stale")
 
 
-def train_side_by_side(runs: list[tuple[int, str, Any, str]], out: Path, parallel: int, label: str) -> None:
-    """The runs trained ``parallel`` at once as processes; the ones that failed are named once all have ended."""
+def train_side_by_side(runs: list[tuple[int, str, Any, str]], out: Path, parallel: int, label: str, share: Share | None = None) -> None:
+    """The runs trained ``parallel`` at once as processes (with ``--parallel auto``'s ``share``: as many as
+    fit in the GPU's memory); the ones that failed are named once all have ended."""
     for number, name, _, state in runs:
         if state == "finished":
             print(f"[{label} {number}/{len(runs)}] {name}: {STATE_MESSAGES[state]}", flush=True)
-    jobs = [Job(number, name, config, state, STATE_MESSAGES[state]) for number, name, config, state in runs if state != "finished"]
-    failed = train_in_parallel(jobs, out, parallel, label, len(runs))
+    to_train = [run for run in runs if run[3] != "finished"]
+    estimates = share.estimates if share and share.estimates else [0] * len(to_train)
+    jobs = [Job(number, name, config, state, STATE_MESSAGES[state], memory)
+            for (number, name, config, state), memory in zip(to_train, estimates)]
+    failed = train_in_parallel(jobs, out, parallel, label, len(runs), share.budget if share else None)
     if failed:
         listed = "; ".join(f"{f.name} ({f.message}; log {f.log})" for f in failed)
         raise ResnetlabError(f"{label}: {len(failed)} of {len(jobs)} run(s) failed: {listed}. The others finished; "
                              "fix the cause and run the same command again (finished runs are skipped)")
 
 
-def runs_at_once(configs: list[Any], to_train: int, label: str) -> int:
-    """``--parallel auto`` decided (``concurrency.auto_parallel``), the reason printed."""
-    from resnetlab.reports.concurrency import auto_parallel
+def share_this_machine(runs: list[tuple[int, str, Any, str]], label: str) -> Share:
+    """``--parallel auto`` decided for the runs still to train (``concurrency.auto_parallel``), the reason printed."""
+    from resnetlab.reports.concurrency import Share, auto_parallel
 
-    count, reason = auto_parallel(configs, to_train) if to_train else (1, "1 (nothing left to train)")
-    print(f"[{label}] --parallel auto: {reason}", flush=True)
-    return count
+    configs = [config for _, _, config, state in runs if state != "finished"]
+    share = auto_parallel(configs) if configs else Share(1, None, [], "1 (nothing left to train)")
+    print(f"[{label}] --parallel auto: {share.reason}", flush=True)
+    return share
 
 
 def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None, parallel: int | str = 1) -> str:

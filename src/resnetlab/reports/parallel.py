@@ -45,13 +45,13 @@ class SweepInterrupted(Exception):
 
 @dataclass
 class Job:
-    """One run to train: its place in the sweep, its resolved config and what its folder holds."""
+    """One run of a sweep: its place in the sweep, its resolved config and what its folder holds."""
 
     number: int  # 1-based place in the sweep
     name: str
     config: Any  # TrainConfig
-    state: str  # run_state: resumable, stale or new
-    note: str  # what starting it means ("training", "resuming from checkpoints/last.pt")
+    state: str  # sweep.run_state: finished, resumable, stale or new
+    note: str  # what the state means for it ("training", "resuming from checkpoints/last.pt")
     memory: int = 0  # bytes of GPU memory it is estimated to need (--parallel auto)
 
 

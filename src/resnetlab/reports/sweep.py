@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,12 +185,15 @@ def sweep(
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
     label = f"sweep {spec.name}"
-    runs = [(i, run.name, config, run_state(out / run.name)) for i, (run, config) in enumerate(zip(spec.runs, configs), 1)]
+    states = [run_state(out / run.name) for run in spec.runs]
+    runs = [Job(i, run.name, config, state, STATE_MESSAGES[state])
+            for i, (run, config, state) in enumerate(zip(spec.runs, configs, states), 1)]
     share = share_this_machine(runs, label) if parallel == "auto" else None
-    if (share.runs if share else parallel) == 1:
+    at_once = share.runs if share else parallel
+    if at_once == 1:
         train_one_after_another(runs, label)
     else:
-        train_side_by_side(runs, out, share.runs if share else parallel, label, share)
+        train_side_by_side(runs, out, at_once, label, share)
     if not write_report:
         return out
     from resnetlab.reports.report import report
@@ -201,26 +204,25 @@ def sweep(
     return index
 
 
-def train_one_after_another(runs: list[tuple[int, str, Any, str]], label: str) -> None:
-    """The runs (number, name, config, state) trained in this process; an error or Ctrl-C stops the sweep."""
+def train_one_after_another(runs: list[Job], label: str) -> None:
+    """The runs trained in this process; an error or Ctrl-C stops the sweep."""
     from resnetlab import training
 
-    for number, name, config, state in runs:
-        print(f"[{label} {number}/{len(runs)}] {name}: {STATE_MESSAGES[state]}", flush=True)
-        if state != "finished":
-            training.train(config, resume=state == "resumable", overwrite=state == "stale")
+    for run in runs:
+        print(f"[{label} {run.number}/{len(runs)}] {run.name}: {run.note}", flush=True)
+        if run.state != "finished":
+            training.train(run.config, resume=run.state == "resumable", overwrite=run.state == "stale")
 
 
-def train_side_by_side(runs: list[tuple[int, str, Any, str]], out: Path, parallel: int, label: str, share: Share | None = None) -> None:
-    """The runs trained ``parallel`` at once as processes (with ``--parallel auto``'s ``share``: as many as
-    fit in the GPU's memory); the ones that failed are named once all have ended."""
-    for number, name, _, state in runs:
-        if state == "finished":
-            print(f"[{label} {number}/{len(runs)}] {name}: {STATE_MESSAGES[state]}", flush=True)
-    to_train = [run for run in runs if run[3] != "finished"]
-    estimates = share.estimates if share and share.estimates else [0] * len(to_train)
-    jobs = [Job(number, name, config, state, STATE_MESSAGES[state], memory)
-            for (number, name, config, state), memory in zip(to_train, estimates)]
+def train_side_by_side(runs: list[Job], out: Path, parallel: int, label: str, share: Share | None = None) -> None:
+    """The runs trained ``parallel`` at once as processes (with ``--parallel auto``'s ``share``: no more
+    than fit in the GPU's memory); the ones that failed are named once all have ended."""
+    for run in runs:
+        if run.state == "finished":
+            print(f"[{label} {run.number}/{len(runs)}] {run.name}: {run.note}", flush=True)
+    jobs = [run for run in runs if run.state != "finished"]
+    if share and share.estimates:
+        jobs = [replace(job, memory=memory) for job, memory in zip(jobs, share.estimates)]
     failed = train_in_parallel(jobs, out, parallel, label, len(runs), share.budget if share else None)
     if failed:
         listed = "; ".join(f"{f.name} ({f.message}; log {f.log})" for f in failed)
@@ -228,11 +230,11 @@ def train_side_by_side(runs: list[tuple[int, str, Any, str]], out: Path, paralle
                              "fix the cause and run the same command again (finished runs are skipped)")
 
 
-def share_this_machine(runs: list[tuple[int, str, Any, str]], label: str) -> Share:
+def share_this_machine(runs: list[Job], label: str) -> Share:
     """``--parallel auto`` decided for the runs still to train (``concurrency.auto_parallel``), the reason printed."""
     from resnetlab.reports.concurrency import Share, auto_parallel
 
-    configs = [config for _, _, config, state in runs if state != "finished"]
+    configs = [run.config for run in runs if run.state != "finished"]
     share = auto_parallel(configs) if configs else Share(1, None, [], "1 (nothing left to train)")
     print(f"[{label}] --parallel auto: {share.reason}", flush=True)
     return share

@@ -109,9 +109,11 @@ def test_ctrl_c_stops_every_run_with_a_checkpoint_and_the_same_command_resumes_t
     assert main(command[3:]) == 0
     assert "resuming" in (out / "a" / "train.log").read_text()
     assert_same_runs(out, sequential, "abc")
-    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "logs" not in p.parts}
-    assert main(command[3:]) == 0  # everything finished: nothing trains again
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "logs" not in p.parts} == files
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.parts[len(out.parts)] in ("a", "b", "c")}
+    assert main([*command[3:-1], "--no-checkpoints"]) == 0  # everything finished: nothing trains again, the report is written
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.parts[len(out.parts)] in ("a", "b", "c")} == files
+    page = (out / "report" / "index.html").read_text()
+    assert all(f">{name}</a>" in page for name in "abc") and "--parallel 2" in page
 
 
 def test_parallel_auto_starts_the_runs_that_fit_in_the_free_gpu_memory_and_is_one_without_a_gpu(

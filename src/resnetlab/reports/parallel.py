@@ -148,7 +148,7 @@ def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:
         console.write(f"$ {' '.join(command)}\n")
         console.flush()
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, preexec_fn=_stop_with_parent)
+                                start_new_session=True, preexec_fn=_stop_with_parent if _prctl is not None else None)
 
 
 def write_config(config: Any, path: Path) -> None:
@@ -165,8 +165,9 @@ def child_environment(parallel: int) -> dict[str, str]:
     torch starts one thread per core in every process; N runs would then fight over N times the
     cores. ``OMP_NUM_THREADS`` set by the user wins."""
     env = dict(os.environ)
-    package_root = str(Path(resnetlab.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    package_root = Path(resnetlab.__file__).resolve().parents[1]
+    if package_root.name not in ("site-packages", "dist-packages"):  # a source checkout (src/): the children import it too
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(package_root), env.get("PYTHONPATH")) if p)
     env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // parallel)))
     return env
 
@@ -252,6 +253,5 @@ _prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform.startswith("l
 
 
 def _stop_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM (checkpoint, stop) when the sweep dies."""
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    """Runs in the child before exec (Linux): SIGTERM (checkpoint, stop) when the sweep dies."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -37,7 +37,8 @@ TIMES = ("epoch_seconds", "images_per_second", "eval_seconds")
 
 
 def defaults(data_dir: Path) -> dict[str, Any]:
-    # 4 epochs of 4 steps: a run is still training for a while after its first checkpoint
+    # 4 epochs of 4 steps: a run is still training for a while after its first checkpoint. fp32: the
+    # session makes precision auto fp32 (tests/conftest.py) in this process only, not in the children
     return {"recipe": "paper", **tiny_train_overrides(data_dir), "epochs": 4, "precision": "fp32"}
 
 

@@ -103,7 +103,9 @@ def test_ctrl_c_stops_every_run_with_a_checkpoint_and_the_same_command_resumes_t
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
-    assert "sweep interrupted by SIGINT" in stderr and "again to continue" in stderr
+    assert re.search(r"sweep interrupted by SIGINT: [12] run\(s\) stopped \(with a checkpoint once one has started training\), "
+                     r"1 not started", stderr)
+    assert "again to continue" in stderr and "] a: stopped; log " in stdout
     assert (out / "a" / "checkpoints" / "last.pt").is_file() and not (out / "a" / "summary.json").exists()
     assert not (out / "c").exists() and "] c:" not in stdout  # no run starts after the signal
 

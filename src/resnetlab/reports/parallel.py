@@ -36,6 +36,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
 
 POLL_SECONDS = 0.2
+STOPPED = (130, -signal.SIGINT, -signal.SIGTERM)  # how a run stopped by a signal exits (130: with a checkpoint)
 LOGS = "logs"  # <out>/logs/<run>.yaml (the config a child trains) and <run>.log (what it printed)
 
 
@@ -73,7 +74,7 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     with writing(logs):
         logs.mkdir(parents=True, exist_ok=True)
     read_data_once(jobs, label)
-    waiting, running, failed = list(jobs), {}, []
+    waiting, running, failed, stopped = list(jobs), {}, [], []
     env = child_environment(parallel)
     with forwarded_signals(lambda: [process for _, process, _ in running.values()]) as stop:
         try:
@@ -91,13 +92,15 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
                     if process.poll() is not None:
                         del running[name]
                         prefix = f"[{label} {job.number}/{total}]"
-                        failed += report_end(job, process.returncode, logs, stop.requested, prefix, started)
+                        if (outcome := report_end(job, process.returncode, logs, stop.requested, prefix, started)) is not None:
+                            (stopped if stop.requested else failed).append(outcome)
         finally:  # the sweep itself failed (a folder it cannot write): its runs stop with a checkpoint too
             for _, process, _ in running.values():
                 process.send_signal(signal.SIGINT)
                 process.wait()
     if stop.requested:
-        raise SweepInterrupted(f"interrupted by {stop.signal_name}: the runs in progress saved their checkpoints")
+        raise SweepInterrupted(f"interrupted by {stop.signal_name}: {len(stopped)} run(s) stopped (with a checkpoint once one "
+                               f"has started training), {len(waiting)} not started")
     return failed
 
 
@@ -176,16 +179,16 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def report_end(job: Job, returncode: int, logs: Path, stopping: bool, prefix: str, started: float) -> list[Outcome]:
-    """Print how ``job`` ended; a failure (not a stop the sweep asked for) is returned to be named at the end."""
+def report_end(job: Job, returncode: int, logs: Path, stopping: bool, prefix: str, started: float) -> Outcome | None:
+    """Print how ``job`` ended; None when it finished."""
     outcome = ended(job, returncode, logs, stopping)
     if outcome is None:
         print(f"{prefix} {job.name}: finished, {final_accuracy(job)} ({duration(time.monotonic() - started)})", flush=True)
-        return []
-    if stopping:
-        return []
-    print(f"{prefix} {job.name}: FAILED ({outcome.message}); log {outcome.log}", flush=True)
-    return [outcome]
+    elif stopping and returncode in STOPPED:
+        print(f"{prefix} {job.name}: stopped; log {outcome.log}", flush=True)
+    else:
+        print(f"{prefix} {job.name}: FAILED ({outcome.message}); log {outcome.log}", flush=True)
+    return outcome
 
 
 def ended(job: Job, returncode: int, logs: Path, stopping: bool) -> Outcome | None:
@@ -193,7 +196,7 @@ def ended(job: Job, returncode: int, logs: Path, stopping: bool) -> Outcome | No
     if returncode == 0 and (Path(job.config.out) / "summary.json").is_file():
         return None
     log = logs / f"{job.name}.log"
-    if returncode in (130, -signal.SIGINT, -signal.SIGTERM) and not stopping:
+    if returncode in STOPPED and not stopping:
         return Outcome(job.name, "interrupted by a signal to it alone; its checkpoint resumes with the sweep", log)
     return Outcome(job.name, f"exit {returncode}: {last_line(log)}", log)
 

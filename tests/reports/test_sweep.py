@@ -57,6 +57,11 @@ def test_shipped_sweeps_resolve_to_valid_configs() -> None:
     assert [r.name for r in cpu.runs] == ["plain20", "plain56", "resnet20", "resnet56"]
     config = resolve_config("paper", overrides={**cpu.runs[0].overrides, "out": "x"})
     assert (config.subset, config.epochs, config.dataset, config.device) == (12500, 10, "folder", "cpu")
+    # Table 6 on the CIFAR-10 JPEG copy (docs/gpu.md): the folder reaches every run; budget and warm-up stay the paper's
+    jpeg = [resolve_config(r.recipe, overrides={**r.overrides, "out": "x"})
+            for r in load_sweep("cifar10-depth", {"dataset": "folder", "data_dir": "/data/cifar10-jpeg"}).runs]
+    assert {(c.dataset, c.data_dir, c.max_iters, c.batch_size) for c in jpeg} == {("folder", "/data/cifar10-jpeg", 64_000, 128)}
+    assert [c.error_warmup_lr for c in jpeg] == [None] * 4 + [0.01, 0.01]
     # --set wins over the sweep file, for every run
     assert all(r.overrides["data_dir"] == "/elsewhere" for r in load_sweep("degradation-cpu", {"data_dir": "/elsewhere"}).runs)
 
@@ -70,6 +75,9 @@ def test_a_bad_sweep_fails_before_anything_trains(tmp_path: Path, monkeypatch: p
     twice = write_sweep(tmp_path / "twice.yaml", [{"name": "a", "model": "resnet20"}, {"name": "a", "model": "plain20"}])
     with pytest.raises(ResnetlabError, match="appear twice"):
         sweep(twice, tmp_path / "out")
+    logs = write_sweep(tmp_path / "logs.yaml", [{"name": "logs", "model": "resnet20"}])
+    with pytest.raises(ResnetlabError, match="run name 'logs' is taken by the sweep's own <out>/logs folder"):
+        sweep(logs, tmp_path / "out")
     with pytest.raises(ResnetlabError, match="degradation-cpu"):  # lists the shipped sweeps
         sweep("no-such-sweep", tmp_path / "out")
     assert fake.calls == []

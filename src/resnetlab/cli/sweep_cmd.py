@@ -1,4 +1,4 @@
-"""``resnetlab sweep SWEEP [--out DIR]``: train a list of runs one after another, then report them.
+"""``resnetlab sweep SWEEP [--out DIR] [--parallel N|auto]``: train a list of runs, then report them.
 
 Run the same command again after an interruption: finished runs are skipped, the unfinished
 one resumes from its last checkpoint.
@@ -17,14 +17,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default: the sweep's 'out', else runs/<sweep name>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
                    help="config override for every run, e.g. --set data_dir=/data/cifar10-jpeg (repeatable)")
+    p.add_argument("--parallel", type=parallel_runs, default=1, metavar="N|auto",
+                   help="train N runs at once, each its own process (auto: as many as fit in the GPU's free memory; "
+                        "1, the default: one after another in this process)")
     p.add_argument("--no-report", action="store_true", help="train only; write no report")
     p.add_argument("--no-checkpoints", action="store_true", help="report without confusion matrices and sample predictions")
     p.add_argument("--list", action="store_true", help="list the shipped sweeps and exit")
     p.set_defaults(func=run_sweep)
 
 
+def parallel_runs(text: str) -> int | str:
+    """'auto' or a positive whole number (argparse names the flag in its message)."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"use a positive whole number or auto, not {text!r}")
+    return int(text)
+
+
 def run_sweep(args: argparse.Namespace) -> int:
     from resnetlab.errors import ResnetlabError
+    from resnetlab.reports.parallel import SweepInterrupted
     from resnetlab.reports.sweep import list_sweeps, load_sweep, parse_set, sweep
     from resnetlab.training.interrupt import TrainingInterrupted
 
@@ -37,8 +50,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise ResnetlabError("name a sweep file or a shipped sweep (resnetlab sweep --list shows them)")
     try:
         result = sweep(args.sweep, args.out, overrides=parse_set(args.set_values),
-                       write_report=not args.no_report, checkpoints=not args.no_checkpoints)
-    except TrainingInterrupted as exc:
+                       write_report=not args.no_report, checkpoints=not args.no_checkpoints, parallel=args.parallel)
+    except (TrainingInterrupted, SweepInterrupted) as exc:
         again = shlex.join(["resnetlab", "sweep", *sys.argv[2:]]) if sys.argv[1:2] == ["sweep"] else "the same command"
         print(f"resnetlab: sweep {exc}\nrun {again} again to continue where it stopped", file=sys.stderr)
         return 130

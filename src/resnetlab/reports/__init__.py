@@ -3,7 +3,8 @@
 ``report(run_dirs, out)`` turns run folders into figures, a Table 6-style results table and one
 index.html; ``sweep(sweep_yaml, out)`` trains a list of runs (resumably) and then reports them.
 Modules: runs (reading run folders), plots, tables, predictions (checkpoint on the test split),
-html (the page), report, sweep.
+html (the page), report, sweep; parallel (a sweep's runs as processes, several at once) and
+concurrency (how many fit on the GPU: ``--parallel auto``).
 """
 
 from resnetlab.reports.report import report

@@ -16,24 +16,34 @@ a run with checkpoints/last.pt is resumed (``train(resume=True)``), a folder wit
 started over. Every run's config is resolved before the first one trains, so a typo in the
 last run fails in a second, not after hours; a finished run whose config.yaml differs from what
 the sweep file now asks for is refused then too, rather than silently kept in the report.
+
+``parallel=N`` trains N runs at once, each in its own ``resnetlab train`` process (``parallel.py``;
+``"auto"``: as many as fit on the GPU, ``concurrency.py``); the same folders, the same resume rules,
+and a run that fails leaves the others training: the sweep names it at the end and writes no report.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from resnetlab.config_values import load_yaml, parse_key_values, read_text, shown
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
+from resnetlab.reports.parallel import LOGS, Job, train_in_parallel
+from resnetlab.runs import RunFolder
+
+if TYPE_CHECKING:
+    from resnetlab.reports.concurrency import Share
 
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
+SWEEP_FOLDERS = ("report", LOGS)  # beside the run folders in <out>
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # run names become folder names
 
 
@@ -103,6 +113,8 @@ def _sweep_run(entry: Any, defaults: dict[str, Any], overrides: dict[str, Any], 
     name = str(entry["name"])
     if not NAME.match(name):
         raise ResnetlabError(f"sweep {source}: run name {name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+    if name in SWEEP_FOLDERS:
+        raise ResnetlabError(f"sweep {source}: run name {name!r} is taken by the sweep's own <out>/{name} folder: rename the run")
     if "out" in values:
         raise ResnetlabError(f"sweep {source}: run {name} sets 'out'; the sweep puts each run in <out>/<name>")
     return SweepRun(name=name, recipe=values.pop("recipe", None), overrides=values)
@@ -118,9 +130,10 @@ STATE_MESSAGES = {
 
 def run_state(folder: Path) -> str:
     """finished (summary.json), resumable (checkpoints/last.pt), stale (other run files), or new."""
-    if (folder / "summary.json").is_file():
+    run = RunFolder(folder)
+    if run.summary_file.is_file():
         return "finished"
-    if (folder / "checkpoints" / "last.pt").is_file():
+    if run.last.is_file():
         return "resumable"
     if folder.is_dir() and any(folder.iterdir()):
         return "stale"
@@ -135,9 +148,10 @@ def refuse_outdated_run(folder: Path, config: Any, asker: str = "the sweep") -> 
     """A finished run trained with other settings than ``config`` stops ``asker`` before any training."""
     from resnetlab.training.config import differing_fields, read_run_config
 
-    if run_state(folder) != "finished" or not (folder / "config.yaml").is_file():
+    config_file = RunFolder(folder).config_file
+    if run_state(folder) != "finished" or not config_file.is_file():
         return
-    saved = read_run_config(folder / "config.yaml")
+    saved = read_run_config(config_file)
     changed = differing_fields(saved, config, ignore=SAME_RUN_ANYWHERE)
     if changed:
         detail = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
@@ -153,29 +167,36 @@ def sweep(
     overrides: dict[str, Any] | None = None,
     write_report: bool = True,
     checkpoints: bool = True,
+    parallel: int | str = 1,
 ) -> Path:
     """Train every run of the sweep that is not finished, then write the report.
 
+    ``parallel``: runs trained at once, each in its own ``resnetlab train`` process (``reports/parallel.py``;
+    ``"auto"``: as many as the GPU's free memory holds); 1 trains them one after another in this process.
     Returns ``<out>/report/index.html`` (or the output folder with ``write_report=False``).
     """
-    from resnetlab import training
     from resnetlab.training.config import resolve_config
 
+    if parallel != "auto" and (isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1):
+        raise ResnetlabError(f"--parallel must be a positive whole number or auto, got {shown(parallel)}")
     spec = load_sweep(sweep_yaml, overrides)
     out = Path(out or spec.out or Path("runs") / spec.name).expanduser()
     configs = [resolve_config(run.recipe, overrides={**run.overrides, "out": str(out / run.name)}) for run in spec.runs]
-    command = equivalent_command(sweep_yaml, out, overrides)
+    command = equivalent_command(sweep_yaml, out, overrides, parallel)
     for config in configs:
         refuse_outdated_run(Path(config.out), config)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-    for i, (run, config) in enumerate(zip(spec.runs, configs), 1):
-        folder = out / run.name
-        state = run_state(folder)
-        print(f"[sweep {spec.name} {i}/{len(configs)}] {run.name}: {STATE_MESSAGES[state]}", flush=True)
-        if state == "finished":
-            continue
-        training.train(config, resume=state == "resumable", overwrite=state == "stale")
+    label = f"sweep {spec.name}"
+    states = [run_state(out / run.name) for run in spec.runs]
+    runs = [Job(i, run.name, config, state, STATE_MESSAGES[state])
+            for i, (run, config, state) in enumerate(zip(spec.runs, configs, states), 1)]
+    share = share_this_machine(runs, label) if parallel == "auto" else None
+    at_once = share.runs if share else parallel
+    if at_once == 1:
+        train_one_after_another(runs, label)
+    else:
+        train_side_by_side(runs, out, at_once, label, share)
     if not write_report:
         return out
     from resnetlab.reports.report import report
@@ -186,9 +207,45 @@ def sweep(
     return index
 
 
-def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None) -> str:
+def train_one_after_another(runs: list[Job], label: str) -> None:
+    """The runs trained in this process; an error or Ctrl-C stops the sweep."""
+    from resnetlab import training
+
+    for run in runs:
+        print(f"[{label} {run.number}/{len(runs)}] {run.name}: {run.note}", flush=True)
+        if run.state != "finished":
+            training.train(run.config, resume=run.state == "resumable", overwrite=run.state == "stale")
+
+
+def train_side_by_side(runs: list[Job], out: Path, parallel: int, label: str, share: Share | None = None) -> None:
+    """The runs trained ``parallel`` at once as processes (with ``--parallel auto``'s ``share``: no more
+    than fit in the GPU's memory); the ones that failed are named once all have ended."""
+    for run in runs:
+        if run.state == "finished":
+            print(f"[{label} {run.number}/{len(runs)}] {run.name}: {run.note}", flush=True)
+    jobs = [run for run in runs if run.state != "finished"]
+    if share and share.estimates:
+        jobs = [replace(job, memory=memory) for job, memory in zip(jobs, share.estimates)]
+    failed = train_in_parallel(jobs, out, parallel, label, len(runs), share.budget if share else None)
+    if failed:
+        listed = "; ".join(f"{f.name} ({f.message}; log {f.log})" for f in failed)
+        raise ResnetlabError(f"{label}: {len(failed)} of {len(jobs)} run(s) failed: {listed}. The others finished; "
+                             "fix the cause and run the same command again (finished runs are skipped)")
+
+
+def share_this_machine(runs: list[Job], label: str) -> Share:
+    """``--parallel auto`` decided for the runs still to train (``concurrency.auto_parallel``), the reason printed."""
+    from resnetlab.reports.concurrency import Share, auto_parallel
+
+    configs = [run.config for run in runs if run.state != "finished"]
+    share = auto_parallel(configs) if configs else Share(1, None, [], "1 (nothing left to train)")
+    print(f"[{label}] --parallel auto: {share.reason}", flush=True)
+    return share
+
+
+def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None, parallel: int | str = 1) -> str:
     """The command line that does what this call does (named on the report page)."""
-    words = ["resnetlab", "sweep", str(sweep_yaml), "--out", str(out)]
+    words = ["resnetlab", "sweep", str(sweep_yaml), "--out", str(out)] + (["--parallel", str(parallel)] if parallel != 1 else [])
     for key, value in (overrides or {}).items():
         words += ["--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
     return shlex.join(words)

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import torch
-from resnetlab.training.run_folder import read_metrics
 
 import resnetlab
 from resnetlab import training
@@ -28,6 +27,7 @@ from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.reports import concurrency, parallel, sweep
 from resnetlab.reports.sweep import equivalent_command, run_state
+from resnetlab.runs import read_metrics
 from resnetlab.training.config import resolve_config
 from tests.reports.conftest import tiny_train_overrides
 from tests.reports.test_sweep import FakeTrain, write_sweep

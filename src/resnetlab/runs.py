@@ -96,6 +96,16 @@ def read_metrics(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def read_json(path: Path, advice: str) -> dict[str, Any]:
+    """A JSON file of the run folder ({} when missing); a damaged one is one message ending in ``advice``."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ResnetlabError(f"{path} is not valid JSON ({exc}): {advice}") from None
+
+
 def write_json(path: Path, data: Any) -> None:
     """``data`` as indented JSON, written atomically."""
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -143,21 +153,11 @@ class RunFolder:
 
     def read_summary(self) -> dict[str, Any]:
         """summary.json ({} while the run is unfinished)."""
-        if not self.summary_file.is_file():
-            return {}
-        try:
-            return json.loads(self.summary_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ResnetlabError(f"{self.summary_file} is not valid JSON ({exc}): was the run interrupted while writing it?") from None
+        return read_json(self.summary_file, "was the run interrupted while writing it?")
 
     def read_data_record(self) -> dict[str, Any]:
         """data.json ({} for runs on other data, or from before the record existed)."""
-        if not self.data_record.is_file():
-            return {}
-        try:
-            return json.loads(self.data_record.read_text())
-        except json.JSONDecodeError as exc:
-            raise ResnetlabError(f"{self.data_record} is not valid JSON ({exc}): delete it to resume without the data check") from None
+        return read_json(self.data_record, "delete it to resume without the data check")
 
     def read_metrics(self) -> list[dict[str, str]]:
         """metrics.csv's rows as written ([] before the first epoch ends)."""

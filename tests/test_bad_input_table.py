@@ -70,6 +70,26 @@ def _folder_of_the_users_files(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "mine"), "--overwrite"]
 
 
+def _folder_of_the_users_checkpoints(tmp: Path, data: Path, run: Path) -> list[str]:
+    """No config.yaml of ours: the user's own checkpoints/, weights.pth and train.log are no run to replace."""
+    mine = tmp / "mine"
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "checkpoints" / "last.pt").write_bytes(b"my own checkpoint")
+    (mine / "weights.pth").write_bytes(b"my own weights")
+    (mine / "train.log").write_text("my own log\n")
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(mine), "--overwrite"]
+
+
+def _image_size_below_the_models_smallest(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["train", *TRAIN, "--data-dir", str(data), "--image-size", "1", "--out", str(tmp / "new-run")]
+
+
+def _image_size_whose_activations_do_not_fit(tmp: Path, data: Path, run: Path) -> list[str]:
+    """The input batch (8 x 3 x 4000 x 4000 floats: 1.4 GiB) passes; the layers' outputs do not."""
+    return ["train", *TRAIN, "--model", "resnet18", "--data-dir", str(data), "--image-size", "4000", "--batch-size", "8",
+            "--out", str(tmp / "new-run")]
+
+
 def _out_is_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
     (tmp / "notes.txt").write_text("mine")
     return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "notes.txt")]
@@ -247,6 +267,12 @@ CASES: dict[str, tuple[Case, str]] = {
     "finetune into its own run": (_finetune_into_its_own_run_without_overwrite, "already holds a run"),
     "folder of the user's own files": (_folder_of_the_users_files,
                                       "is not a run folder \\(no config.yaml\\) and holds other files \\(class_indices.json\\)"),
+    "folder of the user's own checkpoints": (_folder_of_the_users_checkpoints,
+                                            "is not a run folder \\(no config.yaml\\) and holds other files \\(checkpoints, weights.pth\\)"),
+    "--image-size below the model's smallest": (_image_size_below_the_models_smallest,
+                                                "--image-size 1 is below the smallest image resnet20 takes, 4 pixels"),
+    "--image-size whose activations do not fit": (_image_size_whose_activations_do_not_fit,
+                                                  "a training batch of --image-size 4000 .*needs [\\d.]+ GiB"),
     "--out is a file": (_out_is_a_file, "cannot write .*notes.txt: it is a file"),
     "--out under a file": (_out_under_a_file, "cannot write .*notes.txt/run: "),
     "--out under /proc": (_out_under_proc, "cannot write /proc/resnetlab-run: "),

@@ -81,7 +81,7 @@ def test_transfer_recipe_settings_and_files(transfer_run) -> None:
     assert (config["optimizer"], config["lr"], config["batch_size"], config["weight_decay"]) == ("adam", 1e-4, 16, 0)
     assert config["normalization"] == "imagenet" and config["photo_augmentation"] == "random-resized-crop"
     assert ckpt["normalization"] == {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    assert ckpt["input_size"] == [3, 32, 32] and ckpt["preprocess"] == {"pipeline": "photos", "resize": 37}
+    assert ckpt["input_size"] == [3, 32, 32] and ckpt["preprocess"] == {"pipeline": "photos", "resize": 37, "exif_orientation": "ignore"}
     assert json.loads((run / "class_indices.json").read_text()) == {"0": "ant", "1": "bee"}
     state = torch.load(run / "weights.pth", weights_only=True)
     torchvision.models.resnet18(num_classes=2).load_state_dict(state)  # a plain torchvision state dict, strict

@@ -172,6 +172,7 @@ def cifar10_jpeg(cifar10_jpeg_dir, tmp_path_factory):
     return first, second, cache
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_real_cifar10_jpeg_copy(cifar10_jpeg) -> None:
     bundle = cifar10_jpeg[0]
     assert bundle.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

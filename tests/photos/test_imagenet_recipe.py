@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from resnetlab.cli import main
@@ -18,6 +19,7 @@ def test_recipe_values_are_the_papers() -> None:
     assert config.test_time_ten_crop and config.image_size == 224 and config.precision == "auto" and config.channels_last
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_a_few_iterations_on_a_generated_folder(tmp_path, capsys) -> None:
     folder = make_photo_folder(tmp_path / "imagenet", classes=("n01440764", "n01443537", "n01484850"), per_class=4)
     out = tmp_path / "run"

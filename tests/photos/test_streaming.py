@@ -46,6 +46,7 @@ def test_streamed_evaluation_and_ten_crops_equal_cached_ones(photo_folder) -> No
             assert torch.equal(x, x2) and torch.equal(y, y2)
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_statistics_of_a_streamed_folder_come_from_a_sample(photo_folder) -> None:
     cached = load_dataset("folder", photo_folder, image_size=32)
     streamed = load_dataset("folder", photo_folder, image_size=32, stream=True)
@@ -80,6 +81,7 @@ def interrupt_at(iteration: int):
     return hook
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_a_streamed_run_resumes_bit_identically(photo_folder, tmp_path) -> None:
     values = dict(model="resnet20", dataset="folder", data_dir=str(photo_folder), image_size=32, stream=True, workers=1,
                   epochs=2, max_iters=None, batch_size=4, lr=0.02, device="cpu", quiet=True)

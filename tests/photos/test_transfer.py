@@ -38,6 +38,7 @@ def calibrated_resnet18(classes: int, images: torch.Tensor, seed: int = 0) -> to
     return net
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_predict_matches_torchvision_evaluation_transform_on_jpegs(tmp_path: Path) -> None:
     """Resize(256), CenterCrop(224), ToTensor(), Normalize(ImageNet) on the file, same model: within 1e-3."""
     sizes = [(400, 300), (240, 320), (300, 300), (500, 280)]
@@ -106,6 +107,7 @@ def test_predict_with_weights_and_class_file_equals_predict_on_the_run(transfer_
         assert shown.width > 100 and shown.height > 100
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_eval_over_the_cache_agrees_with_predict_over_the_files(transfer_run) -> None:
     run, folder = transfer_run["run"], transfer_run["folder"]
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt")

@@ -65,6 +65,7 @@ def assert_same_runs(out: Path, reference: Path, names: str) -> None:
         assert all(torch.equal(weights[k], expected_weights[k]) for k in weights), f"{name}: weights differ"
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_a_failing_run_leaves_the_others_training_and_is_named_at_the_end(
         sequential: Path, tiny_image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = [RUNS[0], {**RUNS[1], "data_dir": str(tmp_path / "missing")}, RUNS[2]]

@@ -19,12 +19,13 @@ from torchvision.transforms.v2 import functional as TF
 from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the sources, in this order)
 # isort: on
 from resnetlab.data.loader import TensorLoader
+from resnetlab.data.photo_files import PhotoFiles
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.data.sources import LoadOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_name, channel_stats, usable_std
-from resnetlab.data.streaming import PhotoFiles, StreamingLoader
+from resnetlab.data.streaming import StreamingLoader
 from resnetlab.data.types import DatasetBundle, ImageSet
 from resnetlab.errors import ResnetlabError
 

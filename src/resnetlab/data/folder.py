@@ -30,10 +30,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from resnetlab.data.class_indices import write_class_indices
 from resnetlab.data.download import cache_root
+from resnetlab.data.photo_files import PhotoFiles
 from resnetlab.data.photos import DEFAULT_CROP, PhotoSet, check_photo_crop, decode_photos, eight_bit, eval_resize, open_image, photo_bytes
 from resnetlab.data.scan import class_folders, image_files
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source
-from resnetlab.data.streaming import PhotoFiles
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 

@@ -103,17 +103,20 @@ def create_loader(
     ten_crop: bool = False,
     num_workers: int | None = None,
     skip_bad_images: bool = False,
+    photo_views: str = "auto",
     **options: Any,
 ) -> TensorLoader | PhotoLoader | StreamingLoader:
     """The one place a split becomes a loader: ``TensorLoader`` (small images), ``PhotoLoader``
     (photos cached in memory) or ``StreamingLoader`` (photos on disk, ``num_workers`` decoding
-    processes); ``ten_crop`` for the paper's 10-crop evaluation of photos. ``options`` are the
-    fields of ``data.loader.LoaderOptions`` (mean and std, device, train, augmentation, seed, ranks).
+    processes); ``ten_crop`` for the paper's 10-crop evaluation of photos; ``photo_views`` where the
+    photos' views are cut and streamed JPEGs decoded ("per-photo", "batched", "auto": see
+    ``photo_loader``). ``options`` are the fields of ``data.loader.LoaderOptions`` (mean and std, device, train, augmentation, seed, ranks).
 
     All yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
     """
     if isinstance(data, PhotoSet):
-        return PhotoLoader(data, batch_size, ten_crop=ten_crop, **options)
+        return PhotoLoader(data, batch_size, ten_crop=ten_crop, photo_views=photo_views, **options)
     if isinstance(data, PhotoFiles):
-        return StreamingLoader(data, batch_size, ten_crop=ten_crop, num_workers=num_workers, skip_bad_images=skip_bad_images, **options)
+        return StreamingLoader(data, batch_size, ten_crop=ten_crop, num_workers=num_workers, skip_bad_images=skip_bad_images,
+                               photo_views=photo_views, **options)
     return TensorLoader(data, batch_size, **options)

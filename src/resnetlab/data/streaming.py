@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from resnetlab.data.photo_files import PhotoFiles
-from resnetlab.data.photo_loader import PhotoBatches, cut_view, draw_view, stack_channels_last, ten_crops, view_rng
+from resnetlab.data.photo_loader import PhotoBatches
+from resnetlab.data.photo_views import cut_view, draw_view, stack_channels_last, ten_crops, view_rng
 from resnetlab.data.photos import decode_photo, eval_resize
 from resnetlab.errors import ResnetlabError
 

@@ -6,7 +6,10 @@ import argparse
 import json
 
 from resnetlab.data import list_datasets, load_dataset
+from resnetlab.data.device_decode import photo_decoder
+from resnetlab.data.photo_loader import batched_on
 from resnetlab.data.types import DatasetBundle
+from resnetlab.devices import resolve_device
 from resnetlab.memory import check_image_size
 
 
@@ -69,10 +72,14 @@ def dataset_info(bundle: DatasetBundle) -> dict:
     if bundle.val is not None:
         splits["val"] = len(bundle.val)
     why = bundle.extra.get("pipeline_reason") or "a built-in dataset of small images of one size"
+    device = resolve_device("auto")  # what a run decides with its default --device and photo_views
+    storage = bundle.extra.get("storage", "memory")
+    decoder = photo_decoder(storage, device, batched_on("auto", device)) if bundle.pipeline == "photos" else None
     return {"dataset": bundle.name, "classes": bundle.classes, "splits": splits, "image_shape": list(bundle.image_shape),
             "pipeline": bundle.pipeline, "pipeline_reason": why,
             "storage": bundle.extra.get("storage", "memory"),
             "storage_reason": bundle.extra.get("storage_reason", "small images are always held in memory"),
+            "decoder": decoder,
             "mean": list(bundle.mean), "std": list(bundle.std), "location": bundle.location}
 
 
@@ -86,6 +93,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"splits       {', '.join(f'{k} {v:,}' for k, v in info['splits'].items())}")
     print(f"pipeline     {info['pipeline']}: {info['pipeline_reason']}")
     print(f"storage      {info['storage']}: {info['storage_reason']}")
+    if info["decoder"]:
+        print(f"decoder      {info['decoder']}")
     crop_note = ", the training crop" if info["pipeline"] == "photos" else ""
     print(f"image shape  {'x'.join(map(str, info['image_shape']))} (C x H x W{crop_note})")
     print(f"mean         {_floats(info['mean'])}")

@@ -91,6 +91,10 @@ class PhotoBatches(Batches):
             x = x.add_((colour.to(self.device) / self.std.view(1, -1))[:, :, None, None])
         return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
 
+    def draw(self, index: int, epoch: int, height: int, width: int) -> PhotoView:
+        """Photo ``index``'s training view in ``epoch``, for a photo of ``height`` x ``width`` at the evaluation resize."""
+        return draw_view(view_rng(self.seed, epoch, index), height, width, self.crop, self.augmentation, self.flip)
+
     def with_ten_crop(self) -> PhotoBatches:
         """This evaluation loader, yielding each photo's ten crops (B, 10, C, S, S)."""
         twin = copy.copy(self)
@@ -125,7 +129,7 @@ class PhotoLoader(PhotoBatches):
     def view(self, index: int, epoch: int) -> PhotoView:
         """Photo ``index``'s training view in ``epoch`` (the streaming loader draws the very same)."""
         _, h, w = self.data.shapes[index].tolist()
-        return draw_view(view_rng(self.seed, epoch, index), h, w, self.crop, self.augmentation, self.flip)
+        return self.draw(index, epoch, h, w)
 
     def cut(self, rows: list[int], views: list[PhotoView]) -> torch.Tensor:
         """uint8 (B, C, S, S) channels-last: the photos' views, one by one on the CPU or batched on the device."""

@@ -6,11 +6,15 @@ and step count, rounds interleaved so that drift in the machine's load hits ever
 1. bare     training steps on one ready, normalised channels_last batch (no data work at all);
 2. cached   ``PhotoLoader`` over the photo folder's memory cache: RandomResizedCrop + flip per
             photo from the cached copy, normalised, channels_last;
-3. streamed ``StreamingLoader``: the same views (bit for bit), each photo decoded from its file
+3. cached-batched  the same views cut in batches (``photo_views: batched``), the path a GPU
+            takes, here on the CPU: what decides that the CPU keeps cutting photo by photo;
+4. streamed ``StreamingLoader``: the same views (bit for bit), each photo decoded from its file
             and resized in ``--workers`` worker processes (one line per worker count given).
 
-Prints images/s for each and the ratios to the bare step (target for cached >= 0.9). Run on a
-quiet machine:
+Prints images/s for each and the ratios to the bare step (target for cached >= 0.9), and
+cached-batched / cached; then how far the batched paths' pixels are from the per-photo ones over
+one epoch (the cache cut in batches, and the folder streamed with its JPEGs decoded by
+``decode_jpeg`` in the training process, the GPU's code path on the CPU). Run on a quiet machine:
 
     python benchmarks/photo_throughput.py --data-dir ~/.cache/resnetlab/flowers5_kaggle --sizes 224 112 --workers 1 2 --steps 20 --rounds 3
 """
@@ -68,16 +72,16 @@ def measure(data_dir: str, size: int, args: argparse.Namespace) -> dict[str, flo
     bundle = load_dataset("folder", data_dir, image_size=size)
     if bundle.pipeline != "photos":
         raise SystemExit(f"{data_dir} is not a photo folder ({bundle.extra.get('pipeline_reason')})")
-    loader = create_loader(bundle.train, args.batch_size, mean=bundle.mean, std=bundle.std, train=True,
-                           augmentation=Augmentation(), channels_last=True)
+    common = dict(mean=bundle.mean, std=bundle.std, train=True, augmentation=Augmentation(), channels_last=True)
+    loader = create_loader(bundle.train, args.batch_size, photo_views="per-photo", **common)
+    batched = create_loader(bundle.train, args.batch_size, photo_views="batched", **common)
     ready = next(loader.batches(0))
     torch.manual_seed(0)
     model = create_model("resnet18", num_classes=bundle.num_classes).to(memory_format=torch.channels_last).train()
-    streams = {"bare": iter(lambda: ready, None), "cached": endless(loader.batches)}
+    streams = {"bare": iter(lambda: ready, None), "cached": endless(loader.batches), "cached-batched": endless(batched.batches)}
     on_disk = load_dataset("folder", data_dir, image_size=size, stream=True)
     for workers in args.workers:
-        streamed = create_loader(on_disk.train, args.batch_size, mean=bundle.mean, std=bundle.std, train=True,
-                                 augmentation=Augmentation(), channels_last=True, num_workers=workers)
+        streamed = create_loader(on_disk.train, args.batch_size, photo_views="per-photo", num_workers=workers, **common)
         streams[f"streamed-{workers}w"] = endless(streamed.batches)
     samples: dict[str, list[float]] = {name: [] for name in streams}
     for round_ in range(args.rounds):
@@ -85,6 +89,21 @@ def measure(data_dir: str, size: int, args: argparse.Namespace) -> dict[str, flo
             samples[name].append(images_per_second(model, batches, args.steps, args.warmup))
         print(f"  {size} px round {round_ + 1}: " + "  ".join(f"{n} {v[-1]:.1f}" for n, v in samples.items()), flush=True)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def pixel_difference(data_dir: str, size: int, batch_size: int) -> None:
+    """Max and mean |difference| in pixel levels (0-255) of one epoch's training views, batched vs per-photo."""
+    pixels = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3, train=True, augmentation=Augmentation())
+    cached = load_dataset("folder", data_dir, image_size=size).train
+    streamed = load_dataset("folder", data_dir, image_size=size, stream=True).train
+    reference = create_loader(cached, batch_size, photo_views="per-photo", **pixels)
+    for name, split, workers in (("cached-batched", cached, None), ("streamed-batched", streamed, 1)):
+        other = create_loader(split, batch_size, photo_views="batched", num_workers=workers, **pixels)
+        top, total, count = 0.0, 0.0, 0
+        for (x, _), (y, _) in zip(reference.batches(0), other.batches(0), strict=True):
+            difference = (x - y).abs()
+            top, total, count = max(top, difference.max().item()), total + difference.sum().item(), count + difference.numel()
+        print(f"  {name} vs per-photo, one epoch: max |difference| {top:.0f}, mean {total / count:.4f} pixel levels")
 
 
 def main() -> None:
@@ -100,6 +119,8 @@ def main() -> None:
             if name != "bare":
                 target = "  (target >= 0.9)" if name == "cached" else ""
                 print(f"  {name} / bare = {rate / rates['bare']:.3f}{target}")
+        print(f"  cached-batched / cached = {rates['cached-batched'] / rates['cached']:.3f}")
+        pixel_difference(args.data_dir, size, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,8 @@ class TrainConfig:
     memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
+    photo_views: str = setting("auto", "photos: where training views are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
+                                       "at a time) | batched (the training device, whole batches; nvjpeg on CUDA) | auto (batched on CUDA)")
     skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
 
     # Execution

@@ -55,7 +55,8 @@ def parse_args() -> argparse.Namespace:
 
 def write_imagenet_like(root: Path, photos: int, classes: int) -> Path:
     """``photos`` JPEGs of 400-500 x 300-375 px, smooth colour fields with texture (JPEG's and the
-    resize's work as on photographs, unlike noise), ``classes`` folders under ``root/train``."""
+    resize's work as on photographs, unlike noise), ``classes`` folders under ``root/train``, and
+    one photo per class under ``root/val`` (a photo folder needs a split to evaluate on)."""
     rng = np.random.default_rng(0)
     for k in range(photos):
         width, height = int(rng.integers(400, 501)), int(rng.integers(300, 376))
@@ -63,7 +64,7 @@ def write_imagenet_like(root: Path, photos: int, classes: int) -> Path:
         image = Image.fromarray(coarse).resize((width, height), Image.BICUBIC)
         texture = rng.normal(0, 10, (height, width, 3))
         pixels = np.clip(np.asarray(image, dtype=np.float64) + texture, 0, 255).astype(np.uint8)
-        folder = root / "train" / f"class{k % classes:02d}"
+        folder = root / ("val" if k < classes else "train") / f"class{k % classes:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(folder / f"{k:05d}.jpg", quality=90)
     return root
@@ -115,12 +116,15 @@ def measure(folder: str, args: argparse.Namespace, device: torch.device) -> dict
     for round_ in range(args.rounds):
         for name, batches in streams.items():
             samples[name].append(images_per_second(model, batches, args.steps, args.warmup, device))
-        print(f"  round {round_ + 1}: " + "  ".join(f"{n} {v[-1]:.0f}" for n, v in samples.items()), flush=True)
+        print(f"  round {round_ + 1}: " + "  ".join(f"{n} {v[-1]:.1f}" for n, v in samples.items()), flush=True)
+    for batches in streams.values():
+        if hasattr(batches, "close"):
+            batches.close()  # ends the loaders' epochs, and so their worker processes, before the folder goes
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def report(title: str, rates: dict[str, float]) -> None:
-    print(f"{title}: " + ", ".join(f"{name} {rate:.0f} images/s" for name, rate in rates.items()))
+    print(f"{title}: " + ", ".join(f"{name} {rate:.1f} images/s" for name, rate in rates.items()))
     for name, rate in rates.items():
         if name != "ready":
             print(f"  {name} / ready = {rate / rates['ready']:.3f}")

@@ -54,17 +54,14 @@ def resize_packed(boxes: torch.Tensor, heights: torch.Tensor, widths: torch.Tens
 def pack_boxes(images: Sequence[torch.Tensor], views: Sequence[PhotoView], device: torch.device | str) -> torch.Tensor:
     """uint8 (B, H, W, C) on ``device``: each view's box of its (C, H, W) image (channels-last
     strides, as the cache holds them) in the top-left corner of a zeroed batch as tall and wide as
-    the largest box. Built where the images are, then moved (pinned first when bound for CUDA)."""
+    the largest box. Built where the images are (in pinned memory when bound for CUDA), then moved."""
     height, width = max(v.height for v in views), max(v.width for v in views)
-    packed = torch.zeros(len(views), height, width, images[0].shape[0], dtype=torch.uint8, device=images[0].device)
+    device, source = torch.device(device), images[0].device
+    pinned = device.type == "cuda" and source.type == "cpu"  # a page-locked batch crosses to the GPU without waiting
+    packed = torch.zeros(len(views), height, width, images[0].shape[0], dtype=torch.uint8, device=source, pin_memory=pinned)
     for k, (image, v) in enumerate(zip(images, views)):
         packed[k, : v.height, : v.width] = image[:, v.top : v.top + v.height, v.left : v.left + v.width].permute(1, 2, 0)
-    device = torch.device(device)
-    if packed.device == device:
-        return packed
-    if device.type == "cuda":
-        packed = packed.pin_memory()
-    return packed.to(device, non_blocking=True)
+    return packed if source == device else packed.to(device, non_blocking=True)
 
 
 def cut_views(images: Sequence[torch.Tensor], views: Sequence[PhotoView], crop: int, device: torch.device | str) -> torch.Tensor:

@@ -103,3 +103,15 @@ def test_data_info_says_which_decoder_a_run_would_use(photo_folder, capsys) -> N
     assert json.loads(capsys.readouterr().out)["decoder"] == "PIL, once, into the memory cache"
     on_gpu = device_decode.photo_decoder("stream", torch.device("cuda"), batched=True)
     assert on_gpu.startswith("JPEGs in batches by torchvision.io.decode_jpeg (nvjpeg on the GPU)")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (nvjpeg)")
+def test_on_a_gpu_nvjpeg_and_the_batched_views_stay_near_the_cpu_path(photo_folder) -> None:
+    cuda = torch.device("cuda")
+    cached, streamed = loaders(photo_folder, train=True, device=cuda)
+    on_gpu = create_loader(load_dataset("folder", photo_folder, image_size=32).train, 4, **PIXELS, seed=5, train=True, device=cuda,
+                           photo_views="batched")
+    for (x, y), (x2, y2), (x3, y3) in zip(cached.batches(0), streamed.batches(0), on_gpu.batches(0), strict=True):
+        assert x2.device.type == x3.device.type == "cuda" and torch.equal(y, y2) and torch.equal(y, y3)
+        assert (x - x3).abs().max() <= 1.0 + 1e-3  # the cache cut on the GPU: the resize's rounding alone
+        assert (x - x2).abs().mean() < 1.0  # nvjpeg rounds its own way: a level on average at most

@@ -19,8 +19,8 @@ def test_resize_weights_are_torchs_antialiased_bilinear_ones(size, out) -> None:
     lines = torch.eye(size)[None, :, :, None].expand(1, size, size, 2).contiguous()  # (1, size, size, 2): channel k, the k-th unit line
     expected = F.interpolate(lines, size=(out, 2), mode="bilinear", antialias=True, align_corners=False)[0, :, :, 0].T  # (out, size)
     weights = resize_weights(torch.tensor([size, size]), out, size + 3, torch.tensor([False, True]))
-    assert torch.allclose(weights[0, :, :size], expected, atol=5e-5)  # torch computes the centres in float32
-    assert torch.allclose(weights[1, :, :size], expected.flip(1), atol=5e-5)  # mirrored: the line read backwards
+    assert torch.allclose(weights[0, :, :size], expected, atol=1e-6)
+    assert torch.allclose(weights[1, :, :size], expected.flip(1), atol=1e-6)  # mirrored: the line read backwards
     assert not weights[:, :, size:].any()  # padding beyond the line takes no weight
 
 

@@ -23,18 +23,18 @@ def resize_weights(sizes: torch.Tensor, out: int, length: int, flips: torch.Tens
     """(B, out, length) float32: row i of item b holds the weights torch's antialiased bilinear
     resize of a ``sizes[b]``-long line to ``out`` gives input j (zero for j >= sizes[b]); with
     ``flips[b]`` the line is read backwards, as if mirrored first."""
-    size = sizes.to(torch.float64)[:, None, None]  # (B, 1, 1); float64 as torch computes the centres
+    size = sizes.to(torch.float32)[:, None, None]  # (B, 1, 1); float32, as torch's kernel computes for float pixels
     scale = size / out
     support = scale.clamp(min=1.0)  # bilinear's support of 1, stretched when shrinking
     inverse = 1.0 / support
-    centre = scale * (torch.arange(out, dtype=torch.float64, device=sizes.device)[None, :, None] + 0.5)  # (B, out, 1)
+    centre = scale * (torch.arange(out, dtype=torch.float32, device=sizes.device)[None, :, None] + 0.5)  # (B, out, 1)
     first = (centre - support + 0.5).trunc().clamp(min=0)  # torch's window: [first, last) of the input
     last = (centre + support + 0.5).trunc().minimum(size)
-    j = torch.arange(length, dtype=torch.float64, device=sizes.device)[None, None, :]  # (1, 1, length)
+    j = torch.arange(length, dtype=torch.float32, device=sizes.device)[None, None, :]  # (1, 1, length)
     if flips is not None:
         j = torch.where(flips.to(sizes.device)[:, None, None], size - 1 - j, j)  # input position of column j once mirrored
     weights = (1 - ((j - centre + 0.5) * inverse).abs()).clamp(min=0) * ((j >= first) & (j < last))
-    return (weights / weights.sum(-1, keepdim=True)).to(torch.float32)
+    return weights / weights.sum(-1, keepdim=True)
 
 
 def resize_packed(boxes: torch.Tensor, heights: torch.Tensor, widths: torch.Tensor, flips: torch.Tensor, crop: int) -> torch.Tensor:
@@ -42,8 +42,9 @@ def resize_packed(boxes: torch.Tensor, heights: torch.Tensor, widths: torch.Tens
     its top-left ``heights[b]`` x ``widths[b]`` corner (the rest is ignored), resized to S x S and
     mirrored where ``flips`` says."""
     b, h, w, c = boxes.shape
-    wy = resize_weights(heights, crop, h).to(boxes.device)  # (B, S, H)
-    wx = resize_weights(widths, crop, w, flips).to(boxes.device)  # (B, S, W)
+    device = boxes.device  # the weights are computed where they are used: (B, S, W) floats are no small copy
+    wy = resize_weights(heights.to(device), crop, h)  # (B, S, H)
+    wx = resize_weights(widths.to(device), crop, w, flips.to(device))  # (B, S, W)
     x = boxes.float().view(b, h, w * c)
     rows = torch.bmm(wy, x).view(b, crop, w, c)  # (B, S, W, C): every column resized down the rows
     cols = torch.bmm(wx, rows.transpose(1, 2).reshape(b, w, crop * c)).view(b, crop, crop, c)  # (B, S(x), S(y), C)

@@ -72,15 +72,15 @@ def dataset_info(bundle: DatasetBundle) -> dict:
     if bundle.val is not None:
         splits["val"] = len(bundle.val)
     why = bundle.extra.get("pipeline_reason") or "a built-in dataset of small images of one size"
-    device = resolve_device("auto")  # what a run decides with its default --device and photo_views
-    storage = bundle.extra.get("storage", "memory")
-    decoder = photo_decoder(storage, device, batched_on("auto", device)) if bundle.pipeline == "photos" else None
-    return {"dataset": bundle.name, "classes": bundle.classes, "splits": splits, "image_shape": list(bundle.image_shape),
+    info = {"dataset": bundle.name, "classes": bundle.classes, "splits": splits, "image_shape": list(bundle.image_shape),
             "pipeline": bundle.pipeline, "pipeline_reason": why,
             "storage": bundle.extra.get("storage", "memory"),
             "storage_reason": bundle.extra.get("storage_reason", "small images are always held in memory"),
-            "decoder": decoder,
             "mean": list(bundle.mean), "std": list(bundle.std), "location": bundle.location}
+    if bundle.pipeline == "photos":  # how a run with the default --device and photo_views decodes them
+        device = resolve_device("auto")
+        info["decoder"] = photo_decoder(info["storage"], device, batched_on("auto", device))
+    return info
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -93,7 +93,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"splits       {', '.join(f'{k} {v:,}' for k, v in info['splits'].items())}")
     print(f"pipeline     {info['pipeline']}: {info['pipeline_reason']}")
     print(f"storage      {info['storage']}: {info['storage_reason']}")
-    if info["decoder"]:
+    if "decoder" in info:
         print(f"decoder      {info['decoder']}")
     crop_note = ", the training crop" if info["pipeline"] == "photos" else ""
     print(f"image shape  {'x'.join(map(str, info['image_shape']))} (C x H x W{crop_note})")

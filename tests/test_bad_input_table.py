@@ -267,8 +267,8 @@ CASES: dict[str, tuple[Case, str]] = {
     "finetune into its own run": (_finetune_into_its_own_run_without_overwrite, "already holds a run"),
     "folder of the user's own files": (_folder_of_the_users_files,
                                       "is not a run folder \\(no config.yaml\\) and holds other files \\(class_indices.json\\)"),
-    "folder of the user's own checkpoints": (_folder_of_the_users_checkpoints,
-                                            "is not a run folder \\(no config.yaml\\) and holds other files \\(checkpoints, weights.pth\\)"),
+    "folder of the user's own checkpoints": (
+        _folder_of_the_users_checkpoints, "is not a run folder \\(no config.yaml\\) and holds other files \\(checkpoints, weights.pth\\)"),
     "--image-size below the model's smallest": (_image_size_below_the_models_smallest,
                                                 "--image-size 1 is below the smallest image resnet20 takes, 4 pixels"),
     "--image-size whose activations do not fit": (_image_size_whose_activations_do_not_fit,

@@ -165,3 +165,33 @@ def test_padding_value_is_what_the_padded_crops_show_at_their_borders() -> None:
     expected = -torch.tensor(mean).view(3, 1) / torch.tensor(std).view(3, 1)
     assert torch.allclose(border, expected)
     assert ((values - border).abs() < 1e-5).any(dim=1).all()  # padding shows up in the crops with exactly this value
+
+
+def test_data_modules_import_one_another_without_a_circle() -> None:
+    """Every import between data modules, type-checking ones included, runs one way (a circle makes
+    the import order matter and hides which module owns what)."""
+    import ast
+    from pathlib import Path
+
+    import resnetlab.data
+
+    folder = Path(resnetlab.data.__file__).parent
+    edges = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        edges[path.stem] = {n.rsplit(".", 1)[1] for n in names if n.startswith("resnetlab.data.")} - {path.stem}
+    edges.pop("__init__")
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for other in sorted(edges.get(module, ())):
+            assert state.get(other) != 1, f"import circle: {' -> '.join(path + [module, other])}"
+            if other not in state:
+                visit(other, path + [module])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [])

@@ -9,7 +9,8 @@ import torch
 from torchvision import transforms
 
 from resnetlab.data import Augmentation, create_loader, load_dataset
-from resnetlab.data.photo_loader import PhotoLoader, draw_view, random_resized_box, scale_jitter_box, ten_crop_boxes, view_rng
+from resnetlab.data.photo_loader import PhotoLoader
+from resnetlab.data.photo_views import draw_view, random_resized_box, scale_jitter_box, ten_crop_boxes, view_rng
 from resnetlab.data.photos import PhotoSet
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)

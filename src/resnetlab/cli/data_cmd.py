@@ -8,9 +8,12 @@ import json
 import torch
 
 from resnetlab.data import list_datasets, load_dataset
+from resnetlab.data.device_decode import photo_decoder
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, EXIF_ORIENTATIONS
+from resnetlab.data.photo_loader import batched_on
 from resnetlab.data.scan import listed
 from resnetlab.data.types import DatasetBundle
+from resnetlab.devices import resolve_device
 from resnetlab.memory import check_image_size
 
 PER_CLASS_SHOWN = 20  # data info lists each class's counts up to this many classes (--json: always)
@@ -95,6 +98,9 @@ def dataset_info(bundle: DatasetBundle) -> dict:
             info[key] = bundle.extra[key]
     if "split" in bundle.extra:  # an unsplit folder: how its split was made (the file lists stay out)
         info["split"] = {k: v for k, v in bundle.extra["split"].items() if k not in ("train", "val")}
+    if bundle.pipeline == "photos":  # how a run with the default --device and photo_views decodes them
+        device = resolve_device("auto")
+        info["decoder"] = photo_decoder(info["storage"], device, batched_on("auto", device))
     return info
 
 
@@ -115,6 +121,8 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"per class    ({order}) " + ", ".join(f"{c} {'/'.join(map(str, n.values()))}" for c, n in info["per_class"].items()))
     print(f"pipeline     {info['pipeline']}: {info['pipeline_reason']}")
     print(f"storage      {info['storage']}: {info['storage_reason']}")
+    if "decoder" in info:
+        print(f"decoder      {info['decoder']}")
     crop_note = ", the training crop" if info["pipeline"] == "photos" else ""
     print(f"image shape  {'x'.join(map(str, info['image_shape']))} (C x H x W{crop_note})")
     print(f"mean         {_floats(info['mean'])}")

@@ -20,12 +20,13 @@ from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the so
 # isort: on
 from resnetlab.data.loader import TensorLoader
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
+from resnetlab.data.photo_files import PhotoFiles
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.data.sources import LoadOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_name, channel_stats, usable_std
-from resnetlab.data.streaming import PhotoFiles, StreamingLoader
+from resnetlab.data.streaming import StreamingLoader
 from resnetlab.data.types import DatasetBundle, ImageSet
 from resnetlab.errors import ResnetlabError
 
@@ -107,17 +108,20 @@ def create_loader(
     ten_crop: bool = False,
     num_workers: int | None = None,
     skip_bad_images: bool = False,
+    photo_views: str = "auto",
     **options: Any,
 ) -> TensorLoader | PhotoLoader | StreamingLoader:
     """The one place a split becomes a loader: ``TensorLoader`` (small images), ``PhotoLoader``
     (photos cached in memory) or ``StreamingLoader`` (photos on disk, ``num_workers`` decoding
-    processes); ``ten_crop`` for the paper's 10-crop evaluation of photos. ``options`` are the
-    fields of ``data.loader.LoaderOptions`` (mean and std, device, train, augmentation, seed, ranks).
+    processes); ``ten_crop`` for the paper's 10-crop evaluation of photos; ``photo_views`` where the
+    photos' views are cut and streamed JPEGs decoded ("per-photo", "batched", "auto": see
+    ``photo_loader``). ``options`` are the fields of ``data.loader.LoaderOptions`` (mean and std, device, train, augmentation, seed, ranks).
 
     All yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
     """
     if isinstance(data, PhotoSet):
-        return PhotoLoader(data, batch_size, ten_crop=ten_crop, **options)
+        return PhotoLoader(data, batch_size, ten_crop=ten_crop, photo_views=photo_views, **options)
     if isinstance(data, PhotoFiles):
-        return StreamingLoader(data, batch_size, ten_crop=ten_crop, num_workers=num_workers, skip_bad_images=skip_bad_images, **options)
+        return StreamingLoader(data, batch_size, ten_crop=ten_crop, num_workers=num_workers, skip_bad_images=skip_bad_images,
+                               photo_views=photo_views, **options)
     return TensorLoader(data, batch_size, **options)

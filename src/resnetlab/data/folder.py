@@ -32,10 +32,10 @@ from resnetlab.data.class_indices import write_class_indices
 from resnetlab.data.download import cache_root
 from resnetlab.data.layout import read_layout
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, oriented, survey_orientation
+from resnetlab.data.photo_files import PhotoFiles
 from resnetlab.data.photos import DEFAULT_CROP, PhotoSet, check_photo_crop, decode_photos, eight_bit, eval_resize, open_image, photo_bytes
 from resnetlab.data.scan import listed
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source
-from resnetlab.data.streaming import PhotoFiles
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 

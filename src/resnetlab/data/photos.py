@@ -32,6 +32,8 @@ SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 # Pillow refuses images over twice this many pixels and only warns between once and twice; a
 # photo has far fewer (a 48-megapixel phone photo is half of it), so the warning is an error here.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# What opening or decoding a file that is no readable image raises (named to the user, never a traceback)
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 def eval_resize(crop: int) -> int:
@@ -81,7 +83,7 @@ def decode_photo(path: str, shorter_side: int, exif_orientation: str = DEFAULT_E
     try:
         with open_image(path) as image:
             return np.asarray(resize_photo(rgb_image(oriented(image, exif_orientation)), shorter_side))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except UNREADABLE as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -90,7 +92,7 @@ def photo_bytes(path: str, shorter_side: int) -> int | None:
     try:
         with open_image(path) as image:
             w, h = image.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except UNREADABLE:
         return None
     short, long = min(w, h), max(w, h)
     return 3 * shorter_side * int(shorter_side * long / short)

@@ -6,6 +6,10 @@ are those of the cached ``PhotoLoader``, bit for bit: a photo is decoded and res
 evaluation resize exactly as the cache holds it, and its training view comes from (seed, epoch,
 index) alone, whichever worker decodes it, so a resumed run is exact and streaming changes
 nothing but where the decoding happens. Workers persist across epochs.
+
+With views cut in batches (``photo_views``: "batched", or "auto" on CUDA) the workers only read
+the files and the training process decodes each batch's JPEGs on the device (``device_decode``)
+and cuts its views there (``batched_views``): the same boxes, pixels within a few levels.
 """
 
 from __future__ import annotations
@@ -13,72 +17,26 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
-from resnetlab.data.photo_loader import PhotoBatches, cut_view, draw_view, stack_channels_last, ten_crops, view_rng
+from resnetlab.data.batched_views import cut_views
+from resnetlab.data.device_decode import decode_batch, read_photo
+from resnetlab.data.photo_files import PhotoFiles
+from resnetlab.data.photo_loader import PhotoBatches
+from resnetlab.data.photo_views import cut_view, draw_view, stack_channels_last, ten_crops, view_rng
 from resnetlab.data.photos import decode_photo, eval_resize
-from resnetlab.data.stats import channel_stats
 from resnetlab.errors import ResnetlabError
 
 log = logging.getLogger(__name__)
-STATS_SAMPLE = 512  # photos decoded to estimate a streamed folder's mean and std
 
 
 def default_workers() -> int:
     """Decoding processes: every core but one (which trains), at least one."""
     return max(1, (os.cpu_count() or 2) - 1)
-
-
-@dataclass
-class PhotoFiles:
-    """One split of photos left on disk: paths, labels and the crop side S the model sees."""
-
-    paths: list[str]
-    labels: torch.Tensor
-    crop: int
-    exif_orientation: str = DEFAULT_EXIF_ORIENTATION  # how a photo tagged as stored sideways is read (data/orientation.py)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    @property
-    def channels(self) -> int:
-        return 3
-
-    def take(self, indices: torch.Tensor) -> PhotoFiles:
-        return PhotoFiles([self.paths[int(i)] for i in indices], self.labels[indices], self.crop, self.exif_orientation)
-
-    def decoded(self, index: int) -> torch.Tensor:
-        """Photo ``index`` at the evaluation resize, uint8 (C, H, W); a bad file raises naming it."""
-        array = decode_photo(self.paths[index], eval_resize(self.crop), self.exif_orientation)
-        if isinstance(array, str):
-            raise ResnetlabError(f"cannot read image {self.paths[index]} ({array}): fix or remove it")
-        return torch.from_numpy(array.copy()).permute(2, 0, 1)
-
-    def preview(self, rows: torch.Tensor) -> torch.Tensor:
-        """uint8 (n, C, S, S): the centre crops the model is evaluated on."""
-        if len(rows) == 0:
-            return torch.empty(0, 3, self.crop, self.crop, dtype=torch.uint8)
-        return torch.stack([TF.center_crop(self.decoded(int(i)), [self.crop, self.crop]) for i in rows])
-
-    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Mean and std per channel of an evenly spaced sample of ``STATS_SAMPLE`` photos (decoding
-        them all would cost an epoch); unreadable ones are left out of the sample."""
-        step = max(1, len(self) // STATS_SAMPLE)
-        planes = []
-        for i in range(0, len(self), step):
-            array = decode_photo(self.paths[i], eval_resize(self.crop), self.exif_orientation)
-            if not isinstance(array, str):
-                planes.append(torch.from_numpy(array.copy()).reshape(-1, 3))
-        if not planes:
-            raise ResnetlabError(f"none of the sampled photos could be read (first: {self.paths[0]})")
-        return channel_stats(torch.cat(planes).T[None, :, :, None])
 
 
 class PhotoStream(Dataset):
@@ -104,6 +62,28 @@ class PhotoStream(Dataset):
         if self.ten_crop:
             return ten_crops(image, crop), label, (0.0, 0.0, 0.0), None
         return TF.center_crop(image, [crop, crop]).contiguous(), label, (0.0, 0.0, 0.0), None
+
+
+class PhotoBytes(Dataset):
+    """(index, ``device_decode.read_photo``'s payload or None, error text or None) for an (index,
+    epoch) key: what the training process decodes and cuts on its device."""
+
+    def __init__(self, files: PhotoFiles) -> None:
+        self.files, self.resize = files, eval_resize(files.crop)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, tuple[torch.Tensor, bool] | None, str | None]:
+        index, path = key[0], self.files.paths[key[0]]
+        payload = read_photo(path, self.resize, self.files.exif_orientation)
+        return (index, None, f"{path} ({payload})") if isinstance(payload, str) else (index, payload, None)
+
+
+def collate_payloads(items: list[tuple[Any, ...]]) -> tuple[list[int], list[tuple[torch.Tensor, bool]], list[str]]:
+    """The readable photos' indices and payloads (ragged: kept as lists), and the errors."""
+    good = [item for item in items if item[2] is None]
+    return [item[0] for item in good], [item[1] for item in good], [item[2] for item in items if item[2] is not None]
 
 
 def collate(items: list[tuple[Any, ...]]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, list[str]]:
@@ -150,10 +130,14 @@ class StreamingLoader(PhotoBatches):
 
     def _data_loader(self) -> DataLoader:
         if self._loader is None:
-            dataset = PhotoStream(self.data, train=self.train, augmentation=self.augmentation, flip=self.flip, seed=self.seed,
-                                  ten_crop=self.ten_crop)
+            if self.batched:
+                dataset, collate_fn = PhotoBytes(self.data), collate_payloads
+            else:
+                dataset = PhotoStream(self.data, train=self.train, augmentation=self.augmentation, flip=self.flip, seed=self.seed,
+                                      ten_crop=self.ten_crop)
+                collate_fn = collate
             workers = self.num_workers
-            self._loader = DataLoader(dataset, batch_sampler=self._plan, num_workers=workers, collate_fn=collate,
+            self._loader = DataLoader(dataset, batch_sampler=self._plan, num_workers=workers, collate_fn=collate_fn,
                                       pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
                                       prefetch_factor=2 if workers > 0 else None)
         return self._loader
@@ -162,7 +146,8 @@ class StreamingLoader(PhotoBatches):
         """Yield this rank's batches of ``epoch``, beginning at batch index ``start``."""
         self._plan.epoch, self._plan.start = epoch, start
         try:
-            for pixels, labels, colour, errors in self._data_loader():
+            for batch in self._data_loader():
+                pixels, labels, colour, errors = self._on_device(*batch, epoch) if self.batched else batch
                 self._report(errors)
                 if pixels is None:
                     continue
@@ -173,6 +158,26 @@ class StreamingLoader(PhotoBatches):
                 raise
             raise ResnetlabError(f"a photo-decoding worker process died ({str(exc).splitlines()[0]}): out of memory? "
                                  "Lower --workers or --batch-size") from None
+
+    def _on_device(self, indices: list[int], payloads: list[tuple[torch.Tensor, bool]], errors: list[str],
+                   epoch: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, list[str]]:
+        """A batch of payloads decoded and cut on the device: (uint8 pixels, labels, RGB offsets, errors)."""
+        paths = [self.data.paths[i] for i in indices]
+        photos = decode_batch(payloads, paths, eval_resize(self.crop), self.device)
+        errors = errors + [f"{path} ({photo})" for path, photo in zip(paths, photos) if isinstance(photo, str)]
+        kept = [(i, photo) for i, photo in zip(indices, photos) if not isinstance(photo, str)]
+        if not kept:
+            return None, torch.empty(0, dtype=torch.int64), None, errors
+        rows, images = [i for i, _ in kept], [photo for _, photo in kept]
+        colour = None
+        if self.train:
+            views = [self.draw(i, epoch, photo.shape[1], photo.shape[2]) for i, photo in kept]
+            pixels, colour = cut_views(images, views, self.crop, self.device), torch.tensor([v.colour for v in views])
+        elif self.ten_crop:
+            pixels = torch.stack([ten_crops(photo, self.crop) for photo in images])
+        else:
+            pixels = torch.stack([TF.center_crop(photo, [self.crop, self.crop]) for photo in images])
+        return pixels, self.data.labels[rows], colour, errors
 
     def with_ten_crop(self) -> StreamingLoader:
         twin = super().with_ten_crop()

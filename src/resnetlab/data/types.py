@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from resnetlab.data.photo_files import PhotoFiles
     from resnetlab.data.photos import PhotoSet
-    from resnetlab.data.streaming import PhotoFiles
 
 
 @dataclass

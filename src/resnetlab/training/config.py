@@ -23,6 +23,7 @@ import yaml
 
 from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
+from resnetlab.data.photo_loader import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
@@ -107,6 +108,8 @@ class TrainConfig:
     memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
+    photo_views: str = setting("auto", "photos: where training views are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
+                                       "at a time) | batched (the training device, whole batches; nvjpeg on CUDA) | auto (batched on CUDA)")
     skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
     exif_orientation: str = setting("ignore", "image folders and predict: photos tagged as stored sideways (EXIF orientation) "
                                               "are read as stored, as torchvision does (ignore) or turned upright (apply)")
@@ -139,8 +142,8 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 HINTS = typing.get_type_hints(TrainConfig)  # the type each value must have (config_values.check_value)
 # may change on --resume
-RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "cuda_graphs", "epochs", "max_iters", "memory_budget_gb", "workers",
-                  "collective_timeout")
+RESUME_MUTABLE = ("out", "data_dir", "device", "quiet", "compile", "cuda_graphs", "photo_views", "epochs", "max_iters",
+                  "memory_budget_gb", "workers", "collective_timeout")
 
 
 def resolve_config(
@@ -276,7 +279,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
-               "exif_orientation": EXIF_ORIENTATIONS}
+               "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {shown(getattr(config, key))}")

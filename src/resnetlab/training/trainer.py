@@ -343,7 +343,8 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     """Training loader (this rank's share of each global batch) and evaluation loaders."""
     common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
                   channels_last=memory_format(device, config.channels_last) == torch.channels_last,
-                  num_workers=config.workers, skip_bad_images=config.skip_bad_images)  # the last two: streaming only
+                  num_workers=config.workers, skip_bad_images=config.skip_bad_images,  # these two: streaming only
+                  photo_views=config.photo_views)  # photos only
     augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
                                 crop_epochs=crop_epochs(config, len(bundle.train) // config.batch_size),
                                 copies=config.batch_copies, photo=config.photo_augmentation)

@@ -72,7 +72,7 @@ def test_a_jpeg_the_device_refuses_is_decoded_by_pil_alone(photo_folder, monkeyp
     by_pil: list[str] = []
     real_pil = device_decode.decode_photo
     monkeypatch.setattr(device_decode, "decode_jpeg", decode_jpeg)
-    monkeypatch.setattr(device_decode, "decode_photo", lambda path, side: by_pil.append(path) or real_pil(path, side))
+    monkeypatch.setattr(device_decode, "decode_photo", lambda path, side, *rule: by_pil.append(path) or real_pil(path, side, *rule))
     cached, streamed = loaders(photo_folder)
     batches = list(streamed.batches(0))
     assert sorted(by_pil) == sorted(on_cpu_anyway + [str(refused)])  # that JPEG alone: the batch's others stay with the device

@@ -125,3 +125,21 @@ def test_predict_image_in_memory_follows_the_rule(tmp_path) -> None:
     with Image.open(photo) as image:
         in_memory = predictor.predict_image(image, topk=2)
     assert in_memory == predictor.predict([photo], topk=2)[0]["predictions"]
+
+
+def test_training_reads_its_photos_by_the_configured_rule_and_records_it(tmp_path) -> None:
+    """``train --exif-orientation apply`` reaches the loader (the sideways photo is cached upright)
+    and the checkpoint's preprocess record, which predict then follows."""
+    from resnetlab.training import train
+    from resnetlab.training.run import load_data
+
+    root = make_photo_folder(tmp_path / "p", per_class=2)
+    sideways_jpeg(root / "train" / "ant" / "000.jpg")
+    values = {"model": "resnet18", "dataset": "folder", "data_dir": str(root), "image_size": 32, "batch_size": 2,
+              "max_iters": 1, "device": "cpu", "quiet": True, "out": str(tmp_path / "run")}
+    heights = {rule: load_data(resolve_config("paper", overrides={**values, "exif_orientation": rule})).train.image(0).shape[-2]
+               for rule in ("ignore", "apply")}
+    assert heights["apply"] > heights["ignore"]  # stored landscape, shown portrait
+    train(resolve_config("paper", overrides={**values, "exif_orientation": "apply"}))
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["preprocess"]["exif_orientation"] == "apply" and checkpoint_exif_orientation(ckpt) == "apply"

@@ -185,6 +185,7 @@ def test_real_cifar10_jpeg_copy(cifar10_jpeg) -> None:
     assert bundle.std == pytest.approx((0.2470, 0.2435, 0.2616), abs=5e-3)
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_real_cifar10_second_load_uses_cache_and_val_split(cifar10_jpeg) -> None:
     first, second, cache = cifar10_jpeg
     assert len(list(cache.rglob("*.pt"))) == 2

@@ -54,6 +54,7 @@ def test_statistics_of_a_streamed_folder_come_from_a_sample(photo_folder) -> Non
     assert streamed.image_shape == (3, 32, 32) and len(streamed.test) == 16
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_folder_over_the_memory_budget_streams_unless_told_not_to(photo_folder, capsys) -> None:
     bundle = load_dataset("folder", photo_folder, image_size=32, memory_budget=1000)
     assert isinstance(bundle.train, PhotoFiles) and "would not fit" in bundle.extra["storage_reason"]

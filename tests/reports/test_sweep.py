@@ -135,6 +135,7 @@ def test_sweep_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     assert "degradation-cpu" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # real processes or real data: the whole suite runs it, the quick tier does not
 def test_real_sweep_interrupted_and_run_again_does_not_retrain_finished_runs(
         tiny_image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not hasattr(training, "train"):

@@ -275,7 +275,8 @@ def test_bad_value_is_one_message_and_changes_nothing(name: str, tmp_path: Path,
     assert created == [], f"files written by a refused command: {created}"
 
 
-SUBPROCESS_ROWS = ["YAML alias bomb", "predict: empty .pt"]  # a real process each: about 5 s of CPU
+# A real process each (about 5 s of CPU): the quick tier keeps one.
+SUBPROCESS_ROWS = ["YAML alias bomb", pytest.param("predict: empty .pt", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("name", SUBPROCESS_ROWS)

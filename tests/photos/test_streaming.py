@@ -26,7 +26,7 @@ def loaders(folder, workers: int = 0, **kwargs):
     return create_loader(cached.train, 4, **common), create_loader(streamed.train, 4, num_workers=workers, **common), streamed
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # worker processes: the whole suite
 @pytest.mark.parametrize("augmentation", ["random-resized-crop", "scale"])
 def test_streamed_batches_equal_cached_ones(photo_folder, workers, augmentation) -> None:
     cached, streamed, bundle = loaders(photo_folder, workers, train=True, augmentation=Augmentation(photo=augmentation))

@@ -15,8 +15,8 @@ test:
 	.venv/bin/ruff check
 	.venv/bin/python -m pytest -q
 
-test-fast: setup
-	.venv/bin/python -m pytest -q -m "not slow"
+test-fast: setup  # the quick tier: every module, without real data or extra processes, on two workers
+	.venv/bin/python -m pytest -q -n 2 -m "not slow"
 
 lint: setup
 	.venv/bin/ruff check

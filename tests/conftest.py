@@ -1,25 +1,21 @@
 """Shared fixtures: real data shipped beside the repository and tiny generated datasets.
 
-Each area keeps its own fixtures in ``tests/<area>/conftest.py``.
+Each area keeps its own fixtures in ``tests/<area>/conftest.py``; what they build is ``tests/builders.py``.
 """
 
 from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+import torch.distributed as dist
 
-from resnetlab.data.types import DatasetBundle, ImageSet
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-CIFAR10_JPEG_TARBALL = SHARED_DATA / "cifar10-jpeg.tar.gz"
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+from resnetlab.data.types import DatasetBundle
+from tests.builders import CIFAR10_JPEG_TARBALL, FASHION_MNIST_DIR, make_photo_folder, make_tiny_bundle
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,7 +24,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     no_gpu = pytest.mark.skip(reason="needs a real CUDA GPU (torch.cuda.is_available() is False here)")
     for item in items:
-        if item.get_closest_marker("gpu") is not None:  # not item.keywords: it holds folder names (tests/gpu)
+        if item.get_closest_marker("gpu") is not None:  # not item.keywords: it holds folder names too
             item.add_marker(no_gpu)
 
 
@@ -84,58 +80,49 @@ def fashion_mnist_dir() -> Path:
     return FASHION_MNIST_DIR
 
 
-def make_tiny_bundle(num_classes: int = 3, per_class: int = 16, size: int = 8, channels: int = 3, seed: int = 0) -> DatasetBundle:
-    """A learnable synthetic dataset: each class is a different mean brightness per channel."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def split(n_per_class: int) -> ImageSet:
-        labels = torch.arange(num_classes).repeat_interleave(n_per_class)
-        base = (labels.float() + 0.5) / num_classes * 200
-        noise = torch.randn(len(labels), channels, size, size, generator=gen) * 20
-        images = (base[:, None, None, None] + noise).clamp(0, 255).to(torch.uint8)
-        return ImageSet(images, labels)
-
-    return DatasetBundle(
-        name="tiny", classes=[f"class{i}" for i in range(num_classes)], train=split(per_class),
-        test=split(per_class // 2), mean=(0.4,) * channels, std=(0.25,) * channels, location="memory",
-    )
-
-
 @pytest.fixture
 def tiny_bundle() -> DatasetBundle:
     return make_tiny_bundle()
 
 
-def make_image_folder(root: Path, classes=("cat", "dog", "fox"), per_class: int | dict[str, int] = 4, size: int = 8,
-                      mode: str = "RGB", splits=("train", "test"), ext: str = "png") -> Path:
-    """An ImageFolder layout of tiny lossless images whose pixels encode (class, index);
-    ``per_class`` may give each split its own count ({"train": 8, "test": 4})."""
-    for split in splits:
-        count = per_class[split] if isinstance(per_class, dict) else per_class
-        for c, name in enumerate(classes):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for k in range(count):
-                value = 20 * c + k
-                Image.new(mode, (size, size), _fill(mode, value)).save(folder / f"{k:03d}.{ext}")
-    return root
+@pytest.fixture
+def bundle() -> DatasetBundle:
+    """The tiny learnable dataset, as training tests call it."""
+    return make_tiny_bundle()
 
 
-def _fill(mode: str, value: int) -> int | tuple[int, ...]:
-    return {"L": value, "RGB": (value, value + 1, value + 2), "RGBA": (value, value + 1, value + 2, 128)}[mode]
+@pytest.fixture
+def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own empty image-folder cache (the data tests use it for every test)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RESNETLAB_DATA", str(cache))
+    return cache
 
 
-def poison_loss(monkeypatch: pytest.MonkeyPatch, at_call: int) -> dict[str, int]:
-    """Training's loss becomes inf at its ``at_call``-th computation: a run that blows up mid-way.
-    Returns the count of computations so far ({"n": ...})."""
-    calls = {"n": 0}
-    real = torch.nn.CrossEntropyLoss
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """A folder of every kind of photo (JPEG, PNG, WebP; RGB, L, P, RGBA, CMYK) in train/ and val/."""
+    return make_photo_folder(tmp_path / "photos")
 
-    class PoisonedLoss(real):
-        def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            calls["n"] += 1
-            loss = super().forward(logits, labels)
-            return loss * float("inf") if calls["n"] == at_call else loss
 
-    monkeypatch.setattr("resnetlab.training.trainer.nn.CrossEntropyLoss", PoisonedLoss)
-    return calls
+@pytest.fixture
+def cuda_gloo(tmp_path: Path) -> Iterator[None]:
+    """A one-process group whose only backend is for CUDA tensors ("cuda:gloo"): a collective on a
+    CPU tensor raises "No backend type associated with device type cpu", as it fails under nccl."""
+    dist.init_process_group("cuda:gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture
+def torchrun_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Set the variables torchrun gives each process."""
+
+    def set_env(rank: int, world_size: int, local_rank: int | None = None) -> None:
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", str(world_size))
+        monkeypatch.setenv("LOCAL_RANK", str(rank if local_rank is None else local_rank))
+
+    return set_env

@@ -20,7 +20,7 @@ import torch
 
 from resnetlab.cli import main
 from resnetlab.run_lock import RunLock
-from tests.conftest import make_image_folder
+from tests.builders import make_image_folder
 
 TRAIN = ["--model", "resnet20", "--dataset", "folder", "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]
 

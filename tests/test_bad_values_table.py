@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from resnetlab.cli import main
-from tests.conftest import make_image_folder
+from tests.builders import make_image_folder
 from tests.data.conftest import make_idx_files, write_idx
 from tests.evaluation.conftest import make_checkpoint, write_image
 

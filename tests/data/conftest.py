@@ -19,11 +19,9 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 @pytest.fixture(autouse=True)
-def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty cache folder (never ~/.cache/resnetlab)."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("RESNETLAB_DATA", str(cache))
-    return cache
+def own_data_cache(data_cache: Path) -> Path:
+    """Every data test gets its own empty cache folder (``data_cache``; never ~/.cache/resnetlab)."""
+    return data_cache
 
 
 def cifar_pixels(n: int, seed: int) -> np.ndarray:

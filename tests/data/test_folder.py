@@ -11,7 +11,7 @@ from PIL import Image
 from resnetlab.data import folder, load_dataset, read_class_indices
 from resnetlab.data.layout import read_layout
 from resnetlab.errors import ResnetlabError
-from tests.conftest import make_image_folder
+from tests.builders import make_image_folder
 
 
 def test_loads_layout_in_sorted_class_order(tmp_path) -> None:

@@ -14,7 +14,7 @@ from resnetlab.data import load_dataset
 from resnetlab.data.layout import read_layout, stratified_split
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import data_request
-from tests.conftest import make_image_folder
+from tests.builders import make_image_folder
 
 SIZES = {"daisy": 10, "rose": 5, "tulip": 3}
 

@@ -13,7 +13,7 @@ from resnetlab.cli import main
 from resnetlab.data import load_dataset
 from resnetlab.data.scan import listed, scan_classes
 from resnetlab.errors import ResnetlabError
-from tests.conftest import make_image_folder
+from tests.builders import make_image_folder
 
 CLASSES = ("daisy", "rose", "tulip")
 

@@ -12,7 +12,7 @@ from resnetlab.data import ImageSet, list_datasets, load_dataset
 from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_stats
 from resnetlab.errors import ResnetlabError
-from tests.conftest import make_image_folder
+from tests.builders import make_image_folder
 
 
 def numbered(n: int) -> ImageSet:

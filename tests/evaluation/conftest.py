@@ -16,7 +16,7 @@ from PIL import Image
 
 from resnetlab.checkpoint import save_checkpoint
 from resnetlab.models import create_model
-from tests.conftest import CIFAR10_JPEG_TARBALL
+from tests.builders import CIFAR10_JPEG_TARBALL
 
 PRETRAIN_TRAIN, PRETRAIN_TEST = 80, 40  # images per class for the 10-class source run
 FINETUNE_TRAIN, FINETUNE_TEST = 100, 40  # per class for the 5-class fine-tuning, from other images

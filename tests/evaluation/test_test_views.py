@@ -11,7 +11,7 @@ from resnetlab.data import TensorLoader
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import collect_logits, loader_logits
 from resnetlab.evaluation.view_averaging import TestViews, translated, translations, view_averaged_logits
-from tests.conftest import make_tiny_bundle
+from tests.builders import make_tiny_bundle
 
 
 class OnePixel(nn.Module):

@@ -17,8 +17,8 @@ from resnetlab.cli import main as resnetlab
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.training import train
+from tests.builders import tiny_config
 from tests.experiments.conftest import experiment
-from tests.training.conftest import tiny_config
 
 whitened_init = experiment("whitened_init")
 

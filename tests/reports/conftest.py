@@ -22,7 +22,7 @@ import yaml
 from PIL import Image
 
 from resnetlab.runs import METRICS_COLUMNS
-from tests.conftest import make_tiny_bundle
+from tests.builders import make_tiny_bundle
 
 
 @contextmanager

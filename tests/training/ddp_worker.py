@@ -10,8 +10,7 @@ import sys
 import torch
 
 from resnetlab.training import train
-from tests.conftest import make_tiny_bundle
-from tests.training.conftest import tiny_config
+from tests.builders import make_tiny_bundle, tiny_config
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

@@ -9,7 +9,7 @@ import pytest
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import resolve_config, train
-from tests.conftest import make_image_folder
+from tests.builders import make_image_folder
 
 
 def make_folder(root: Path) -> Path:

@@ -15,7 +15,7 @@ from resnetlab.training import TrainConfig, list_recipes, resolve_config
 from resnetlab.training.config import FIELDS, config_from_dict, read_run_config, save_config
 from resnetlab.training.distributed import Distributed
 from resnetlab.training.trainer import build_loaders, crop_epochs
-from tests.training.conftest import tiny_config
+from tests.builders import tiny_config
 
 
 def test_defaults_are_the_paper_recipe():

@@ -16,7 +16,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.precision import cpu_flags, evaluation_precision, native_bf16, resolve_precision
 from resnetlab.training import resolve_config, train
 from resnetlab.training.config import config_from_dict
-from tests.training.conftest import tiny_config
+from tests.builders import tiny_config
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
 

@@ -11,7 +11,7 @@ import yaml
 
 from resnetlab.runs import read_metrics
 from resnetlab.training import TrainingInterrupted, resolve_config, train
-from tests.training.conftest import tiny_config
+from tests.builders import tiny_config
 
 RESULT_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
 # EMA and the error warm-up add state that must survive the interrupt too.

@@ -7,8 +7,7 @@ import pytest
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import train
-from tests.conftest import make_image_folder
-from tests.training.conftest import tiny_config
+from tests.builders import make_image_folder, tiny_config
 
 
 def folder_run(tmp_path):

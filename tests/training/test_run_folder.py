@@ -12,8 +12,7 @@ from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
 from resnetlab.runs import METRICS_COLUMNS, read_metrics
 from resnetlab.training import train
-from tests.conftest import make_tiny_bundle, poison_loss
-from tests.training.conftest import tiny_config
+from tests.builders import make_tiny_bundle, poison_loss, tiny_config
 
 SUMMARY_KEYS = {"model", "dataset", "epochs", "iterations", "params", "world_size", "train_seconds",
                 "images_per_second", "final", "classes", "recipe", "command"}

@@ -23,7 +23,7 @@ from resnetlab.run_lock import LOCK_NAME, RunLock, RunLocked
 from resnetlab.runs import RunFolder
 from resnetlab.training import train
 from resnetlab.training.step import NonFiniteLoss
-from tests.training.conftest import make_trainer, tiny_config
+from tests.builders import make_trainer, tiny_config
 
 
 def hashes(folder: Path) -> dict[str, str]:

@@ -80,7 +80,7 @@ def test_error_warmup_switches_back_during_training(tmp_path, bundle):
     """The real loop: lr 0.001 while the training error is high, then the recipe's 0.05 again."""
     from resnetlab.runs import read_metrics
     from resnetlab.training import train
-    from tests.training.conftest import tiny_config
+    from tests.builders import tiny_config
 
     out = tmp_path / "run"
     config = tiny_config(out, epochs=4, milestones=[], error_warmup_lr=0.001, error_warmup_threshold=0.6)

@@ -12,7 +12,7 @@ from resnetlab.models import create_model
 from resnetlab.training.optim import create_optimizer
 from resnetlab.training.schedules import create_schedule
 from resnetlab.training.step import GraphedStep, StepParts, graphs_unsupported, train_step
-from tests.training.conftest import make_trainer, tiny_config
+from tests.builders import make_trainer, tiny_config
 
 # A schedule that changes the learning rate at every step: a graph that baked it in would show.
 CONFIG = tiny_config("unused", recipe="fast", schedule="linear", warmup=0.3, weight_decay=5e-4, norm_weight_decay=0.0)

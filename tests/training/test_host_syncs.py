@@ -16,8 +16,7 @@ from resnetlab.training import trainer as trainer_module
 from resnetlab.training.interrupt import StopRequest
 from resnetlab.training.schedules import create_schedule
 from resnetlab.training.step import EpochStats, NonFiniteLoss
-from tests.conftest import make_tiny_bundle, poison_loss
-from tests.training.conftest import make_trainer, tiny_config
+from tests.builders import make_tiny_bundle, make_trainer, poison_loss, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
 

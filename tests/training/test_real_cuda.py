@@ -23,7 +23,7 @@ from resnetlab.models import create_model
 from resnetlab.precision import autocast, grad_scaler, resolve_precision
 from resnetlab.training import TrainingInterrupted, train
 from resnetlab.training import distributed as distributed_module
-from tests.training.conftest import tiny_config
+from tests.builders import tiny_config
 from tests.training.test_resume import final_weights, interrupt_at
 
 pytestmark = pytest.mark.gpu

@@ -1,4 +1,5 @@
-"""Which GPU each process uses, and the speed settings that depend on the GPU."""
+"""``resnetlab.devices``: which device each process uses, and the settings that depend on it (memory
+layout, cuDNN autotuning, mixed precision), on a CPU and on a mocked GPU."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import pytest
 import torch
 
 from resnetlab import devices
-from resnetlab.devices import resolve_device
+from resnetlab.checkpoint import load_checkpoint
+from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.evaluate import model_and_loader
+from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
+from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import DTYPES, grad_scaler, resolve_precision
-from resnetlab.training import distributed
+from resnetlab.training import distributed, train
 from resnetlab.training import run as run_module
-from tests.conftest import make_tiny_bundle
-from tests.gpu.conftest import fake_cuda
-from tests.training.conftest import tiny_config
+from tests.builders import fake_cuda, make_tiny_bundle, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
 
@@ -79,3 +82,23 @@ def test_training_tunes_for_its_device(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(run_module, "tune_for_fixed_sizes", tuned.append, raising=False)
     run_module.train(tiny_config(tmp_path / "run", epochs=None, max_iters=1), bundle=make_tiny_bundle())
     assert tuned == [torch.device("cpu")]
+
+
+def test_channels_last_on_cuda_and_cpu_only_when_asked() -> None:
+    assert memory_format(torch.device("cpu"), True) == torch.channels_last
+    assert memory_format(torch.device("cuda"), True) == torch.channels_last
+    assert memory_format(torch.device("mps"), True) == torch.contiguous_format
+    assert memory_format(torch.device("cpu"), False) == torch.contiguous_format
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_evaluation_uses_the_runs_layout_and_reproduces_its_accuracy(tmp_path, bundle, channels_last) -> None:
+    out = tmp_path / "run"
+    summary = train(tiny_config(out, epochs=1, channels_last=channels_last, test_time_flip=True), bundle=bundle)
+    model, loader = model_and_loader(load_checkpoint(out / "checkpoints" / "last.pt"), bundle.test, 256, "cpu")
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert model.conv1.weight.is_contiguous(memory_format=layout)
+    images, _ = next(iter(loader.batches(0)))
+    assert images.is_contiguous(memory_format=layout)
+    logits, labels = collect_logits(model, loader.batches(0), TestViews(flip=True))
+    assert loss_and_accuracy(logits, labels)["acc"] == summary["final"]["test_acc"]

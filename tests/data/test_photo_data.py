@@ -15,7 +15,7 @@ from resnetlab.data import folder, load_dataset
 from resnetlab.data import photos as photo_module
 from resnetlab.data.photos import PhotoSet, eval_resize, rgb_image
 from resnetlab.errors import ResnetlabError
-from tests.photos.conftest import make_photo_folder, write_photo
+from tests.builders import make_photo_folder, write_photo
 
 
 def test_mixed_photos_are_a_photo_folder_cached_at_the_evaluation_resize(photo_folder) -> None:

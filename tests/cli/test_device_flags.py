@@ -14,9 +14,8 @@ from resnetlab.devices import resolve_device
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.training import TrainConfig
-from tests.conftest import make_tiny_bundle
+from tests.builders import fake_cuda, make_tiny_bundle
 from tests.evaluation.conftest import make_checkpoint, write_image
-from tests.gpu.conftest import fake_cuda
 
 pytestmark = pytest.mark.gpu_emulated
 

@@ -7,9 +7,7 @@ import torch
 
 from resnetlab.checkpoint import rng_state, set_rng_state
 from resnetlab.training import run as run_module
-from tests.conftest import make_tiny_bundle
-from tests.gpu.conftest import fake_cuda
-from tests.training.conftest import tiny_config
+from tests.builders import fake_cuda, make_tiny_bundle, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
 

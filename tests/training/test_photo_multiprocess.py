@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from resnetlab.runs import read_metrics
-from tests.photos.conftest import make_photo_folder
+from tests.builders import make_photo_folder
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_photo_worker.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+
+pytestmark = pytest.mark.usefixtures("data_cache")  # each test its own image-folder cache
 
 
 def environment(tmp_path: Path) -> dict[str, str]:

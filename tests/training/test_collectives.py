@@ -16,8 +16,7 @@ from resnetlab.runs import RunFolder
 from resnetlab.training import TrainingInterrupted, train
 from resnetlab.training import distributed as distributed_module
 from resnetlab.training.distributed import Distributed
-from tests.conftest import make_tiny_bundle
-from tests.training.conftest import make_trainer, tiny_config
+from tests.builders import make_tiny_bundle, make_trainer, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
 

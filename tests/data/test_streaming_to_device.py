@@ -7,7 +7,7 @@ import torch
 
 from resnetlab.data import create_loader, load_dataset
 from resnetlab.data.streaming import PhotoStream
-from tests.photos.conftest import make_photo_folder
+from tests.builders import make_photo_folder
 
 pytestmark = pytest.mark.gpu_emulated
 

@@ -19,9 +19,11 @@ from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import loader_logits
-from tests.photos.conftest import make_photo_folder, write_photo
+from tests.builders import make_photo_folder, write_photo
 
 CLASSES = ["ant", "bee", "cicada", "dragonfly", "earwig"]
+
+pytestmark = pytest.mark.usefixtures("data_cache")  # each test its own image-folder cache
 
 
 def calibrated_resnet18(classes: int, images: torch.Tensor, seed: int = 0) -> torch.nn.Module:
@@ -162,7 +164,7 @@ def test_predict_matches_torchvision_on_real_flower_photos(tmp_path: Path) -> No
     """The same check on real photos of many sizes (../shared/data/flowers5.tar.gz): within 1e-3."""
     import tarfile
 
-    from tests.conftest import SHARED_DATA
+    from tests.builders import SHARED_DATA
 
     tarball = SHARED_DATA / "flowers5.tar.gz"
     if not tarball.is_file():

@@ -9,7 +9,9 @@ import yaml
 
 from resnetlab.cli import main
 from resnetlab.training import resolve_config
-from tests.photos.conftest import make_photo_folder
+from tests.builders import make_photo_folder
+
+pytestmark = pytest.mark.usefixtures("data_cache")  # each test its own image-folder cache
 
 
 def test_recipe_values_are_the_papers() -> None:

@@ -15,8 +15,7 @@ from resnetlab.runs import RunFolder
 from resnetlab.training import TrainConfig, distributed, resolve_config
 from resnetlab.training import run as run_module
 from resnetlab.training.trainer import Trainer
-from tests.conftest import make_tiny_bundle
-from tests.training.conftest import tiny_config
+from tests.builders import make_tiny_bundle, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
 

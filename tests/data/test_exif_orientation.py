@@ -19,7 +19,7 @@ from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, open_rgb
 from resnetlab.models import create_model
 from resnetlab.training.config import resolve_config
-from tests.photos.conftest import make_photo_folder, photo_pixels
+from tests.builders import make_photo_folder, photo_pixels
 
 ROTATE_90_CW = 6  # "the top of the stored pixels is on the right": a phone held upright, sensor landscape
 

@@ -143,3 +143,16 @@ def test_training_reads_its_photos_by_the_configured_rule_and_records_it(tmp_pat
     train(resolve_config("paper", overrides={**values, "exif_orientation": "apply"}))
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["preprocess"]["exif_orientation"] == "apply" and checkpoint_exif_orientation(ckpt) == "apply"
+
+
+def test_the_predict_figure_shows_each_photo_as_the_model_saw_it(tmp_path, monkeypatch) -> None:
+    from resnetlab.evaluation import plots
+
+    photo = sideways_jpeg(tmp_path / "phone.jpg")
+    shown: list[tuple[int, int]] = []
+    real = plots.open_rgb
+    monkeypatch.setattr(plots, "open_rgb", lambda path, rule: shown.append(real(path, rule).size) or real(path, rule))
+    result = [{"path": str(photo), "predictions": [{"class": "ant", "probability": 0.9}]}]
+    plots.plot_predictions(result, tmp_path / "shown.png", exif_orientation="apply")
+    plots.plot_predictions(result, tmp_path / "stored.png")
+    assert shown == [(90, 120), (120, 90)]  # upright by the run's rule; as stored by default

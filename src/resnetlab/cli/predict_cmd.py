@@ -78,7 +78,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.show:
         from resnetlab.evaluation.plots import plot_predictions
 
-        print(f"wrote {plot_predictions(results, args.show, overwrite=args.overwrite)}")
+        print(f"wrote {plot_predictions(results, args.show, overwrite=args.overwrite, exif_orientation=predictor.exif_orientation)}")
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

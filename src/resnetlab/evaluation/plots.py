@@ -16,7 +16,9 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.preprocess import open_rgb
 from resnetlab.files import replacing
 
 COMMON_FORMATS = ("png", "jpg", "pdf", "svg")  # named when a figure's file type is not one matplotlib writes
@@ -115,12 +117,12 @@ def plot_image_grid(images: torch.Tensor, captions: list[str], path: str | Path,
     return save_figure(image_grid(images, captions, columns=columns, empty="no errors"), path)
 
 
-def plot_predictions(results: list[dict], path: str | Path, columns: int = 4, *, overwrite: bool = False) -> Path:
+def plot_predictions(results: list[dict], path: str | Path, columns: int = 4, *, overwrite: bool = False,
+                     exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> Path:
     """The photos of ``Predictor.predict`` results, each titled with its most probable class and
-    that probability (the figure the transfer-learning write-ups show). An existing ``path`` is
-    replaced only with ``overwrite``, and never one of the photos (``check_figure_path``)."""
-    from resnetlab.evaluation.preprocess import open_rgb
-
+    that probability (the figure the transfer-learning write-ups show), each shown as the model saw
+    it (``exif_orientation``: the predictor's rule). An existing ``path`` is replaced only with
+    ``overwrite``, and never one of the photos (``check_figure_path``)."""
     check_figure_path(path, overwrite=overwrite, inputs=[item["path"] for item in results])
     n = len(results)
     cols = min(columns, n)
@@ -128,7 +130,7 @@ def plot_predictions(results: list[dict], path: str | Path, columns: int = 4, *,
     fig = Figure(figsize=(4 * cols, 4 * rows))
     for k, item in enumerate(results):
         ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(open_rgb(item["path"]))
+        ax.imshow(open_rgb(item["path"], exif_orientation))
         best = item["predictions"][0]
         ax.set_title(f"class: {best['class']}   prob: {best['probability']:.3f}", fontsize=11)
         ax.axis("off")

@@ -23,9 +23,7 @@ import pytest
 import torch
 
 from resnetlab.cli import main
-from tests.builders import make_image_folder
-from tests.data.conftest import make_idx_files, write_idx
-from tests.evaluation.conftest import make_checkpoint, write_image
+from tests.builders import make_checkpoint, make_idx_files, make_image_folder, write_idx, write_image
 
 PER_BATCH = 8  # images per CIFAR batch file: 40 training and 8 test images
 CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -14,8 +14,7 @@ from resnetlab.devices import resolve_device
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.training import TrainConfig
-from tests.builders import fake_cuda, make_tiny_bundle
-from tests.evaluation.conftest import make_checkpoint, write_image
+from tests.builders import fake_cuda, make_checkpoint, make_tiny_bundle, write_image
 
 pytestmark = pytest.mark.gpu_emulated
 

@@ -17,7 +17,7 @@ import torch
 
 from resnetlab.data import cifar, load_dataset
 from resnetlab.errors import ResnetlabError
-from tests.data.conftest import CIFAR10_CLASSES, make_cifar10_tarball, make_cifar100_tarball
+from tests.builders import CIFAR10_CLASSES, make_cifar10_tarball, make_cifar100_tarball
 
 
 def md5(path: Path) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from resnetlab.data import load_dataset, mnist
 from resnetlab.errors import ResnetlabError
-from tests.data.conftest import make_idx_files, write_idx
+from tests.builders import make_idx_files, write_idx
 
 
 def test_official_mnist_tables_match_torchvision() -> None:

@@ -8,49 +8,23 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
-from PIL import Image
 
-from resnetlab.checkpoint import save_checkpoint
-from resnetlab.models import create_model
-from tests.builders import CIFAR10_JPEG_TARBALL
-
-PRETRAIN_TRAIN, PRETRAIN_TEST = 80, 40  # images per class for the 10-class source run
-FINETUNE_TRAIN, FINETUNE_TEST = 100, 40  # per class for the 5-class fine-tuning, from other images
-FINETUNE_CLASSES = ["airplane", "automobile", "ship", "truck", "frog"]
-
-
-
-def make_checkpoint(path: Path, *, model: str = "resnet20", classes: list[str] | None = None,
-                    input_size: tuple[int, int, int] = (3, 16, 16), seed: int = 0, **extra: Any) -> Path:
-    """A checkpoint in our format around a freshly initialised model (no training needed)."""
-    classes = classes or ["cat", "dog", "fox"]
-    torch.manual_seed(seed)
-    net = create_model(model, num_classes=len(classes), in_channels=input_size[0])
-    save_checkpoint({
-        "model": {"name": model, "num_classes": len(classes), "in_channels": input_size[0], "options": {}},
-        "classes": classes, "input_size": list(input_size),
-        "normalization": {"mean": [0.5] * input_size[0], "std": [0.25] * input_size[0]},
-        "dataset": {"name": "folder", "data_dir": None}, "config": {}, "state_dict": net.state_dict(), **extra,
-    }, path)
-    return path
+from tests.builders import (
+    CIFAR10_JPEG_TARBALL,
+    FINETUNE_CLASSES,
+    FINETUNE_TEST,
+    FINETUNE_TRAIN,
+    PRETRAIN_TEST,
+    PRETRAIN_TRAIN,
+    make_checkpoint,
+)
 
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path: Path) -> Path:
     return make_checkpoint(tmp_path / "tiny.pt")
-
-
-def write_image(path: Path, size: tuple[int, int] = (16, 16), mode: str = "RGB", seed: int = 0) -> Path:
-    gen = torch.Generator().manual_seed(seed)
-    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
-    pixels = torch.randint(0, 256, (size[1], size[0], channels), generator=gen, dtype=torch.uint8).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels[:, :, 0] if mode == "L" else pixels, mode).save(path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import torch
 
 from resnetlab.cli import main
 from resnetlab.models import create_model
-from tests.evaluation.conftest import write_image
+from tests.builders import write_image
 
 
 def _not_an_image(tmp: Path, ckpt: Path) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 from resnetlab.checkpoint import load_checkpoint
 from resnetlab.cli import main
 from resnetlab.evaluation import Predictor, evaluate
-from tests.evaluation.conftest import FINETUNE_CLASSES, FINETUNE_TEST, PRETRAIN_TEST
+from tests.builders import FINETUNE_CLASSES, FINETUNE_TEST, PRETRAIN_TEST
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

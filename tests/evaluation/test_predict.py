@@ -12,7 +12,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.preprocess import build_transform, find_images, read_image
 from resnetlab.evaluation.view_averaging import TestViews, view_averaged_logits
-from tests.evaluation.conftest import make_checkpoint, write_image
+from tests.builders import make_checkpoint, write_image
 
 
 def test_transform_normalises_with_the_checkpoint_statistics(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from resnetlab.cli import main
 from resnetlab.evaluation.plots import check_figure_path, figure_formats, plot_predictions
 from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.models import create_model
-from tests.evaluation.conftest import make_checkpoint, write_image
+from tests.builders import make_checkpoint, write_image
 
 CPU = ["--device", "cpu"]
 

@@ -10,7 +10,7 @@ import torch
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.pretrained import guess_model, input_filters, load_pretrained
-from tests.evaluation.conftest import make_checkpoint
+from tests.builders import make_checkpoint
 
 
 def test_torchvision_state_dict_loads_backbone_and_renews_fc(tmp_path: Path) -> None:

@@ -17,8 +17,7 @@ from resnetlab.cli import main as resnetlab
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.training import train
-from tests.builders import tiny_config
-from tests.experiments.conftest import experiment
+from tests.builders import experiment, tiny_config
 
 whitened_init = experiment("whitened_init")
 

@@ -16,7 +16,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.reports import report
 from resnetlab.reports.plots import lr_drops
 from resnetlab.reports.runs import read_run
-from tests.reports.conftest import fake_checkpoint, fake_run, read_json
+from tests.builders import fake_checkpoint, fake_run, read_json
 
 OVERVIEW = ["figures/error_curves.png", "figures/depth_vs_error.png", "figures/params_vs_accuracy.png",
             "figures/time_vs_accuracy.png"]

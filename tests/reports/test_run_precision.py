@@ -15,7 +15,7 @@ from resnetlab.evaluation import Predictor, evaluate
 from resnetlab.reports.predictions import DatasetCache, predict_test_split
 from resnetlab.reports.runs import read_runs
 from resnetlab.training import resolve_config, train
-from tests.reports.conftest import one_thread, tiny_train_overrides
+from tests.builders import one_thread, tiny_train_overrides
 
 
 @pytest.fixture(scope="module")

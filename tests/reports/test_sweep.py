@@ -14,7 +14,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.reports import list_sweeps, load_sweep, sweep
 from resnetlab.training.config import resolve_config
 from resnetlab.training.interrupt import TrainingInterrupted
-from tests.reports.conftest import fake_run, tiny_train_overrides
+from tests.builders import fake_run, tiny_train_overrides
 
 
 def write_sweep(path: Path, runs: list[dict[str, Any]], defaults: dict[str, Any] | None = None) -> Path:

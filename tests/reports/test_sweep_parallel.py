@@ -29,7 +29,7 @@ from resnetlab.reports import concurrency, parallel, sweep
 from resnetlab.reports.sweep import equivalent_command, run_state
 from resnetlab.runs import read_metrics
 from resnetlab.training.config import resolve_config
-from tests.reports.conftest import tiny_train_overrides
+from tests.builders import tiny_train_overrides
 from tests.reports.test_sweep import FakeTrain, write_sweep
 
 RUNS = [{"name": "a", "model": "resnet20"}, {"name": "b", "model": "plain20"}, {"name": "c", "model": "resnet20", "seed": 1}]

@@ -115,3 +115,15 @@ def test_on_a_gpu_the_captured_step_follows_the_eager_step() -> None:
 
     eager, graphed = run(False), run(True)
     assert all(torch.allclose(eager[k], graphed[k], rtol=1e-4, atol=1e-5) for k in eager)
+
+
+def test_a_checkpoint_saved_with_the_fused_gpu_update_resumes_with_the_cpu_update(tmp_path) -> None:
+    """A run started on a GPU (fused SGD in its optimizer state) may resume on a CPU, and the other
+    way round: the device decides the update rule, not the saved groups."""
+    trainer = make_trainer(tmp_path / "run")
+    checkpoint = trainer.checkpoint()
+    for group in checkpoint["optimizer"]["param_groups"]:
+        group["fused"] = True  # as a CUDA run saves it
+    trainer.restore(checkpoint)
+    trainer.run.close()
+    assert {group["fused"] for group in trainer.optimizer.param_groups} == {None}

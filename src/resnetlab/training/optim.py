@@ -61,6 +61,16 @@ def _adam(groups: list[dict[str, Any]], config: TrainConfig, fused: bool) -> tor
 OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig, bool], torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
 
 
+def use_fused_update(optimizer: torch.optim.Optimizer, fused: bool) -> None:
+    """The update rule this device uses, whatever a resumed checkpoint's groups say: a run started
+    on a GPU (fused) may resume on the CPU (foreach) and the other way round; a captured CUDA graph
+    needs the fused update, which reads its learning rate from the device."""
+    for group in optimizer.param_groups:
+        if "fused" in group:
+            group["fused"] = True if fused else None
+            group["foreach"] = None if fused else group.get("foreach")
+
+
 def create_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool = False) -> torch.optim.Optimizer:
     """The configured optimizer over the model's trainable parameters.
 

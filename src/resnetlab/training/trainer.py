@@ -37,7 +37,7 @@ from resnetlab.runs import RunFolder
 from resnetlab.training import distributed
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
-from resnetlab.training.optim import create_optimizer
+from resnetlab.training.optim import create_optimizer, use_fused_update
 from resnetlab.training.schedules import create_schedule
 from resnetlab.training.step import EpochStats, GraphedStep, NonFiniteLoss, StepParts, graphs_unsupported, train_step
 
@@ -302,6 +302,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(ckpt["ema"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        use_fused_update(self.optimizer, self.device.type == "cuda")  # the saved groups name the device they ran on
         self.schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])

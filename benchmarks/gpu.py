@@ -1,5 +1,5 @@
 """Training throughput on one CUDA GPU: a bare eager loop, resnetlab's own step, the bare step captured
-in a CUDA graph, and the seeds' pipeline, side by side in one run against the GPU's measured bf16 rate.
+in a CUDA graph, and the common PIL pipeline (ImageFolder + PIL transforms + DataLoader), side by side in one run against the GPU's measured bf16 rate.
 
 Rows (images/s; "of bf16" is a training step's FLOPs per second as a fraction of the bf16 matrix
 product's rate measured first, the most this GPU does; fp32 rows cannot reach it):
@@ -7,7 +7,7 @@ product's rate measured first, the most this GPU does; fp32 rows cannot reach it
 1. matmul         a large bf16 ``torch.matmul``, timed with CUDA events: the reference rate;
 2. bare eager     ResNet-20, batch 128, channels_last, SGD (momentum 0.9, weight decay 1e-4): uint8
                   images already on the GPU, gathered, normalised, cropped and flipped there (as
-                  ../shared/gpu/seed_pipeline.py's bare loop), fp32 and bf16 autocast;
+                  as in a common hand-written GPU loop), fp32 and bf16 autocast;
 3. resnetlab      resnetlab's own training step (``training.step.train_step``, fused SGD, on its own
                   GPU-resident loader: ``resnetlab_rate``), eager and captured as a CUDA graph
                   (``training.step.GraphedStep``, what training does on CUDA), fp32 and bf16;
@@ -15,7 +15,7 @@ product's rate measured first, the most this GPU does; fp32 rows cannot reach it
                   device tensor) captured once in a ``torch.cuda.CUDAGraph`` and replayed: what capture
                   gains without resnetlab's loader;
 5. ResNet-110     bare eager, bare graphed and resnetlab graphed, bf16;
-6. seeds          ImageFolder + PIL transforms + DataLoader with 8 workers over ``--data-dir``, fp32
+6. PIL pipeline   ImageFolder + PIL transforms + DataLoader with 8 workers over ``--data-dir``, fp32
                   (skipped without ``--data-dir``);
 7. recipe         with ``--with-recipe`` and ``--data-dir``: ``resnetlab train --recipe fast`` (15 epochs)
                   and the seconds (training and test passes) until its test accuracy first reached 88%.
@@ -52,13 +52,13 @@ from resnetlab.training.step import GraphedStep, StepParts, train_step
 
 CUDA = torch.device("cuda")
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4  # the paper's SGD
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)  # CIFAR-10's, as the seeds' pipeline uses
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)  # CIFAR-10's, as the PIL pipeline uses
 NO_GPU = "benchmarks/gpu.py needs a CUDA GPU: torch.cuda.is_available() is False here"
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=None, help="CIFAR-10 JPEG folder (train/, test/): real images, the seeds' row, the recipe")
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 JPEG folder (train/, test/): real images, the PIL pipeline's row, the recipe")
     p.add_argument("--steps", type=int, default=200, help="timed training steps per row")
     p.add_argument("--warmup", type=int, default=30, help="untimed steps first (cuDNN's algorithm search, allocator)")
     p.add_argument("--batch-size", type=int, default=128)  # the paper's mini-batch
@@ -217,8 +217,8 @@ def resnetlab_rate(train_set: ImageSet, precision: str, steps: int, warmup: int,
     return timed(step, steps, warmup, batch_size)
 
 
-def seeds_rate(data_dir: str, steps: int, warmup: int, batch_size: int, workers: int = 8) -> float:
-    """The seeds' pipeline: per-image PIL transforms in a DataLoader, fp32, as ../shared/gpu/seed_pipeline.py."""
+def pil_pipeline_rate(data_dir: str, steps: int, warmup: int, batch_size: int, workers: int = 8) -> float:
+    """The common PIL pipeline: ImageFolder, per-image PIL transforms in a DataLoader, fp32."""
     from torchvision import transforms
     from torchvision.datasets import ImageFolder
 
@@ -287,9 +287,9 @@ def main() -> None:
                                                                       model_name="resnet110"))
     # After every capture: the DataLoader's pin-memory thread calls CUDA, which a capture in progress forbids.
     if args.data_dir:
-        rows["seeds 8 workers fp32"] = ("resnet20", seeds_rate(args.data_dir, steps, warmup, bs))
+        rows["PIL pipeline 8 workers fp32"] = ("resnet20", pil_pipeline_rate(args.data_dir, steps, warmup, bs))
     else:
-        print("seeds' pipeline: skipped (it reads JPEG files: give --data-dir)")
+        print("PIL pipeline: skipped (it reads JPEG files: give --data-dir)")
 
     print(f"  {'row':<24} {'model':<9} {'images/s':>9} {'TFLOP/s':>8} {'of bf16':>8}")
     for label, (model, rate) in rows.items():

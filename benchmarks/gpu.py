@@ -1,5 +1,5 @@
 """Training throughput on one CUDA GPU: a bare eager loop, resnetlab's own step, the bare step captured
-in a CUDA graph, and the common PIL pipeline (ImageFolder + PIL transforms + DataLoader), side by side in one run against the GPU's measured bf16 rate.
+in a CUDA graph, and the common PIL pipeline, side by side in one run against the GPU's measured bf16 rate.
 
 Rows (images/s; "of bf16" is a training step's FLOPs per second as a fraction of the bf16 matrix
 product's rate measured first, the most this GPU does; fp32 rows cannot reach it):

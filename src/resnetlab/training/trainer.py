@@ -36,6 +36,7 @@ from resnetlab.precision import autocast, grad_scaler
 from resnetlab.runs import RunFolder
 from resnetlab.training import distributed
 from resnetlab.training.config import TrainConfig
+from resnetlab.training.ema import WeightAverage
 from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 from resnetlab.training.optim import create_optimizer, use_fused_update
 from resnetlab.training.schedules import create_schedule
@@ -71,10 +72,7 @@ class Trainer:
                                         len(self.train_loader))
         self.autocast = functools.partial(autocast, device, config.precision)
         self.scaler = grad_scaler(device, config.precision)
-        self.ema = None
-        if config.ema_decay:
-            ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
-            self.ema = torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=ema_fn, use_buffers=True)
+        self.ema = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
         forward = distributed.wrap_model(self.model, ctx, device)
         if config.compile:
             forward = torch.compile(forward)
@@ -154,7 +152,7 @@ class Trainer:
                     self.observe_warmup(totals)
                 progress.stats.seconds += time.perf_counter() - mark
                 if self.ema is not None:
-                    self.ema.update_parameters(self.model)
+                    self.ema.update(self.model)
                 self.show(bar)
                 if self.on_iteration is not None:
                     self.on_iteration(progress.iteration)

@@ -73,7 +73,7 @@ def decoder_device(device: torch.device) -> torch.device:
 
 
 def decode_batch(payloads: Sequence[tuple[torch.Tensor, bool]], paths: Sequence[str], shorter_side: int,
-                 device: torch.device) -> list[torch.Tensor | str]:
+                 device: torch.device, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> list[torch.Tensor | str]:
     """Each photo at the evaluation resize, uint8 (C, H, W) on ``device``, from ``read_photo``'s
     payloads; the error text for a file nothing could read."""
     jpegs = [k for k, (_, is_jpeg) in enumerate(payloads) if is_jpeg]
@@ -85,7 +85,7 @@ def decode_batch(payloads: Sequence[tuple[torch.Tensor, bool]], paths: Sequence[
         elif decoded[k] is not None:
             photos.append(TF.resize(decoded[k], shorter_side, antialias=True).to(device, non_blocking=True))
         else:
-            array = decode_photo(paths[k], shorter_side)  # what the device refused, as the cache reads it
+            array = decode_photo(paths[k], shorter_side, exif_orientation)  # what the device refused, as the cache reads it
             photos.append(array if isinstance(array, str) else torch.from_numpy(array.copy()).permute(2, 0, 1).to(device))
     return photos
 

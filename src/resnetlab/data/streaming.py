@@ -163,7 +163,7 @@ class StreamingLoader(PhotoBatches):
                    epoch: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, list[str]]:
         """A batch of payloads decoded and cut on the device: (uint8 pixels, labels, RGB offsets, errors)."""
         paths = [self.data.paths[i] for i in indices]
-        photos = decode_batch(payloads, paths, eval_resize(self.crop), self.device)
+        photos = decode_batch(payloads, paths, eval_resize(self.crop), self.device, self.data.exif_orientation)
         errors = errors + [f"{path} ({photo})" for path, photo in zip(paths, photos) if isinstance(photo, str)]
         kept = [(i, photo) for i, photo in zip(indices, photos) if not isinstance(photo, str)]
         if not kept:

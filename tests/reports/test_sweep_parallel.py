@@ -25,7 +25,7 @@ import resnetlab
 from resnetlab import training
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
-from resnetlab.reports import concurrency, parallel, sweep
+from resnetlab.reports import concurrency, parallel, placement, sweep
 from resnetlab.reports.sweep import equivalent_command, run_state
 from resnetlab.runs import read_metrics
 from resnetlab.training.config import resolve_config
@@ -127,22 +127,23 @@ def test_parallel_auto_starts_the_runs_that_fit_in_the_free_gpu_memory_and_is_on
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     share = concurrency.auto_parallel(configs)  # device auto on a machine without a GPU
-    assert (share.runs, share.budget) == (1, None)
+    assert (share.runs, share.places) == (1, [placement.SHARED])
     assert share.reason == "1 (runs on cpu, not one CUDA device: one run at a time, in this process)"
 
     r20, r56, r110 = (concurrency.run_memory_estimate(configs[i]) for i in (0, 1, 3))
     assert concurrency.PROCESS_OVERHEAD < r20 < r56 < r110
     budget = 2 * r20 + r56 + r20 // 2  # the first three fit, resnet110 does not beside them; the last resnet20 does not either
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU (several: tests/reports/test_sweep_placement.py)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(budget / concurrency.USABLE_FRACTION) + 1, 2**45))
     monkeypatch.setattr(concurrency, "usable_cores", lambda: 16)
     share = concurrency.auto_parallel(configs)
-    assert (share.runs, share.budget, share.estimates) == (5, budget, [r20, r56, r20, r110, r20])
+    assert (share.runs, share.places, share.estimates) == (5, [placement.Place(budget=budget)], [r20, r56, r20, r110, r20])
     assert re.search(r"GiB per run for resnet20 to \d+\.\d GiB for resnet110\): 3 start together$", share.reason)
-    assert concurrency.first_wave(share.estimates, share.runs, share.budget) == [0, 1, 2]
-    assert concurrency.first_wave(share.estimates, 2, share.budget) == [0, 1]  # no more than the cores
-    assert concurrency.first_wave([r110 * 100, r20], 5, budget) == [0]  # a run too large for the budget still starts, alone
-    assert parallel.fits(r20, [r20, r56], 5, budget) and not parallel.fits(r110, [r20, r56], 5, budget)
+    assert placement.first_wave(share.estimates, share.runs, share.places) == [0, 0, 0, None, None]
+    assert placement.first_wave(share.estimates, 2, share.places) == [0, 0, None, None, None]  # no more than the cores
+    assert placement.first_wave([r110 * 100, r20], 5, share.places) == [0, None]  # a run too large for the budget still starts, alone
+    assert placement.fits(r20, [r20, r56], budget) and not placement.fits(r110, [r20, r56], budget)
 
 
 def test_parallel_auto_without_a_gpu_trains_one_run_after_another_in_this_process(

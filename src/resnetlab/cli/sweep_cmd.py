@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
                    help="config override for every run, e.g. --set data_dir=/data/cifar10-jpeg (repeatable)")
     p.add_argument("--parallel", type=parallel_runs, default=1, metavar="N|auto",
-                   help="train N runs at once, each its own process (auto: as many as fit in the GPU's free memory; "
+                   help="train N runs at once, each its own process, spread over every visible GPU unless --set "
+                        "device=cuda:K names one (auto: as many as fit in the GPUs' free memory; "
                         "1, the default: one after another in this process)")
     p.add_argument("--no-report", action="store_true", help="train only; write no report")
     p.add_argument("--no-checkpoints", action="store_true", help="report without confusion matrices and sample predictions")

@@ -1,4 +1,4 @@
-"""``--parallel auto``: how many runs of a sweep fit on this GPU at once.
+"""``--parallel auto``: how many runs of a sweep fit on this machine's GPUs at once.
 
 What one training process needs on the GPU is estimated before anything trains: a CUDA process's
 fixed cost, the model's weights four times over (weights, gradients, momentum, and an EMA or
@@ -7,12 +7,13 @@ plus the gradients flowing back), measured by a forward on the meta device, whic
 nothing. A run starts when its estimate fits in the free memory beside the running runs' estimates,
 so a sweep of small nets and one large one trains the small ones beside the large one instead of
 as few at a time as the largest allows. At most one run per CPU core (each run's Python loop and
-loader needs one). On a machine without CUDA, ``auto`` is one run at a time.
+loader needs one). With several GPUs each has its own budget, and a run starts on the one with the
+most of it left (``placement.py``). On a machine without CUDA, ``auto`` is one run at a time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,7 +21,8 @@ import torch
 from resnetlab.devices import resolve_device
 from resnetlab.models import create_model
 from resnetlab.models.registry import model_info
-from resnetlab.reports.parallel import fits, usable_cores
+from resnetlab.reports.parallel import usable_cores
+from resnetlab.reports.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, first_wave, visible_gpus
 
 # CUDA context (~0.5 GiB), cuDNN/cuBLAS workspaces, the caching allocator's slack and a CIFAR-sized
 # training set held on the device (150 MB as uint8).
@@ -30,41 +32,72 @@ USABLE_FRACTION = 0.9  # of the free memory: other processes' growth, fragmentat
 
 @dataclass(frozen=True)
 class Share:
-    """``--parallel auto`` decided: at most ``runs`` at once and, on a GPU, no more at once than
-    their ``estimates`` (bytes, one per run to train) fit in ``budget``."""
+    """How a parallel sweep shares the machine: at most ``runs`` at once, each on one of ``places``
+    (several GPUs, or the one device the runs name) and, where a place has a budget, no more there
+    at once than their ``estimates`` (bytes, one per run to train) fit in. ``reason``: the decision
+    in words ("": nothing worth a line)."""
 
     runs: int
-    budget: int | None
+    places: list[Place]
     estimates: list[int]
     reason: str
 
 
 def auto_parallel(configs: list[Any]) -> Share:
-    """How the runs still to train (``configs``) share this machine."""
+    """``--parallel auto``: how the runs still to train (``configs``) share this machine."""
+    gpus = visible_gpus(configs)
+    if gpus:
+        return _share_gpus(configs, gpus)
     devices = {resolve_device(c.device) for c in configs}
     device = next(iter(devices))
     if len(devices) != 1 or device.type != "cuda":
         where = ", ".join(sorted(str(d) for d in devices))
-        return Share(1, None, [], f"1 (runs on {where}, not one CUDA device: one run at a time, in this process)")
+        return Share(1, [SHARED], [], f"1 (runs on {where}, not one CUDA device: one run at a time, in this process)")
     free, _ = torch.cuda.mem_get_info(device)
-    budget = int(free * USABLE_FRACTION)
-    estimates = [run_memory_estimate(c) for c in configs]
-    runs = max(1, min(usable_cores(), len(configs)))
+    place = Place(budget=int(free * USABLE_FRACTION))
+    runs, estimates = _runs_and_estimates(configs)
+    first = sum(at is not None for at in first_wave(estimates, runs, [place]))
+    return Share(runs, [place], estimates, (
+        f"{_up_to(runs, configs)} while their estimates fit in {_gib(place.budget)} of the {_gib(free)} free on "
+        f"{device} ({_estimated(configs, estimates)}): {first} start together"))
+
+
+def _share_gpus(configs: list[Any], gpus: list[Place]) -> Share:
+    """Each GPU its own budget, from its own free memory."""
+    free = [torch.cuda.mem_get_info(i)[0] for i in range(len(gpus))]
+    places = [replace(gpu, budget=int(f * USABLE_FRACTION)) for gpu, f in zip(gpus, free)]
+    runs, estimates = _runs_and_estimates(configs)
+    wave = first_wave(estimates, runs, places)
+    per_gpu = ", ".join(f"{p.name} ({CUDA_VISIBLE_DEVICES}={p.visible}, {_gib(f)} free) {wave.count(i)}"
+                        for i, (p, f) in enumerate(zip(places, free)))
+    return Share(runs, places, estimates, (
+        f"{_up_to(runs, configs)} on {len(places)} GPUs while their estimates fit in {USABLE_FRACTION:.0%} of each "
+        f"one's free memory ({_estimated(configs, estimates)}): {per_gpu} start together"))
+
+
+def fixed_parallel(configs: list[Any], runs: int) -> Share:
+    """``--parallel N``: N at once on the one device the runs name, or spread over several GPUs."""
+    gpus = visible_gpus(configs)
+    if not gpus:
+        return Share(runs, [SHARED], [], "")
+    wave = first_wave([0] * len(configs), runs, gpus)
+    per_gpu = ", ".join(f"{p.name} ({CUDA_VISIBLE_DEVICES}={p.visible}) {wave.count(i)}" for i, p in enumerate(gpus))
+    return Share(runs, gpus, [], f"{runs} at once on {len(gpus)} GPUs, the one with fewest runs first, no memory check: "
+                                 f"{per_gpu} start together")
+
+
+def _runs_and_estimates(configs: list[Any]) -> tuple[int, list[int]]:
+    return max(1, min(usable_cores(), len(configs))), [run_memory_estimate(c) for c in configs]
+
+
+def _up_to(runs: int, configs: list[Any]) -> str:
+    return f"up to {runs} at once ({usable_cores()} CPU cores, {len(configs)} run(s) to train)"
+
+
+def _estimated(configs: list[Any], estimates: list[int]) -> str:
     small, large = min(range(len(configs)), key=estimates.__getitem__), max(range(len(configs)), key=estimates.__getitem__)
-    first = len(first_wave(estimates, runs, budget))
-    return Share(runs, budget, estimates, (
-        f"up to {runs} at once ({usable_cores()} CPU cores, {len(configs)} run(s) to train) while their estimates fit in "
-        f"{_gib(budget)} of the {_gib(free)} free on {device} (about {_gib(estimates[small])} per run for "
-        f"{configs[small].model} to {_gib(estimates[large])} for {configs[large].model}): {first} start together"))
-
-
-def first_wave(estimates: list[int], runs: int, budget: int | None) -> list[int]:
-    """Which runs (indices) start at once when the sweep begins: each in turn that fits beside the ones before."""
-    started: list[int] = []
-    for i, estimate in enumerate(estimates):
-        if fits(estimate, [estimates[j] for j in started], runs, budget):
-            started.append(i)
-    return started
+    return (f"about {_gib(estimates[small])} per run for {configs[small].model} to {_gib(estimates[large])} "
+            f"for {configs[large].model}")
 
 
 def run_memory_estimate(config: Any) -> int:

@@ -4,7 +4,8 @@ A ResNet-20 leaves a large GPU mostly idle, so a sweep may train N runs side by 
 a separate process (``python -m resnetlab train --config <out>/logs/<run>.yaml --out <out>/<run>``,
 or ``--resume``) writing an ordinary run folder, so everything a sequential sweep promises holds:
 a run that crashes takes no other run down, and running the sweep again skips finished runs and
-resumes the others from their checkpoints.
+resumes the others from their checkpoints. On several GPUs each child gets one
+(``placement.py``: its ``CUDA_VISIBLE_DEVICES``, named in its start line and at the top of its log).
 
 The children start in their own session: a Ctrl-C on the terminal reaches the sweep alone, which
 passes it on exactly once (training treats a second signal as "stop now, no checkpoint"). On Linux
@@ -33,6 +34,7 @@ import yaml
 import resnetlab
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
+from resnetlab.reports.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, choose_place, environment_at
 from resnetlab.runs import RunFolder
 
 POLL_SECONDS = 0.2
@@ -65,8 +67,10 @@ class Outcome:
     log: Path
 
 
-def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, total: int, budget: int | None = None) -> list[Outcome]:
-    """Train ``jobs``, at most ``parallel`` at once and, with a ``budget``, no more than their ``memory``
+def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, total: int,
+                      places: list[Place] | None = None) -> list[Outcome]:
+    """Train ``jobs``, at most ``parallel`` at once, each on one of ``places`` (several GPUs; default:
+    the device each config names) and, where a place has a budget, no more there than their ``memory``
     estimates fit in; returns the runs that failed (empty: all finished).
 
     Raises ``SweepInterrupted`` once every child has stopped after a SIGINT or SIGTERM to the sweep."""
@@ -74,28 +78,31 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     with writing(logs):
         logs.mkdir(parents=True, exist_ok=True)
     read_data_once(jobs, label)
+    places = places or [SHARED]
     waiting, running, failed, stopped = list(jobs), {}, [], []
     env = child_environment(parallel)
-    with forwarded_signals(lambda: [process for _, process, _ in running.values()]) as stop:
+    with forwarded_signals(lambda: [process for _, process, _, _ in running.values()]) as stop:
         try:
             while running or (waiting and not stop.requested):
-                while not stop.requested and (job := next_to_start(waiting, running, parallel, budget)):
+                while not stop.requested and (chosen := next_to_start(waiting, running, parallel, places)):
+                    job, place = chosen
                     waiting.remove(job)
-                    process = start(job, logs, env)
-                    running[job.name] = (job, process, time.monotonic())
+                    process = start(job, logs, environment_at(places[place], env))
+                    running[job.name] = (job, process, time.monotonic(), place)
                     if stop.requested:  # the signal came while it started: the handler did not see it
                         process.send_signal(signal.SIGINT)
-                    print(f"[{label} {job.number}/{total}] {job.name}: {job.note}, process {process.pid}, "
+                    where = f", on {places[place]}" if places[place].visible is not None else ""
+                    print(f"[{label} {job.number}/{total}] {job.name}: {job.note}{where}, process {process.pid}, "
                           f"log {logs / (job.name + '.log')}", flush=True)
                 time.sleep(POLL_SECONDS)
-                for name, (job, process, started) in list(running.items()):
+                for name, (job, process, started, _) in list(running.items()):
                     if process.poll() is not None:
                         del running[name]
                         prefix = f"[{label} {job.number}/{total}]"
                         if (outcome := report_end(job, process.returncode, logs, stop.requested, prefix, started)) is not None:
                             (stopped if stop.requested else failed).append(outcome)
         finally:  # the sweep itself failed (a folder it cannot write): its runs stop with a checkpoint too
-            for _, process, _ in running.values():
+            for _, process, _, _ in running.values():
                 process.send_signal(signal.SIGINT)
                 process.wait()
     if stop.requested:
@@ -104,15 +111,14 @@ def train_in_parallel(jobs: list[Job], out: Path, parallel: int, label: str, tot
     return failed
 
 
-def next_to_start(waiting: list[Job], running: dict[str, tuple[Job, Any, float]], parallel: int, budget: int | None) -> Job | None:
-    """The first waiting run that fits beside the running ones, in the sweep's order."""
-    in_use = [job.memory for job, _, _ in running.values()]
-    return next((job for job in waiting if fits(job.memory, in_use, parallel, budget)), None)
-
-
-def fits(estimate: int, running: list[int], runs: int, budget: int | None) -> bool:
-    """Whether a run needing ``estimate`` bytes may start beside ``running`` ones (alone, it always may)."""
-    return not running or (len(running) < runs and (budget is None or sum(running) + estimate <= budget))
+def next_to_start(waiting: list[Job], running: dict[str, tuple[Job, Any, float, int]], parallel: int,
+                  places: list[Place]) -> tuple[Job, int] | None:
+    """The first waiting run, in the sweep's order, that fits beside the running ones, and where."""
+    loads = [[job.memory for job, _, _, at in running.values() if at == place] for place in range(len(places))]
+    for job in waiting:
+        if (place := choose_place(job.memory, loads, places, parallel)) is not None:
+            return job, place
+    return None
 
 
 def read_data_once(jobs: list[Job], label: str) -> None:
@@ -147,8 +153,9 @@ def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:
         command += ["--resume", folder]
     else:
         command += ["--out", folder] + (["--overwrite"] if job.state == "stale" else [])
+    gpu = f"{CUDA_VISIBLE_DEVICES}={env[CUDA_VISIBLE_DEVICES]} " if CUDA_VISIBLE_DEVICES in env else ""
     with writing(logs / f"{job.name}.log"), (logs / f"{job.name}.log").open("a") as console:
-        console.write(f"$ {' '.join(command)}\n")
+        console.write(f"$ {gpu}{' '.join(command)}\n")
         console.flush()
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, preexec_fn=_stop_with_parent if _prctl is not None else None)

@@ -18,8 +18,9 @@ last run fails in a second, not after hours; a finished run whose config.yaml di
 the sweep file now asks for is refused then too, rather than silently kept in the report.
 
 ``parallel=N`` trains N runs at once, each in its own ``resnetlab train`` process (``parallel.py``;
-``"auto"``: as many as fit on the GPU, ``concurrency.py``); the same folders, the same resume rules,
-and a run that fails leaves the others training: the sweep names it at the end and writes no report.
+``"auto"``: as many as fit on the GPU, ``concurrency.py``; with several GPUs, spread over all of them,
+``placement.py``); the same folders, the same resume rules, and a run that fails leaves the others
+training: the sweep names it at the end and writes no report.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ def sweep(
     """Train every run of the sweep that is not finished, then write the report.
 
     ``parallel``: runs trained at once, each in its own ``resnetlab train`` process (``reports/parallel.py``;
-    ``"auto"``: as many as the GPU's free memory holds); 1 trains them one after another in this process.
+    ``"auto"``: as many as the GPUs' free memory holds), spread over every visible GPU unless the runs
+    name one; 1 trains them one after another in this process.
     Returns ``<out>/report/index.html`` (or the output folder with ``write_report=False``).
     """
     from resnetlab.training.config import resolve_config
@@ -191,12 +193,11 @@ def sweep(
     states = [run_state(out / run.name) for run in spec.runs]
     runs = [Job(i, run.name, config, state, STATE_MESSAGES[state])
             for i, (run, config, state) in enumerate(zip(spec.runs, configs, states), 1)]
-    share = share_this_machine(runs, label) if parallel == "auto" else None
-    at_once = share.runs if share else parallel
-    if at_once == 1:
+    share = share_this_machine(runs, label, parallel) if parallel != 1 else None
+    if share is None or share.runs == 1:
         train_one_after_another(runs, label)
     else:
-        train_side_by_side(runs, out, at_once, label, share)
+        train_side_by_side(runs, out, label, share)
     if not write_report:
         return out
     from resnetlab.reports.report import report
@@ -217,29 +218,35 @@ def train_one_after_another(runs: list[Job], label: str) -> None:
             training.train(run.config, resume=run.state == "resumable", overwrite=run.state == "stale")
 
 
-def train_side_by_side(runs: list[Job], out: Path, parallel: int, label: str, share: Share | None = None) -> None:
-    """The runs trained ``parallel`` at once as processes (with ``--parallel auto``'s ``share``: no more
-    than fit in the GPU's memory); the ones that failed are named once all have ended."""
+def train_side_by_side(runs: list[Job], out: Path, label: str, share: Share) -> None:
+    """The runs trained ``share.runs`` at once as processes, on ``share.places`` (with ``--parallel auto``:
+    no more on each than fit in its memory); the ones that failed are named once all have ended."""
     for run in runs:
         if run.state == "finished":
             print(f"[{label} {run.number}/{len(runs)}] {run.name}: {run.note}", flush=True)
     jobs = [run for run in runs if run.state != "finished"]
-    if share and share.estimates:
+    if share.estimates:
         jobs = [replace(job, memory=memory) for job, memory in zip(jobs, share.estimates)]
-    failed = train_in_parallel(jobs, out, parallel, label, len(runs), share.budget if share else None)
+    failed = train_in_parallel(jobs, out, share.runs, label, len(runs), share.places)
     if failed:
         listed = "; ".join(f"{f.name} ({f.message}; log {f.log})" for f in failed)
         raise ResnetlabError(f"{label}: {len(failed)} of {len(jobs)} run(s) failed: {listed}. The others finished; "
                              "fix the cause and run the same command again (finished runs are skipped)")
 
 
-def share_this_machine(runs: list[Job], label: str) -> Share:
-    """``--parallel auto`` decided for the runs still to train (``concurrency.auto_parallel``), the reason printed."""
-    from resnetlab.reports.concurrency import Share, auto_parallel
+def share_this_machine(runs: list[Job], label: str, parallel: int | str) -> Share:
+    """``--parallel`` decided for the runs still to train (``concurrency``: how many at once, on which
+    GPUs), the decision printed first."""
+    from resnetlab.reports.concurrency import Share, auto_parallel, fixed_parallel
+    from resnetlab.reports.placement import SHARED
 
     configs = [run.config for run in runs if run.state != "finished"]
-    share = auto_parallel(configs) if configs else Share(1, None, [], "1 (nothing left to train)")
-    print(f"[{label}] --parallel auto: {share.reason}", flush=True)
+    if parallel != "auto":
+        share = fixed_parallel(configs, int(parallel))
+    else:
+        share = auto_parallel(configs) if configs else Share(1, [SHARED], [], "1 (nothing left to train)")
+    if share.reason:
+        print(f"[{label}] --parallel {parallel}: {share.reason}", flush=True)
     return share
 
 

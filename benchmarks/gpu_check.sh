@@ -10,7 +10,7 @@
 # OUT       where the logs go: <section>.log each, and summary.txt (each section's exit status and seconds).
 # SECTION   any of: env gpu-tests bench photos suite paper table6 (default: env gpu-tests bench suite photos,
 #           about 9 minutes at most). paper (ResNet-20, the paper's 64k iterations) and table6 (the
-#           cifar10-depth sweep) run far longer and are only run when named.
+#           cifar10-depth sweep up to ResNet-110) run far longer and are only run when named.
 #
 # Runs the checkout as it is (PYTHONPATH=src), with the python3 on PATH (PYTHON overrides it).
 set -uo pipefail
@@ -59,7 +59,7 @@ for s in "${sections[@]}"; do
         paper) d=$(cifar) && section paper 600 "$python" -m resnetlab train --model resnet20 --recipe paper \
                    --dataset folder --data-dir "$d" --out "$data/runs/paper-resnet20" ;;
         table6) d=$(cifar) && section table6 1800 bash -c "$python -m resnetlab sweep cifar10-depth --parallel auto \
-                   --set dataset=folder --set data_dir=$d --out $data/runs/cifar10-depth; \
+                   --only resnet20,resnet32,resnet44,resnet56,resnet110 --set dataset=folder --set data_dir=$d --out $data/runs/cifar10-depth; \
                    status=\$?; find $data/runs/cifar10-depth -name results.md -exec cat {} +; exit \$status" ;;
         *) echo "gpu_check: unknown section $s (env gpu-tests bench photos suite paper table6)" >&2; exit 2 ;;
     esac

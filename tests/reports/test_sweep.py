@@ -198,3 +198,18 @@ def test_a_finished_run_keeps_the_precision_auto_recorded(tmp_path: Path, monkey
     assert fake.calls == [("a", False, False)]
     with pytest.raises(ResnetlabError, match=r"out/a finished with other settings.*precision 'bf16' -> 'fp32'"):
         sweep(write_sweep(tmp_path / "s.yaml", [{"name": "a", "precision": "fp32"}]), out, write_report=False)
+
+
+def test_only_trains_and_reports_the_named_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_sweep(tmp_path / "s.yaml", [{"name": n, "model": "resnet20"} for n in ("a", "b", "c")])
+    fake = FakeTrain()
+    monkeypatch.setattr(training, "train", fake, raising=False)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--only", "c,a", "--no-checkpoints"]) == 0
+    assert fake.calls == [("a", False, False), ("c", False, False)]  # in the sweep's order
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert "--only c,a" in page and not (tmp_path / "out" / "b").exists()
+
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--only", "a,d"]) == 2
+    assert "--only d: sweep tiny has the runs a, b, c" in capsys.readouterr().err
+    assert fake.calls == [("a", False, False), ("c", False, False)]

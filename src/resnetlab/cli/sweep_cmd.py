@@ -21,10 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train N runs at once, each its own process, spread over every visible GPU unless --set "
                         "device=cuda:K names one (auto: as many as fit in the GPUs' free memory; "
                         "1, the default: one after another in this process)")
+    p.add_argument("--only", type=run_names, default=None, metavar="NAME[,NAME...]",
+                   help="train and report only these runs of the sweep (resnetlab sweep --list names them)")
     p.add_argument("--no-report", action="store_true", help="train only; write no report")
     p.add_argument("--no-checkpoints", action="store_true", help="report without confusion matrices and sample predictions")
     p.add_argument("--list", action="store_true", help="list the shipped sweeps and exit")
     p.set_defaults(func=run_sweep)
+
+
+def run_names(text: str) -> list[str]:
+    """A comma-separated list of run names."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def parallel_runs(text: str) -> int | str:
@@ -46,12 +53,14 @@ def run_sweep(args: argparse.Namespace) -> int:
         for name in list_sweeps():
             spec = load_sweep(name)
             print(f"{name:<22}{len(spec.runs):>3} runs  {spec.description.splitlines()[0] if spec.description else ''}")
+            print(f"{'':<22}     {', '.join(run.name for run in spec.runs)}")
         return 0
     if not args.sweep:
         raise ResnetlabError("name a sweep file or a shipped sweep (resnetlab sweep --list shows them)")
     try:
         result = sweep(args.sweep, args.out, overrides=parse_set(args.set_values),
-                       write_report=not args.no_report, checkpoints=not args.no_checkpoints, parallel=args.parallel)
+                       write_report=not args.no_report, checkpoints=not args.no_checkpoints, parallel=args.parallel,
+                       only=args.only)
     except (TrainingInterrupted, SweepInterrupted) as exc:
         again = shlex.join(["resnetlab", "sweep", *sys.argv[2:]]) if sys.argv[1:2] == ["sweep"] else "the same command"
         print(f"resnetlab: sweep {exc}\nrun {again} again to continue where it stopped", file=sys.stderr)

@@ -169,8 +169,12 @@ def sweep(
     write_report: bool = True,
     checkpoints: bool = True,
     parallel: int | str = 1,
+    only: list[str] | None = None,
 ) -> Path:
     """Train every run of the sweep that is not finished, then write the report.
+
+    ``only``: the names of the runs to train and report (default: all of them), e.g. Table 6
+    without ResNet-1202, which takes longer than the other five together.
 
     ``parallel``: runs trained at once, each in its own ``resnetlab train`` process (``reports/parallel.py``;
     ``"auto"``: as many as the GPUs' free memory holds), spread over every visible GPU unless the runs
@@ -181,10 +185,10 @@ def sweep(
 
     if parallel != "auto" and (isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1):
         raise ResnetlabError(f"--parallel must be a positive whole number or auto, got {shown(parallel)}")
-    spec = load_sweep(sweep_yaml, overrides)
+    spec = select_runs(load_sweep(sweep_yaml, overrides), only)
     out = Path(out or spec.out or Path("runs") / spec.name).expanduser()
     configs = [resolve_config(run.recipe, overrides={**run.overrides, "out": str(out / run.name)}) for run in spec.runs]
-    command = equivalent_command(sweep_yaml, out, overrides, parallel)
+    command = equivalent_command(sweep_yaml, out, overrides, parallel, only)
     for config in configs:
         refuse_outdated_run(Path(config.out), config)
     with writing(out):
@@ -206,6 +210,17 @@ def sweep(
                    title=f"resnetlab sweep: {spec.name}", sweep_command=command)
     print(f"[sweep {spec.name}] report: {index}", flush=True)
     return index
+
+
+def select_runs(spec: Sweep, only: list[str] | None) -> Sweep:
+    """The sweep with only the runs named in ``only`` (all of them when None), in the sweep's order."""
+    if only is None:
+        return spec
+    names = [run.name for run in spec.runs]
+    unknown = [name for name in only if name not in names]
+    if unknown or not only:
+        raise ResnetlabError(f"--only {','.join(unknown) or '(nothing)'}: sweep {spec.name} has the runs {', '.join(names)}")
+    return replace(spec, runs=[run for run in spec.runs if run.name in only])
 
 
 def train_one_after_another(runs: list[Job], label: str) -> None:
@@ -250,9 +265,11 @@ def share_this_machine(runs: list[Job], label: str, parallel: int | str) -> Shar
     return share
 
 
-def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None, parallel: int | str = 1) -> str:
+def equivalent_command(sweep_yaml: str | Path, out: Path, overrides: dict[str, Any] | None, parallel: int | str = 1,
+                       only: list[str] | None = None) -> str:
     """The command line that does what this call does (named on the report page)."""
     words = ["resnetlab", "sweep", str(sweep_yaml), "--out", str(out)] + (["--parallel", str(parallel)] if parallel != 1 else [])
+    words += ["--only", ",".join(only)] if only is not None else []
     for key, value in (overrides or {}).items():
         words += ["--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
     return shlex.join(words)

@@ -58,6 +58,35 @@ def test_the_graph_ready_step_gives_bit_identical_weights_and_totals_to_the_eage
     assert all(torch.equal(a, b) for a, b in zip(momentum, graph_momentum))
 
 
+def test_a_failed_capture_costs_no_step_the_run_goes_on_eagerly_with_the_same_numbers(monkeypatch) -> None:
+    attempts, told = [], []
+
+    class RefusedCapture:  # as CUDA refuses an operation it cannot record: before anything is computed
+        def __init__(self, graph, **options) -> None:
+            attempts.append(options)
+
+        def __enter__(self):
+            raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", RefusedCapture)
+    eager, eager_schedule = parts_and_schedule(12)
+    graph_ready, graph_schedule = parts_and_schedule(12)
+    graphed = GraphedStep(graph_ready, warmup=0, on_failure=told.append)  # warm-up 0: no side stream on the CPU
+    eager_totals = train(lambda x, y: train_step(eager, x, y), eager, eager_schedule)
+    graphed_totals = train(graphed, graph_ready, graph_schedule)
+    assert attempts == [{"capture_error_mode": "thread_local"}]  # tried once, then eager for good
+    assert told == ["RuntimeError: operation not permitted when stream is capturing"]
+    assert graphed.failure == told[0] and graphed.graph is None
+    assert all(isinstance(g["lr"], float) for g in graph_ready.optimizer.param_groups)
+    assert all(torch.equal(a, b) for a, b in zip(eager_totals, graphed_totals))
+    weights, graph_weights = eager.forward.state_dict(), graph_ready.forward.state_dict()
+    assert all(torch.equal(weights[k], graph_weights[k]) for k in weights)
+
+
 def test_the_step_reads_nothing_to_the_host(monkeypatch) -> None:
     parts, _ = parts_and_schedule(12)
     reads = []

@@ -98,12 +98,20 @@ class GraphedStep:
 
     ``capture=False`` runs the same static buffers and learning-rate tensors through the eager
     step instead of a graph: how the CPU tests prove the graph's plumbing changes no number.
+
+    A capture that fails (an operation CUDA cannot record on this GPU or torch version) costs no
+    run: ``on_failure`` is told why, and every step from then on is the eager ``train_step``.
+    Capture runs in ``thread_local`` error mode, so the pinned-memory thread of a streaming loader,
+    which allocates while the step is being recorded, does not invalidate it.
     """
 
-    def __init__(self, parts: StepParts, *, warmup: int = 3, capture: bool = True) -> None:
+    def __init__(self, parts: StepParts, *, warmup: int = 3, capture: bool = True,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         self.parts = parts
         self.warmup = warmup
         self.capture = capture
+        self.on_failure = on_failure
+        self.failure: str | None = None  # why capture failed; eager steps ever since
         self.warm_steps = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.images: torch.Tensor | None = None  # the captured batch's static buffers
@@ -112,11 +120,16 @@ class GraphedStep:
         self.lr_tensors: list[torch.Tensor] = []
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.failure is not None:
+            return train_step(self.parts, images, labels)
         if self.images is None and self.warm_steps < self.warmup:
             self.warm_steps += 1
             return self.warm_step(images, labels)
         if self.images is None:
-            self.record(images, labels)
+            try:
+                self.record(images, labels)
+            except RuntimeError as exc:
+                return self.give_up(exc, images, labels)
         if images.shape != self.images.shape or labels.shape != self.labels.shape:
             return train_step(self.parts, images, labels)  # another shape: eager, the same code
         return self.replay(images, labels)
@@ -143,8 +156,18 @@ class GraphedStep:
         self.graph = torch.cuda.CUDAGraph()
         self.parts.optimizer.zero_grad(set_to_none=True)  # gradients are then written, not added, by the graph
         with self.learning_rates_on_device():
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.totals = train_step(self.parts, self.images, self.labels)
+
+    def give_up(self, exc: RuntimeError, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """After a failed capture: drop what it left (gradients from its memory pool, the static
+        buffers), say why, and train this batch, and every later one, eagerly."""
+        self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self.graph = self.images = self.labels = self.totals = None
+        self.parts.optimizer.zero_grad(set_to_none=True)
+        if self.on_failure is not None:
+            self.on_failure(self.failure)
+        return train_step(self.parts, images, labels)
 
     def replay(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The recorded step on ``images``: copied into the static buffers, the learning rates filled in."""

@@ -101,7 +101,8 @@ class Trainer:
                 self.log.info(f"CUDA graphs off: {why_not}")
             return None
         self.log.info("CUDA graphs on: each training step is replayed as one graph (--no-cuda-graphs: eager steps)")
-        return GraphedStep(self.step_parts)
+        return GraphedStep(self.step_parts, on_failure=lambda why: self.log.warning(
+            f"CUDA graph capture failed ({why}): training goes on with eager steps (--no-cuda-graphs avoids the attempt)"))
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One optimizer step: replayed as a graph where one was captured, else eager (the same code).

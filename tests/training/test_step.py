@@ -46,8 +46,12 @@ def test_the_graph_ready_step_gives_bit_identical_weights_and_totals_to_the_eage
     eager, eager_schedule = parts_and_schedule(12)
     graph_ready, graph_schedule = parts_and_schedule(12)
     graphed = GraphedStep(graph_ready, warmup=2, capture=False)
+    learning_rates_read = []
+    graph_ready.optimizer.register_step_pre_hook(
+        lambda optimizer, args, kwargs: learning_rates_read.append(type(optimizer.param_groups[0]["lr"])))
     eager_totals = train(lambda x, y: train_step(eager, x, y), eager, eager_schedule)
     graphed_totals = train(graphed, graph_ready, graph_schedule)
+    assert learning_rates_read == [torch.Tensor] * 12  # warm-up, replayed and smaller batches: one update kernel
     assert graphed.images.shape == (8, 3, 8, 8)  # recorded after the warm-up steps; the batches of 5 ran eagerly
     assert len({float(g["lr"]) for g in graph_ready.optimizer.param_groups}) == 1  # plain numbers again after each step
     assert all(torch.equal(a, b) for a, b in zip(eager_totals, graphed_totals))

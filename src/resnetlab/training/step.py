@@ -93,8 +93,10 @@ class GraphedStep:
     them is a real step of the run. Then one batch is captured (capture itself computes nothing)
     and replayed. A batch of another shape (an epoch's smaller last batch) runs eagerly, so the
     recipe sees every image. The optimizer reads its learning rate from device tensors
-    (``lr_tensors``: the fused SGD can), filled from the schedule's values before each replay: a
-    kernel launch, not a host sync.
+    (``lr_tensors``: the fused SGD can), filled from the schedule's values before every step: a
+    kernel launch, not a host sync. Eager steps read the same tensors, so every step of the run
+    uses the one update kernel whether it was replayed or not, and a resumed run, whose first
+    steps are eager again, repeats an uninterrupted one's arithmetic.
 
     ``capture=False`` runs the same static buffers and learning-rate tensors through the eager
     step instead of a graph: how the CPU tests prove the graph's plumbing changes no number.
@@ -120,35 +122,42 @@ class GraphedStep:
         self.lr_tensors: list[torch.Tensor] = []
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.failure is not None:
-            return train_step(self.parts, images, labels)
-        if self.images is None and self.warm_steps < self.warmup:
-            self.warm_steps += 1
-            return self.warm_step(images, labels)
-        if self.images is None:
+        self.fill_learning_rates(images.device)
+        if self.failure is None and self.images is None:
+            if self.warm_steps < self.warmup:
+                self.warm_steps += 1
+                return self.warm_step(images, labels)
             try:
                 self.record(images, labels)
             except RuntimeError as exc:
-                return self.give_up(exc, images, labels)
-        if images.shape != self.images.shape or labels.shape != self.labels.shape:
-            return train_step(self.parts, images, labels)  # another shape: eager, the same code
-        return self.replay(images, labels)
+                self.give_up(exc)
+        if self.images is not None and images.shape == self.images.shape and labels.shape == self.labels.shape:
+            return self.replay(images, labels)
+        with self.learning_rates_on_device():  # another shape, or no graph: eager, the same code
+            return train_step(self.parts, images, labels)
+
+    def fill_learning_rates(self, device: torch.device) -> None:
+        """The schedule's current learning rates into the device tensors the update reads."""
+        groups = self.parts.optimizer.param_groups
+        if not self.lr_tensors:
+            self.lr_tensors = [torch.zeros((), dtype=torch.float32, device=device) for _ in groups]
+        for group, lr in zip(groups, self.lr_tensors):
+            lr.fill_(group["lr"])
 
     def warm_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if not self.capture:
-            return train_step(self.parts, images, labels)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            totals = train_step(self.parts, images, labels)
-        torch.cuda.current_stream().wait_stream(side)
-        return totals
+        with self.learning_rates_on_device():
+            if not self.capture:
+                return train_step(self.parts, images, labels)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                totals = train_step(self.parts, images, labels)
+            torch.cuda.current_stream().wait_stream(side)
+            return totals
 
     def record(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        """Static buffers of ``images``' shape, learning-rate tensors, and the graph of one step on them."""
+        """Static buffers of ``images``' shape and the graph of one step on them."""
         self.images, self.labels = torch.empty_like(images), torch.empty_like(labels)
-        groups = self.parts.optimizer.param_groups
-        self.lr_tensors = [torch.full((), float(g["lr"]), dtype=torch.float32, device=images.device) for g in groups]
         if not self.capture:
             return
         self.images.copy_(images)
@@ -159,22 +168,19 @@ class GraphedStep:
             with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.totals = train_step(self.parts, self.images, self.labels)
 
-    def give_up(self, exc: RuntimeError, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def give_up(self, exc: RuntimeError) -> None:
         """After a failed capture: drop what it left (gradients from its memory pool, the static
-        buffers), say why, and train this batch, and every later one, eagerly."""
+        buffers), say why; this batch and every later one then train eagerly."""
         self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         self.graph = self.images = self.labels = self.totals = None
         self.parts.optimizer.zero_grad(set_to_none=True)
         if self.on_failure is not None:
             self.on_failure(self.failure)
-        return train_step(self.parts, images, labels)
 
     def replay(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The recorded step on ``images``: copied into the static buffers, the learning rates filled in."""
+        """The recorded step on ``images``, copied into the static buffers."""
         self.images.copy_(images, non_blocking=True)
         self.labels.copy_(labels, non_blocking=True)
-        for group, lr in zip(self.parts.optimizer.param_groups, self.lr_tensors):
-            lr.fill_(group["lr"])
         if self.graph is None:
             with self.learning_rates_on_device():
                 return train_step(self.parts, self.images, self.labels)

@@ -24,7 +24,7 @@ from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.evaluation.view_averaging import TestViews, check_views_fit
-from resnetlab.files import writing
+from resnetlab.files import replacing, writing
 from resnetlab.precision import autocast, evaluation_precision
 
 SPLITS = ("test", "val")
@@ -178,7 +178,7 @@ def _write_files(folder: Path, split: str, confusion: torch.Tensor, classes: lis
                  mistakes: list[dict[str, Any]], images: ImageSet | PhotoSet) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / f"eval-{split}-confusion.csv"
-    with csv_path.open("w", newline="") as f:
+    with replacing(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *classes])
         for name, row in zip(classes, confusion.tolist()):

@@ -23,8 +23,9 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
-from resnetlab.evaluation.view_averaging import TestViews, check_views_fit
+from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, check_views_fit
 from resnetlab.files import replacing, writing
+from resnetlab.models.complexity import check_activation_memory, largest_batch_that_fits
 from resnetlab.precision import autocast, evaluation_precision
 
 SPLITS = ("test", "val")
@@ -54,8 +55,11 @@ def evaluate(
     ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
     folder, or beside the checkpoint file).
 
+    ``batch_size`` (None: ``evaluation_batch_size``, halved until its forward pass fits in the
+    device's memory) is refused when its forward pass would not fit.
+
     Returns {"top1", "top5", "loss", "n", "per_class", "test_views" ({"flip", "shift", "ten_crop"}),
-    "views" (forward passes per image), "precision", "confusion", "mistakes", "files", ...}.
+    "views" (forward passes per image), "precision", "batch_size", "confusion", "mistakes", "files", ...}.
     """
     if split not in SPLITS:
         raise ResnetlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -70,8 +74,9 @@ def evaluate(
         raise ResnetlabError("this run's val_split held out its test split (an unsplit folder), not a validation split: use --split test")
     device = resolve_device(device)
     precision = evaluation_precision(config, precision, device)
-    logits, labels = split_logits(ckpt, images, views, device=device, precision=precision,
-                                  batch_size=batch_size or evaluation_batch_size(bundle.pipeline, config.get("batch_size"), device),
+    batch_size = fitted_batch_size(ckpt, views, device, batch_size,
+                                   evaluation_batch_size(bundle.pipeline, config.get("batch_size"), device))
+    logits, labels = split_logits(ckpt, images, views, device=device, precision=precision, batch_size=batch_size,
                                   progress="evaluating")
 
     classes = list(ckpt["classes"])
@@ -85,7 +90,7 @@ def evaluate(
         "n": n,
         "per_class": per_class_accuracy(confusion, classes),
         "split": split, "test_views": views.as_dict(), "views": views.count, "precision": precision,
-        "checkpoint": str(path), "dataset": bundle.name,
+        "checkpoint": str(path), "dataset": bundle.name, "batch_size": batch_size,
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }
@@ -111,6 +116,24 @@ def evaluation_batch_size(pipeline: str, train_batch: int | None, device: torch.
     if pipeline == "small":
         return max(1024 if device.type == "cuda" else 256, train_batch or 0)
     return train_batch or 32
+
+
+def fitted_batch_size(ckpt: dict[str, Any], views: TestViews, device: torch.device, asked: int | None, default: int) -> int:
+    """``asked`` (--batch-size) when its forward pass fits in ``device``'s memory, else refused naming
+    it; without it, ``default`` halved until its pass fits. The estimate is inference's (no
+    activations kept for a backward pass), from ``models.complexity`` as training's is."""
+    spec, shape = ckpt["model"], tuple(ckpt["input_size"])
+    per_pass = TEN_CROP_VIEWS if views.ten_crop else 1  # ten crops pass as one batch ten times as big
+    estimate = dict(num_classes=spec["num_classes"])
+    if asked is not None:
+        check_activation_memory(spec["name"], spec.get("options"), shape, asked * per_pass, device, f"--batch-size {asked}",
+                                "lower --batch-size", **estimate)
+        return asked
+    fitted = largest_batch_that_fits(spec["name"], spec.get("options"), shape, default * per_pass, device, **estimate) // per_pass
+    if fitted < 1:  # not even one image: say how much it needs
+        check_activation_memory(spec["name"], spec.get("options"), shape, per_pass, device, "evaluating one image",
+                                "evaluate on a device with more memory (--device)", **estimate)
+    return max(1, fitted)
 
 
 def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_size: int,

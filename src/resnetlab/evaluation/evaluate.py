@@ -27,6 +27,7 @@ from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, check
 from resnetlab.files import replacing, writing
 from resnetlab.models.complexity import check_activation_memory, largest_batch_that_fits
 from resnetlab.precision import autocast, evaluation_precision
+from resnetlab.stop_signals import StopRequest, stop_on_signals
 
 SPLITS = ("test", "val")
 
@@ -56,7 +57,8 @@ def evaluate(
     folder, or beside the checkpoint file).
 
     ``batch_size`` (None: ``evaluation_batch_size``, halved until its forward pass fits in the
-    device's memory) is refused when its forward pass would not fit.
+    device's memory) is refused when its forward pass would not fit. SIGINT or SIGTERM stops the
+    pass at the next batch with ``EvaluationStopped``, before any file is written.
 
     Returns {"top1", "top5", "loss", "n", "per_class", "test_views" ({"flip", "shift", "ten_crop"}),
     "views" (forward passes per image), "precision", "batch_size", "confusion", "mistakes", "files", ...}.
@@ -76,8 +78,9 @@ def evaluate(
     precision = evaluation_precision(config, precision, device)
     batch_size = fitted_batch_size(ckpt, views, device, batch_size,
                                    evaluation_batch_size(bundle.pipeline, config.get("batch_size"), device))
-    logits, labels = split_logits(ckpt, images, views, device=device, precision=precision, batch_size=batch_size,
-                                  progress="evaluating")
+    with stop_on_signals() as stop:  # Ctrl-C or SIGTERM: EvaluationStopped at the next batch, nothing written
+        logits, labels = split_logits(ckpt, images, views, device=device, precision=precision, batch_size=batch_size,
+                                      progress="evaluating", stop=stop)
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -101,12 +104,13 @@ def evaluate(
 
 
 def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestViews, *, device: torch.device,
-                 precision: str, batch_size: int, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 precision: str, batch_size: int, progress: str | None = None,
+                 stop: StopRequest | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The checkpoint's logits (float32) and the labels over ``images``, averaged over ``views``, in
     ``precision``: the one evaluation pass of ``eval`` and of a report's confusion matrix."""
     model, loader = model_and_loader(ckpt, images, batch_size, device)
     with autocast(device, precision):
-        return loader_logits(model, loader, views, progress=progress)
+        return loader_logits(model, loader, views, progress=progress, stop=stop)
 
 
 def evaluation_batch_size(pipeline: str, train_batch: int | None, device: torch.device) -> int:

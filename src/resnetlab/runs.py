@@ -36,7 +36,7 @@ import yaml
 
 from resnetlab.config_values import load_yaml, read_text
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import WriteError, atomic_save, writing
+from resnetlab.files import WriteError, atomic_save, replacing, writing
 from resnetlab.run_lock import LOCK_NAME, RunLock
 
 CONFIG = "config.yaml"
@@ -108,10 +108,9 @@ def read_json(path: Path, advice: str) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any) -> None:
     """``data`` as indented JSON, written atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with writing(path):
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(path)
+    text = json.dumps(data, indent=2) + "\n"
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 class RunFolder:
@@ -283,8 +282,9 @@ class RunFolder:
         """The run has started: its config and classes are written, the run it replaces is deleted."""
         if not self.writer:
             return
-        with writing(self.config_file):
-            self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        text = yaml.safe_dump(config, sort_keys=False)
+        with replacing(self.config_file) as tmp:
+            tmp.write_text(text)
         write_json(self.class_indices, {str(i): name for i, name in enumerate(classes)})
         if self._replaced is not None:  # renamed first: a half-deleted old run is never restored
             shutil.rmtree(self.path / f"{REPLACED}.deleting", ignore_errors=True)
@@ -330,7 +330,7 @@ class RunFolder:
             write_json(self.summary_file, summary)
 
     def _write_rows(self, rows: list[dict[str, str]]) -> None:
-        with writing(self.metrics), self.metrics.open("w", newline="") as f:
+        with replacing(self.metrics) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             w.writeheader()
             w.writerows(rows)

@@ -11,9 +11,9 @@ from torch import nn
 from resnetlab import devices
 from resnetlab.data import Augmentation, TensorLoader
 from resnetlab.errors import ResnetlabError
+from resnetlab.stop_signals import StopRequest
 from resnetlab.training import run as run_module
 from resnetlab.training import trainer as trainer_module
-from resnetlab.training.interrupt import StopRequest
 from resnetlab.training.schedules import create_schedule
 from resnetlab.training.step import EpochStats, NonFiniteLoss
 from tests.builders import make_tiny_bundle, make_trainer, poison_loss, tiny_config

@@ -113,3 +113,46 @@ def test_the_python_api_refuses_to_resume_a_folder_no_run_started(tmp_path):
         train(resume=tmp_path / "typo")
     with pytest.raises(ResnetlabError, match="needs a config"):
         train()
+
+
+def interrupt_evaluation_at(monkeypatch, call: int | None, sig: int = signal.SIGINT) -> dict[str, int]:
+    """Every evaluation pass in batches of 8 (the 24 test images: 3 batches an epoch), and a real
+    signal sent to this process during the ``call``-th evaluation batch of the run (None: never).
+    Returns the count of evaluation batches run ({"n": ...})."""
+    import resnetlab.evaluation.logits as logits_module
+
+    real, calls = logits_module.view_averaged_logits, {"n": 0}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            os.kill(os.getpid(), sig)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(logits_module, "view_averaged_logits", counted)
+    monkeypatch.setattr("resnetlab.training.trainer.evaluation_batch_size", lambda *args: 8)
+    return calls
+
+
+@pytest.mark.parametrize(("call", "sig"), [(5, signal.SIGINT), (8, signal.SIGTERM)], ids=["epoch-2", "last-epoch"])
+def test_a_signal_during_an_epochs_evaluation_stops_it_and_resume_evaluates_it_again(tmp_path, bundle, monkeypatch, call, sig):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    interrupt_evaluation_at(monkeypatch, None)
+    expected = train(tiny_config(straight), bundle=bundle)
+    calls = interrupt_evaluation_at(monkeypatch, call, sig)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny_config(broken), bundle=bundle)
+    assert calls["n"] == call  # the pass stopped at the next batch, not at its end
+    epoch = (call - 1) // 3  # epochs completed: the interrupted one's training is kept, its evaluation is not
+    assert (info.value.epoch, info.value.batch, info.value.iteration) == (epoch, 6, 6 * (epoch + 1))
+    saved = torch.load(broken / "checkpoints" / "last.pt", weights_only=True)
+    assert (saved["epoch"], saved["batch"], saved["iteration"]) == (epoch, 6, 6 * (epoch + 1))
+    assert len(read_metrics(broken / "metrics.csv")) == epoch
+
+    interrupt_evaluation_at(monkeypatch, None)
+    resumed = train(tiny_config(broken), bundle=bundle, resume=True)
+    rows = lambda out: [[r[c] for c in RESULT_COLUMNS] for r in read_metrics(out / "metrics.csv")]  # noqa: E731
+    assert rows(broken) == rows(straight) and len(rows(broken)) == 3
+    want, got = final_weights(straight), final_weights(broken)
+    assert all(torch.equal(want[key], got[key]) for key in want)
+    assert resumed["final"] == expected["final"] and resumed["iterations"] == expected["iterations"] == 18

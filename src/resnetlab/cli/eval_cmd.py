@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from typing import Any
 
 from resnetlab.cli.flags import add_deprecated_spelling
@@ -81,10 +82,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from resnetlab.evaluation import TestViews, evaluate
+    from resnetlab.evaluation import EvaluationStopped, TestViews, evaluate
 
-    result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, **view_overrides(args),
-                      out=args.out, batch_size=args.batch_size, device=args.device, precision=args.precision)
+    try:
+        result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, **view_overrides(args),
+                          out=args.out, batch_size=args.batch_size, device=args.device, precision=args.precision)
+    except EvaluationStopped as exc:
+        print(f"resnetlab: {exc}: nothing written", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps({k: result[k] for k in JSON_KEYS}, indent=2))
         return 0

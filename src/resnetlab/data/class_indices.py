@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import path_problem
+from resnetlab.files import path_problem, replacing
 
 
 def write_class_indices(classes: list[str], path: str | os.PathLike) -> Path:
     """Write ``{"index": "class name"}`` atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({str(i): name for i, name in enumerate(classes)}, f, indent=2)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    text = json.dumps({str(i): name for i, name in enumerate(classes)}, indent=2)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +37,7 @@ from resnetlab.data.scan import listed
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import atomic_save
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # bump when the cache layout changes
@@ -139,7 +139,7 @@ def load_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOpt
     data = _read_cache(cache_file)
     if data is None:
         data = build()
-        _save_atomic(data, cache_file)
+        atomic_save(data, cache_file)
         for stale in cache_dir.glob(f"{name}-*.pt"):
             if stale != cache_file:
                 stale.unlink(missing_ok=True)
@@ -161,17 +161,6 @@ def _read_cache(cache_file: Path) -> dict | None:
         log.warning("rebuilding the damaged folder cache %s (%s)", cache_file, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return None
     return data if isinstance(data, dict) and "labels" in data and "skipped" in data else None
-
-
-def _save_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def folder_cache_dir(root: Path) -> Path:

@@ -23,9 +23,11 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
-from resnetlab.evaluation.view_averaging import TestViews, check_views_fit
-from resnetlab.files import writing
+from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, check_views_fit
+from resnetlab.files import replacing, writing
+from resnetlab.models.complexity import check_activation_memory, largest_batch_that_fits
 from resnetlab.precision import autocast, evaluation_precision
+from resnetlab.stop_signals import StopRequest, stop_on_signals
 
 SPLITS = ("test", "val")
 
@@ -54,8 +56,12 @@ def evaluate(
     ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
     folder, or beside the checkpoint file).
 
+    ``batch_size`` (None: ``evaluation_batch_size``, halved until its forward pass fits in the
+    device's memory) is refused when its forward pass would not fit. SIGINT or SIGTERM stops the
+    pass at the next batch with ``EvaluationStopped``, before any file is written.
+
     Returns {"top1", "top5", "loss", "n", "per_class", "test_views" ({"flip", "shift", "ten_crop"}),
-    "views" (forward passes per image), "precision", "confusion", "mistakes", "files", ...}.
+    "views" (forward passes per image), "precision", "batch_size", "confusion", "mistakes", "files", ...}.
     """
     if split not in SPLITS:
         raise ResnetlabError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -70,9 +76,11 @@ def evaluate(
         raise ResnetlabError("this run's val_split held out its test split (an unsplit folder), not a validation split: use --split test")
     device = resolve_device(device)
     precision = evaluation_precision(config, precision, device)
-    logits, labels = split_logits(ckpt, images, views, device=device, precision=precision,
-                                  batch_size=batch_size or evaluation_batch_size(bundle.pipeline, config.get("batch_size"), device),
-                                  progress="evaluating")
+    batch_size = fitted_batch_size(ckpt, views, device, batch_size,
+                                   evaluation_batch_size(bundle.pipeline, config.get("batch_size"), device))
+    with stop_on_signals() as stop:  # Ctrl-C or SIGTERM: EvaluationStopped at the next batch, nothing written
+        logits, labels = split_logits(ckpt, images, views, device=device, precision=precision, batch_size=batch_size,
+                                      progress="evaluating", stop=stop)
 
     classes = list(ckpt["classes"])
     confusion = confusion_matrix(logits, labels, len(classes))
@@ -85,7 +93,7 @@ def evaluate(
         "n": n,
         "per_class": per_class_accuracy(confusion, classes),
         "split": split, "test_views": views.as_dict(), "views": views.count, "precision": precision,
-        "checkpoint": str(path), "dataset": bundle.name,
+        "checkpoint": str(path), "dataset": bundle.name, "batch_size": batch_size,
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }
@@ -96,12 +104,13 @@ def evaluate(
 
 
 def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestViews, *, device: torch.device,
-                 precision: str, batch_size: int, progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 precision: str, batch_size: int, progress: str | None = None,
+                 stop: StopRequest | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The checkpoint's logits (float32) and the labels over ``images``, averaged over ``views``, in
     ``precision``: the one evaluation pass of ``eval`` and of a report's confusion matrix."""
     model, loader = model_and_loader(ckpt, images, batch_size, device)
     with autocast(device, precision):
-        return loader_logits(model, loader, views, progress=progress)
+        return loader_logits(model, loader, views, progress=progress, stop=stop)
 
 
 def evaluation_batch_size(pipeline: str, train_batch: int | None, device: torch.device) -> int:
@@ -111,6 +120,24 @@ def evaluation_batch_size(pipeline: str, train_batch: int | None, device: torch.
     if pipeline == "small":
         return max(1024 if device.type == "cuda" else 256, train_batch or 0)
     return train_batch or 32
+
+
+def fitted_batch_size(ckpt: dict[str, Any], views: TestViews, device: torch.device, asked: int | None, default: int) -> int:
+    """``asked`` (--batch-size) when its forward pass fits in ``device``'s memory, else refused naming
+    it; without it, ``default`` halved until its pass fits. The estimate is inference's (no
+    activations kept for a backward pass), from ``models.complexity`` as training's is."""
+    spec, shape = ckpt["model"], tuple(ckpt["input_size"])
+    per_pass = TEN_CROP_VIEWS if views.ten_crop else 1  # ten crops pass as one batch ten times as big
+    estimate = dict(num_classes=spec["num_classes"])
+    if asked is not None:
+        check_activation_memory(spec["name"], spec.get("options"), shape, asked * per_pass, device, f"--batch-size {asked}",
+                                "lower --batch-size", **estimate)
+        return asked
+    fitted = largest_batch_that_fits(spec["name"], spec.get("options"), shape, default * per_pass, device, **estimate) // per_pass
+    if fitted < 1:  # not even one image: say how much it needs
+        check_activation_memory(spec["name"], spec.get("options"), shape, per_pass, device, "evaluating one image",
+                                "evaluate on a device with more memory (--device)", **estimate)
+    return max(1, fitted)
 
 
 def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_size: int,
@@ -178,7 +205,7 @@ def _write_files(folder: Path, split: str, confusion: torch.Tensor, classes: lis
                  mistakes: list[dict[str, Any]], images: ImageSet | PhotoSet) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / f"eval-{split}-confusion.csv"
-    with csv_path.open("w", newline="") as f:
+    with replacing(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *classes])
         for name, row in zip(classes, confusion.tolist()):

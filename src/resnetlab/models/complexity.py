@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.memory import FLOAT32_BYTES, check_fits, check_image_size
+from resnetlab.memory import FLOAT32_BYTES, check_fits, check_image_size, device_memory
 from resnetlab.models.registry import create_model, list_models, model_info
 
 
@@ -153,6 +153,22 @@ def check_activation_memory(model_name: str, model_options: dict[str, Any] | Non
     check_fits(needed, f"{what} ({step} of {model_name} on {batch_size} x {channels}x{height}x{width})", advice, device=device)
 
 
+def largest_batch_that_fits(model_name: str, model_options: dict[str, Any] | None, input_shape: tuple[int, int, int],
+                            batch_size: int, device: torch.device | str, *, training: bool = False, num_classes: int = 10) -> int:
+    """``batch_size``, halved as often as its pass (``memory_needed``) would not fit in ``device``'s
+    free memory; 0 when not even one input fits. The estimate grows linearly with the batch (the
+    weights do not), so two estimates give every batch's."""
+    available = device_memory(device)
+    if available is None:
+        return batch_size
+    one, two = (memory_needed(model_name, model_options, input_shape, n, training=training, num_classes=num_classes)
+                for n in (1, 2))
+    per_input, fixed = two - one, 2 * one - two
+    while batch_size >= 1 and fixed + per_input * batch_size > available:
+        batch_size //= 2
+    return batch_size
+
+
 def min_image_size(model_name: str, model_options: dict[str, Any] | None = None) -> int:
     """The smallest image side ``model_name`` takes: how many times its layers shrink the image
     (4 for the paper's CIFAR nets, 32 for the ImageNet ones, 8 with their CIFAR stem). Below it
@@ -176,4 +192,4 @@ def check_min_image_size(model_name: str, size: int, what: str, model_options: d
 
 
 __all__ = ["LayerRow", "activation_bytes", "asdict", "check_activation_memory", "check_min_image_size", "count_macs",
-           "count_parameters", "layer_summary", "memory_needed", "min_image_size", "model_table"]
+           "count_parameters", "largest_batch_that_fits", "layer_summary", "memory_needed", "min_image_size", "model_table"]

@@ -33,7 +33,7 @@ import yaml
 
 import resnetlab
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import writing
+from resnetlab.files import replacing, writing
 from resnetlab.reports.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, choose_place, environment_at
 from resnetlab.runs import RunFolder
 
@@ -163,10 +163,9 @@ def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:
 
 def write_config(config: Any, path: Path) -> None:
     """The run's resolved config as the YAML ``--config`` reads (it wins over recipe and per-model values)."""
-    tmp = path.with_suffix(".yaml.tmp")
-    with writing(path):
-        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        tmp.replace(path)
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 def child_environment(parallel: int) -> dict[str, str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.plots import plot_confusion_matrix
-from resnetlab.files import writing
+from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
 from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
@@ -77,8 +77,9 @@ def report(
                "Table 6 (official CIFAR-10 binaries), shown for reference."],
     )
     index = out / "index.html"
-    with writing(index):
-        index.write_text(render(page), encoding="utf-8")
+    html = render(page)
+    with replacing(index) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return index
 
 

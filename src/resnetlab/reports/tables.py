@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from resnetlab.files import replacing
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
 from resnetlab.reports.runs import Run
 
@@ -53,7 +54,7 @@ def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    with path.open("w", newline="") as f:
+    with replacing(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -97,5 +98,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 def write_markdown(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     note = ("\nErrors are top-1 on the test split after the last epoch; paper error is the CIFAR-10 figure "
             "of He et al. (2016), Table 6, for comparison only when the data set is the same.\n")
-    path.write_text(markdown_table(rows) + note)
+    text = markdown_table(rows) + note
+    with replacing(path) as tmp:
+        tmp.write_text(text)
     return path

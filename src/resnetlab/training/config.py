@@ -25,6 +25,7 @@ from resnetlab.config_values import check_value, check_values, load_yaml, read_y
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.data.photo_loader import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import replacing
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
 from resnetlab.training.distributed import COLLECTIVE_TIMEOUT
@@ -185,7 +186,10 @@ def load_recipe(name: str) -> dict[str, Any]:
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """``config`` as the YAML ``--config`` reads, written atomically: a failed write keeps the old file."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 # Fields a run decides when it starts and records in its config.yaml ("auto" -> "imagenet"); a

@@ -22,7 +22,7 @@ from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
-from resnetlab.models.complexity import check_activation_memory, check_min_image_size
+from resnetlab.models.complexity import check_activation_memory, check_min_image_size, min_image_size
 from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
 from resnetlab.runs import CONFIG, RunFolder
@@ -72,6 +72,7 @@ def train(
         log.info(f"precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
+        check_native_size_fits(config, bundle, device, ctx.world_size)
         if checkpoint is not None:
             check_same_classes(checkpoint["classes"], bundle.classes, run.path)
             check_same_data(run, config, accept_changed_data)
@@ -155,6 +156,24 @@ def check_batch_fits(config: TrainConfig, device: torch.device, world_size: int 
     per_process = config.batch_size * config.batch_copies // world_size  # each process's share of a step
     check_activation_memory(config.model, config.model_options, (3, config.image_size, config.image_size), max(1, per_process),
                             device, f"a training batch of {what}", "lower --image-size or --batch-size", training=True)
+
+
+def check_native_size_fits(config: TrainConfig, bundle: DatasetBundle, device: torch.device, world_size: int = 1) -> None:
+    """``check_batch_fits`` for images kept at their native size (no ``image_size``: small images of
+    one size), which only the data tells: a folder of 2x2 images is refused here, naming it, rather
+    than failing in the model's layers. Photos are always resized to their crop, checked before."""
+    if config.image_size or bundle.pipeline != "small":
+        return
+    channels, height, width = bundle.image_shape
+    smallest = min_image_size(config.model, config.model_options)
+    if min(height, width) < smallest:
+        raise ResnetlabError(f"the images of {bundle.location} are {width}x{height}, below the smallest image {config.model} "
+                             f"takes, {smallest} pixels (its layers shrink the image {smallest} times): "
+                             f"pass --image-size {smallest} (or more) to resize them")
+    per_process = config.batch_size * config.batch_copies // world_size
+    check_activation_memory(config.model, config.model_options, (channels, height, width), max(1, per_process), device,
+                            f"a training batch of {width}x{height} images", "lower --batch-size or --image-size", training=True,
+                            num_classes=bundle.num_classes)
 
 
 def resume_config(given: TrainConfig, saved_values: dict[str, Any]) -> TrainConfig:

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -29,15 +29,16 @@ from resnetlab.data.photos import eval_resize
 from resnetlab.devices import host_check_interval, memory_format
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import evaluation_batch_size
-from resnetlab.evaluation.logits import loader_logits
+from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import autocast, grad_scaler
 from resnetlab.runs import RunFolder
+from resnetlab.stop_signals import StopRequest, stop_on_signals
 from resnetlab.training import distributed
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.ema import WeightAverage
-from resnetlab.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
+from resnetlab.training.interrupt import TrainingInterrupted
 from resnetlab.training.optim import create_optimizer, use_fused_update
 from resnetlab.training.schedules import create_schedule
 from resnetlab.training.step import EpochStats, GraphedStep, NonFiniteLoss, StepParts, graphs_unsupported, train_step
@@ -115,14 +116,23 @@ class Trainer:
     # The loop ------------------------------------------------------------------------------------
 
     def fit(self) -> None:
-        """Epochs until the budget is spent; a signal saves a checkpoint and raises TrainingInterrupted."""
+        """Epochs until the budget is spent; a signal saves a checkpoint and raises TrainingInterrupted.
+
+        A signal during an epoch's evaluation abandons it: the checkpoint is the epoch's training
+        part, and the resumed run evaluates the epoch again (``progress.batch`` > 0 with the budget
+        spent is such an epoch: its training is done, its evaluation is not)."""
         with stop_on_signals() as stop:
-            while self.progress.iteration < self.schedule.total_iters:
-                if self.train_one_epoch(stop):
+            while self.progress.iteration < self.schedule.total_iters or self.progress.batch:
+                if self.train_one_epoch(stop) or not self.end_epoch(stop):
                     self.save()
-                    distributed.barrier()  # under torchrun no process exits (and gets rank 0 signalled again) before the save ends
-                    raise TrainingInterrupted(str(self.run.last), self.progress.epoch, self.progress.batch, self.progress.iteration)
-                self.end_epoch()
+                    self.end_on_signal()
+                if self.progress.iteration < self.schedule.total_iters and self.agree(stop.requested):
+                    self.end_on_signal()  # the signal came as the epoch ended: it is saved whole, the next one not begun
+
+    def end_on_signal(self) -> NoReturn:
+        """End the run on a signal, once its checkpoint is saved."""
+        distributed.barrier()  # under torchrun no process exits (and gets rank 0 signalled again) before the save ends
+        raise TrainingInterrupted(str(self.run.last), self.progress.epoch, self.progress.batch, self.progress.iteration)
 
     def train_one_epoch(self, stop: StopRequest) -> bool:
         """Continue the current epoch from ``progress.batch`` until its end, the budget or a signal
@@ -203,28 +213,35 @@ class Trainer:
 
     # Evaluation and the end of an epoch -------------------------------------------------------------
 
-    def evaluate(self, loader: Any, views: TestViews) -> dict[str, float]:
+    def evaluate(self, loader: Any, views: TestViews, stop: StopRequest | None = None) -> dict[str, float]:
         """Loss and accuracy over a whole split through the test-time ``views``, summed over the
-        processes' shards."""
+        processes' shards. ``stop`` requested abandons the pass (``EvaluationStopped``) in a single
+        process; processes of one run finish it, as they meet in its sums."""
         if loader is None:
             return {"loss": math.nan, "acc": math.nan}
         bar = None if self.config.quiet or not self.ctx.is_main else "evaluating"
-        logits, labels = loader_logits(self.eval_model, loader, views, progress=bar)
+        stop = None if self.ctx.enabled else stop
+        logits, labels = loader_logits(self.eval_model, loader, views, progress=bar, stop=stop)
         loss_sum, correct, n = classification_sums(logits, labels)
         if self.ctx.enabled:
             loss_sum, correct, n = distributed.reduce_across_processes([loss_sum, correct, n], loader.device).tolist()
         return {"loss": loss_sum / n, "acc": correct / n}
 
-    def end_epoch(self) -> None:
-        """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt)."""
+    def end_epoch(self, stop: StopRequest | None = None) -> bool:
+        """Evaluate, write the metrics row and the epoch line, save last.pt (and best.pt). False,
+        with nothing written, when ``stop`` abandoned the evaluation."""
         progress = self.progress
         if self.ctx.enabled:
             distributed.broadcast_buffers(self.eval_model)
         views = epoch_views(self.config, final=progress.iteration >= self.schedule.total_iters)
         started = time.perf_counter()
-        with self.autocast():  # the run's precision, as eval and predict use it later
-            val = self.evaluate(self.val_loader, views)
-            test = self.evaluate(self.test_loader, views)
+        try:
+            with self.autocast():  # the run's precision, as eval and predict use it later
+                val = self.evaluate(self.val_loader, views, stop)
+                test = self.evaluate(self.test_loader, views, stop)
+        except EvaluationStopped as exc:
+            self.log.info(f"{exc} at epoch {progress.epoch + 1}: the resumed run evaluates this epoch again")
+            return False
         stats = progress.stats
         row = {"epoch": progress.epoch + 1, "iteration": progress.iteration, "lr": self.schedule.lr,
                "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
@@ -244,6 +261,7 @@ class Trainer:
         self.save()
         if improved:  # without a validation split there is no best epoch: last.pt is the run's model
             self.save(best=True)
+        return True
 
     def check_finite_outputs(self, row: dict[str, Any]) -> None:
         """Stop before this epoch is saved when its weights, or its evaluation losses, are no longer finite

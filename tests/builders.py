@@ -186,8 +186,9 @@ def fake_cuda(count: int = 1, capability: tuple[int, int] = (8, 0), current: int
         (torch.cuda.random, "_lazy_init", lambda: None),
         (torch.cuda.random, "current_device", lambda: current),
         (torch.cuda.random, "device_count", lambda: count),
-        (torch.cuda.random, "is_initialized", lambda: True),
     ]
+    if hasattr(torch.cuda.random, "is_initialized"):  # newer get_rng_state asks it; torch 2.4's module has no such name
+        patches.append((torch.cuda.random, "is_initialized", lambda: True))
     with ExitStack() as stack:
         for target, name, value in patches:
             stack.enter_context(mock.patch.object(target, name, value))

@@ -9,6 +9,7 @@ import os
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -106,14 +107,34 @@ def photo_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cuda_gloo(tmp_path: Path) -> Iterator[None]:
+def cuda_gloo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A one-process group whose only backend is for CUDA tensors ("cuda:gloo"): a collective on a
-    CPU tensor raises "No backend type associated with device type cpu", as it fails under nccl."""
+    CPU tensor raises "No backend type associated with device type cpu", as it fails under nccl.
+    Tests stand in a GPU by meta tensors (shapes only), which every collective takes."""
     dist.init_process_group("cuda:gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    if not _all_reduce_takes_meta_tensors():
+        monkeypatch.setattr(dist, "all_reduce", _meta_sum_in_place(dist.all_reduce))
     try:
         yield
     finally:
         dist.destroy_process_group()
+
+
+def _all_reduce_takes_meta_tensors() -> bool:
+    try:
+        dist.all_reduce(torch.zeros(1, device="meta"))
+    except NotImplementedError:  # torch 2.4: its collectives have no meta kernel
+        return False
+    return True
+
+
+def _meta_sum_in_place(all_reduce: Callable[..., Any]) -> Callable[..., Any]:
+    """``all_reduce`` that leaves a meta tensor as it is: the sum over a one-process group."""
+
+    def reduce(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return None if tensor.device.type == "meta" else all_reduce(tensor, *args, **kwargs)
+
+    return reduce
 
 
 @pytest.fixture

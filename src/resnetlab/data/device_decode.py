@@ -49,7 +49,8 @@ def read_photo(path: str, shorter_side: int, exif_orientation: str = DEFAULT_EXI
 
 def decode_jpegs(data: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
     """uint8 (3, H, W) RGB on ``device`` for each JPEG's bytes: one batched call, else one call per
-    file (None for a file the decoder refuses)."""
+    file (None for a file the decoder refuses). torchvision 0.19 decodes one file a call: there the
+    batched call is refused at once and every batch takes the per-file path."""
     if not data:
         return []
     with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of torchcodec

@@ -99,7 +99,9 @@ def _write_exported_program(model: nn.Module, example: torch.Tensor, path: Path)
 
 
 def _run_exported_program(path: Path, images: torch.Tensor) -> tuple[str, torch.Tensor]:
-    program = torch.export.load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # notes about torch's own internals (2.4: its torch.load without weights_only)
+        program = torch.export.load(path)
     with torch.no_grad():
         return "torch.export.load", program.module()(images)
 

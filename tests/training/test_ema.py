@@ -46,7 +46,7 @@ def test_the_average_matches_averaged_model_bit_for_bit_and_reads_nothing_to_the
             reference.update_parameters(model)
         with reads:
             average.update(model)
-    assert reads.count == 0 and reference_reads.count == 8  # torch's update reads its counter twice a step
+    assert reads.count == 0 and reference_reads.count >= 8  # torch reads its counter at least twice an update
     ours, theirs = average.state_dict(), reference.state_dict()
     assert ours.keys() == theirs.keys() and int(ours["n_averaged"]) == 4
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)

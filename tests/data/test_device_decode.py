@@ -8,6 +8,7 @@ import logging
 
 import pytest
 import torch
+from torchvision.io import encode_jpeg
 
 from resnetlab.cli import main
 from resnetlab.data import Augmentation, create_loader, device_decode, load_dataset
@@ -102,7 +103,32 @@ def test_data_info_says_which_decoder_a_run_would_use(photo_folder, capsys) -> N
     assert main(["data", "info", "--dataset", "folder", "--data-dir", str(photo_folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["decoder"] == "PIL, once, into the memory cache"
     on_gpu = device_decode.photo_decoder("stream", torch.device("cuda"), batched=True)
-    assert on_gpu.startswith("JPEGs in batches by torchvision.io.decode_jpeg (nvjpeg on the GPU)")
+    calls = "in batches" if device_decode.decodes_lists() else "one per call (this torchvision decodes no batches)"
+    assert on_gpu.startswith(f"JPEGs {calls} by torchvision.io.decode_jpeg (nvjpeg on the GPU)")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision 0.29's codecs, deprecated for torchcodec
+def test_a_torchvision_that_decodes_no_lists_is_asked_once_and_then_given_one_file_a_call(monkeypatch) -> None:
+    calls: list[str] = []
+    real = device_decode.decode_jpeg
+
+    def one_at_a_time(data, **kwargs):  # as torchvision 0.19's decode_jpeg
+        calls.append(type(data).__name__)
+        if isinstance(data, list):
+            raise RuntimeError("image::decode_jpeg() Expected a value of type 'Tensor' for argument 'data'")
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(device_decode, "decode_jpeg", one_at_a_time)
+    device_decode.decodes_lists.cache_clear()
+    try:
+        jpeg = encode_jpeg(torch.full((3, 12, 10), 90, dtype=torch.uint8))
+        first = device_decode.decode_jpegs([jpeg, jpeg], torch.device("cpu"))
+        second = device_decode.decode_jpegs([jpeg], torch.device("cpu"))
+        assert not device_decode.decodes_lists()
+    finally:
+        device_decode.decodes_lists.cache_clear()
+    assert calls == ["list", "Tensor", "Tensor", "Tensor"]  # the probe's list, once; then each file alone
+    assert [t.shape for t in first + second] == [(3, 12, 10)] * 3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (nvjpeg)")

@@ -15,12 +15,13 @@ path's by a few levels (docs/photos.md), the boxes not at all.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, orientation
@@ -47,18 +48,33 @@ def read_photo(path: str, shorter_side: int, exif_orientation: str = DEFAULT_EXI
     return torch.from_numpy(array.copy()).permute(2, 0, 1), False
 
 
+@functools.cache
+def decodes_lists() -> bool:
+    """Whether this torchvision's ``decode_jpeg`` takes a list of JPEGs (0.20 and later). Asked once,
+    of a tiny JPEG: a refused list costs its error message, which prints every tensor of the batch."""
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its codecs in favour of torchcodec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tiny = encode_jpeg(torch.zeros(3, 8, 8, dtype=torch.uint8))
+        try:
+            decode_jpeg([tiny], mode=ImageReadMode.RGB)
+        except (RuntimeError, TypeError, ValueError):
+            return False
+    return True
+
+
 def decode_jpegs(data: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
     """uint8 (3, H, W) RGB on ``device`` for each JPEG's bytes: one batched call, else one call per
-    file (None for a file the decoder refuses). torchvision 0.19 decodes one file a call: there the
-    batched call is refused at once and every batch takes the per-file path."""
+    file (None for a file the decoder refuses). torchvision 0.19 decodes one file a call: there
+    every batch takes the per-file path."""
     if not data:
         return []
     with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of torchcodec
         warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            return list(decode_jpeg(list(data), mode=ImageReadMode.RGB, device=device))
-        except (RuntimeError, ValueError):
-            pass
+        if decodes_lists():
+            try:
+                return list(decode_jpeg(list(data), mode=ImageReadMode.RGB, device=device))
+            except (RuntimeError, ValueError):
+                pass
         decoded: list[torch.Tensor | None] = []
         for raw in data:
             try:
@@ -98,4 +114,5 @@ def photo_decoder(storage: str, device: torch.device, batched: bool) -> str:
     if not batched:
         return "PIL in worker processes"
     where = "nvjpeg on the GPU" if device.type == "cuda" else "libjpeg on the CPU, in the training process"
-    return f"JPEGs in batches by torchvision.io.decode_jpeg ({where}); other files by PIL in worker processes"
+    calls = "in batches" if decodes_lists() else "one per call (this torchvision decodes no batches)"
+    return f"JPEGs {calls} by torchvision.io.decode_jpeg ({where}); other files by PIL in worker processes"

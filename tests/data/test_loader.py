@@ -195,3 +195,19 @@ def test_data_modules_import_one_another_without_a_circle() -> None:
     for module in sorted(edges):
         if module not in state:
             visit(module, [])
+
+
+def test_the_last_partial_training_batch_is_dropped_by_default_and_kept_where_batchnorm_can_train_on_it() -> None:
+    data = random_set(48)
+
+    def sizes(**options) -> list[int]:
+        return [len(y) for _, y in loader(data, batch_size=10, **options).batches(0)]
+
+    assert sizes() == [10] * 4  # 8 images left out, other ones each epoch
+    assert sizes(drop_last=False) == [10] * 4 + [8]
+    every = torch.cat([y for _, y in loader(data, batch_size=10, drop_last=False).batches(1)])
+    assert sorted(every.tolist()) == sorted(data.labels.tolist())  # every image once
+    # The last 8 over 4 processes: 2 each, kept. Over 5: 2, 2, 2, 1, 1, and BatchNorm cannot train on one.
+    assert [sizes(drop_last=False, rank=r, world_size=4) for r in range(4)] == [[3, 3, 3, 3, 2]] * 2 + [[2, 2, 2, 2, 2]] * 2
+    assert [len(sizes(drop_last=False, rank=r, world_size=5)) for r in range(5)] == [4] * 5
+    assert len(loader(data, batch_size=10, train=False)) == 5  # evaluation keeps every image

@@ -156,3 +156,31 @@ def test_a_signal_during_an_epochs_evaluation_stops_it_and_resume_evaluates_it_a
     want, got = final_weights(straight), final_weights(broken)
     assert all(torch.equal(want[key], got[key]) for key in want)
     assert resumed["final"] == expected["final"] and resumed["iterations"] == expected["iterations"] == 18
+
+
+def test_a_graph_ready_run_interrupted_and_resumed_ends_as_an_eager_run_that_never_stopped(tmp_path, bundle, monkeypatch):
+    """The Trainer with the CUDA-graph step's plumbing (static buffers, device learning rates, the
+    smaller last batch eager; capture off on the CPU) through epochs, an interrupt and a resume:
+    the same weights and metrics as plain eager steps without a stop."""
+    from resnetlab.training import trainer as trainer_module
+    from resnetlab.training.step import GraphedStep
+
+    extras = {"batch_size": 10, "drop_last": False, **FAST_OPTIMIZER}  # 48 images: four batches of 10 and one of 8 an epoch
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    expected = train(tiny_config(straight, **extras), bundle=bundle)
+    built: list[GraphedStep] = []
+
+    def graph_ready(self):
+        built.append(GraphedStep(self.step_parts, warmup=2, capture=False))
+        return built[-1]
+
+    monkeypatch.setattr(trainer_module.Trainer, "build_graphed_step", graph_ready)
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_config(broken, **extras), bundle=bundle, on_iteration=interrupt_at(7, signal.SIGTERM))
+    resumed = train(tiny_config(broken, **extras), bundle=bundle, resume=True)
+    assert len(built) == 2 and all(step.images.shape[0] == 10 for step in built)  # recorded after the warm-up, each run
+    want, got = final_weights(straight), final_weights(broken)
+    assert all(torch.equal(want[key], got[key]) for key in want)
+    rows = lambda out: [[r[c] for c in RESULT_COLUMNS] for r in read_metrics(out / "metrics.csv")]  # noqa: E731
+    assert rows(broken) == rows(straight)
+    assert resumed["final"] == expected["final"] and resumed["iterations"] == expected["iterations"] == 15

@@ -86,6 +86,15 @@ class LoaderOptions:
     channels_last: bool = False
 
 
+def batch_count(count: int, batch_size: int, *, drop_last: bool, train: bool, world_size: int = 1) -> int:
+    """Batches in an epoch of ``count`` images: the full ones, and the last partial one unless
+    ``drop_last``, or, when training, unless each of the ``world_size`` processes gets 2 or more of
+    its images (BatchNorm cannot train on one)."""
+    full, rest = divmod(count, batch_size)
+    keep_rest = rest and not drop_last and (not train or rest // world_size >= 2)
+    return full + int(bool(keep_rest))
+
+
 class Batches:
     """What every loader shares: the options above, normalisation on the device, the batch count.
 
@@ -111,8 +120,7 @@ class Batches:
         return self.shift
 
     def __len__(self) -> int:
-        n = self.count
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batch_count(self.count, self.batch_size, drop_last=self.drop_last, train=self.train, world_size=self.world_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(0)

@@ -63,6 +63,9 @@ class TrainConfig:
     epochs: int | None = setting(None, "passes over the training split (None: as many as max_iters needs)")
     max_iters: int | None = setting(64_000, "optimizer steps; paper: 64k")
     batch_size: int = setting(128, "images per optimizer step, GLOBAL over all processes")
+    drop_last: bool = setting(True, "training: leave out each epoch's last partial batch (other images each epoch, every step "
+                                    "the same size); --no-drop-last trains on it where every process gets 2 or more of its "
+                                    "images (BatchNorm's minimum)")
 
     # Optimizer
     optimizer: str = setting("sgd", "sgd | adam")

@@ -91,8 +91,9 @@ class GraphedStep:
     The first ``warmup`` steps run eagerly on a side stream (cuDNN picks its algorithms, the
     optimizer creates its momentum buffers: neither may happen during capture); every one of
     them is a real step of the run. Then one batch is captured (capture itself computes nothing)
-    and replayed. A batch of another shape (an epoch's smaller last batch) runs eagerly, so the
-    recipe sees every image. The optimizer reads its learning rate from device tensors
+    and replayed. A batch of another shape (an epoch's smaller last batch, with ``drop_last``
+    off) runs eagerly, so graphs change nothing of the recipe; a run resumed just before such a
+    batch records the next full one. The optimizer reads its learning rate from device tensors
     (``lr_tensors``: the fused SGD can), filled from the schedule's values before every step: a
     kernel launch, not a host sync. Eager steps read the same tensors, so every step of the run
     uses the one update kernel whether it was replayed or not, and a resumed run, whose first
@@ -115,6 +116,7 @@ class GraphedStep:
         self.on_failure = on_failure
         self.failure: str | None = None  # why capture failed; eager steps ever since
         self.warm_steps = 0
+        self.largest = 0  # the largest batch met before recording: the one a graph is recorded for
         self.graph: torch.cuda.CUDAGraph | None = None
         self.images: torch.Tensor | None = None  # the captured batch's static buffers
         self.labels: torch.Tensor | None = None
@@ -124,13 +126,17 @@ class GraphedStep:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self.fill_learning_rates(images.device)
         if self.failure is None and self.images is None:
-            if self.warm_steps < self.warmup:
-                self.warm_steps += 1
-                return self.warm_step(images, labels)
-            try:
-                self.record(images, labels)
-            except RuntimeError as exc:
-                self.give_up(exc)
+            size = len(images)
+            if size > self.largest:  # warm up at the batch size that will be recorded
+                self.largest, self.warm_steps = size, 0
+            if size == self.largest:  # a smaller batch (an epoch's last) is never the one recorded
+                if self.warm_steps < self.warmup:
+                    self.warm_steps += 1
+                    return self.warm_step(images, labels)
+                try:
+                    self.record(images, labels)
+                except RuntimeError as exc:
+                    self.give_up(exc)
         if self.images is not None and images.shape == self.images.shape and labels.shape == self.labels.shape:
             return self.replay(images, labels)
         with self.learning_rates_on_device():  # another shape, or no graph: eager, the same code

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set_rng_state
 from resnetlab.data import Augmentation, DatasetBundle, create_loader
+from resnetlab.data.loader import batch_count
 from resnetlab.data.photos import eval_resize
 from resnetlab.devices import host_check_interval, memory_format
 from resnetlab.errors import ResnetlabError
@@ -363,10 +364,11 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
                   channels_last=memory_format(device, config.channels_last) == torch.channels_last,
                   num_workers=config.workers, skip_bad_images=config.skip_bad_images,  # these two: streaming only
                   photo_views=config.photo_views)  # photos only
+    iterations = batch_count(len(bundle.train), config.batch_size, drop_last=config.drop_last, train=True, world_size=ctx.world_size)
     augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
-                                crop_epochs=crop_epochs(config, len(bundle.train) // config.batch_size),
-                                copies=config.batch_copies, photo=config.photo_augmentation)
-    train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed, **common)
+                                crop_epochs=crop_epochs(config, iterations), copies=config.batch_copies, photo=config.photo_augmentation)
+    train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed,
+                                 drop_last=config.drop_last, **common)
     if len(train_loader) == 0:
         raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
     eval_batch = evaluation_batch_size(bundle.pipeline, config.batch_size, device)

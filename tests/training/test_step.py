@@ -160,3 +160,36 @@ def test_a_checkpoint_saved_with_the_fused_gpu_update_resumes_with_the_cpu_updat
     trainer.restore(checkpoint)
     trainer.run.close()
     assert {group["fused"] for group in trainer.optimizer.param_groups} == {None}
+
+
+class SyncingLoss(nn.CrossEntropyLoss):
+    """A loss that reads a value to the host, as no graph can record: capture fails on it."""
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = super().forward(logits, labels)
+        loss.item()
+        return loss
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_a_refused_capture_leaves_the_device_usable_and_the_run_eager() -> None:
+    device, told = torch.device("cuda"), []
+
+    def run(graphed: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = create_model("resnet20", num_classes=3).to(device)
+        optimizer = create_optimizer(model, CONFIG, fused=True)
+        parts = StepParts(model, SyncingLoss(), optimizer, nullcontext, torch.amp.GradScaler("cuda", enabled=False))
+        schedule = create_schedule(optimizer, CONFIG, 12, 6)
+        step = GraphedStep(parts, warmup=2, on_failure=told.append) if graphed else GraphedStep(parts, warmup=2, capture=False)
+        for images, labels in batches():
+            step(images.to(device), labels.to(device))
+            schedule.step()
+        torch.cuda.synchronize()
+        assert (step.failure is not None) == graphed
+        return {k: v.float().cpu() for k, v in model.state_dict().items()}
+
+    eager, after_refusal = run(False), run(True)
+    assert len(told) == 1
+    assert all(torch.allclose(eager[k], after_refusal[k], rtol=1e-4, atol=1e-5) for k in eager)

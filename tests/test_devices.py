@@ -84,6 +84,18 @@ def test_training_tunes_for_its_device(tmp_path, monkeypatch) -> None:
     assert tuned == [torch.device("cpu")]
 
 
+def test_a_runs_log_names_its_gpu_by_model_and_by_the_index_a_scheduler_chose(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"NVIDIA H200 #{index}")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    assert devices.device_name(torch.device("cuda")) == "cuda:0 (NVIDIA H200 #0, CUDA_VISIBLE_DEVICES=5)"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert devices.device_name(torch.device("cuda", 1)) == "cuda:1 (NVIDIA H200 #1)"
+    run_module.train(tiny_config(tmp_path / "run", epochs=None, max_iters=1), bundle=make_tiny_bundle())
+    first = (tmp_path / "run" / "train.log").read_text().splitlines()[0]
+    assert f"device cpu ({torch.get_num_threads()} threads), precision " in first
+
+
 def test_channels_last_on_cuda_and_cpu_only_when_asked() -> None:
     assert memory_format(torch.device("cpu"), True) == torch.channels_last
     assert memory_format(torch.device("cuda"), True) == torch.channels_last

@@ -7,6 +7,8 @@ Model code never names a device or dtype; this is the one place that decides the
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from resnetlab.errors import ResnetlabError, shown
@@ -54,3 +56,16 @@ def tune_for_fixed_sizes(device: torch.device) -> None:
     all have one size, so that search pays (torchvision's references do the same)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+
+
+def device_name(device: torch.device) -> str:
+    """The device in words for a run's log: a GPU by its model and by the physical index a job
+    scheduler or a parallel sweep chose (``CUDA_VISIBLE_DEVICES``), the CPU by its threads."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None else ""
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)}{where})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)

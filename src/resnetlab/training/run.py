@@ -19,7 +19,7 @@ from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.data.factory import with_usable_std
 from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
-from resnetlab.devices import memory_format, resolve_device, tune_for_fixed_sizes
+from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size, min_image_size
@@ -69,7 +69,7 @@ def train(
         asked = config.precision  # resolved once, then recorded: config.yaml, checkpoints, summary.json
         config = replace(config, precision=resolve_precision(asked, device, cpu_bf16=False if checkpoint is not None else None))
         log = run.open_log(config.quiet)
-        log.info(f"precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
+        log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
         check_native_size_fits(config, bundle, device, ctx.world_size)

@@ -106,12 +106,14 @@ def test_a_run_trained_on_the_gpu_evaluates_there_to_its_own_accuracy(tmp_path, 
     assert ckpt["config"]["precision"] == "fp32" and len(ckpt["rng"]["cuda"]) == 1
 
 
-def test_a_run_resumed_on_the_gpu_ends_bit_identical(tmp_path, tiny_bundle, monkeypatch) -> None:
-    """As tests/training/test_resume.py on the CPU. cuDNN is held to its deterministic algorithms:
-    the straight and the resumed run then differ only if the resume lost state."""
+@pytest.mark.parametrize("batches", [{}, {"batch_size": 10, "drop_last": False}], ids=["full-batches", "smaller-last-batch"])
+def test_a_run_resumed_on_the_gpu_ends_bit_identical(tmp_path, tiny_bundle, monkeypatch, batches) -> None:
+    """As tests/training/test_resume.py on the CPU, with the step a CUDA graph (warm-up steps eager,
+    and with a smaller last batch, that one eager too). cuDNN is held to its deterministic
+    algorithms: the straight and the resumed run then differ only if the resume lost state."""
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     straight, broken = tmp_path / "straight", tmp_path / "broken"
-    extras = {"device": "cuda", "precision": "bf16"}
+    extras = {"device": "cuda", "precision": "bf16", **batches}
     expected = train(tiny_config(straight, **extras), bundle=tiny_bundle)
     with pytest.raises(TrainingInterrupted) as info:
         train(tiny_config(broken, **extras), bundle=tiny_bundle, on_iteration=interrupt_at(8, signal.SIGTERM))

@@ -13,6 +13,8 @@
 #           cifar10-depth sweep up to ResNet-110) run far longer and are only run when named.
 #
 # Runs the checkout as it is (PYTHONPATH=src), with the python3 on PATH (PYTHON overrides it).
+# GPU_CHECK_SECONDS (default 540) bounds the whole: each section's limit is cut to what is left,
+# and a section with less than 20 seconds left is skipped (named in summary.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,8 @@ shift 2
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(env gpu-tests bench suite photos)
 python=${PYTHON:-python3}
+budget=${GPU_CHECK_SECONDS:-540}
+began=$(date +%s)
 export PYTHONPATH=src
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
@@ -40,9 +44,15 @@ cifar() { unpack cifar10-jpeg.tar.gz && echo "$data"; }  # the archive holds tra
 flowers() { unpack flowers5.tar.gz && echo "$data/flowers5_kaggle"; }
 
 section() {  # section NAME SECONDS COMMAND...: run it under a time limit, log it, note its status
-    local name=$1 limit=$2 start status
+    local name=$1 limit=$2 start status left
     shift 2
     start=$(date +%s)
+    left=$(( budget - (start - began) ))
+    if [ "$left" -lt 20 ]; then
+        echo "$name: skipped, ${left} s of the ${budget} s left" | tee -a "$out/summary.txt"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (at most ${limit} s): $*" | tee "$out/$name.log"
     timeout --kill-after=10 "$limit" "$@" >>"$out/$name.log" 2>&1
     status=$?
@@ -54,7 +64,7 @@ for s in "${sections[@]}"; do
         env) section env 30 bash -c "nvidia-smi; $python -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(), torch.cuda.get_device_capability())'; nproc" ;;
         gpu-tests) section gpu-tests 150 "$python" -m pytest -m gpu -q -p no:cacheprovider ;;
         bench) d=$(cifar) && section bench 240 "$python" benchmarks/gpu.py --data-dir "$d" --with-recipe ;;
-        suite) section suite 150 "$python" -m pytest -m "not slow" -q -n 8 -p no:cacheprovider ;;
+        suite) section suite 150 "$python" -m pytest -m "not slow and not gpu" -q -n 8 -p no:cacheprovider ;;
         photos) d=$(flowers) && section photos 120 "$python" benchmarks/gpu_photos.py --flowers "$d" --steps 20 --rounds 2 ;;
         paper) d=$(cifar) && section paper 600 "$python" -m resnetlab train --model resnet20 --recipe paper \
                    --dataset folder --data-dir "$d" --out "$data/runs/paper-resnet20" ;;

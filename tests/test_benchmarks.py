@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py where there is no GPU: one line saying so, exit status 2, no traceback."""
+"""benchmarks/ where there is no GPU: one line saying so, exit status 2, no traceback; the GPU check keeps its budget."""
 
 from __future__ import annotations
 
@@ -18,3 +18,17 @@ def test_the_gpu_benchmark_without_a_gpu_says_so_in_one_line_and_exits_2() -> No
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == "benchmarks/gpu.py needs a CUDA GPU: torch.cuda.is_available() is False here\n"
+
+
+def test_the_gpu_check_keeps_to_its_time_budget_and_refuses_an_unknown_section(tmp_path) -> None:
+    script = str(REPO / "benchmarks" / "gpu_check.sh")
+    env = {**os.environ, "GPU_CHECK_SECONDS": "10", "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", script, str(tmp_path), str(tmp_path / "out"), "gpu-tests", "suite"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    summary = (tmp_path / "out" / "summary.txt").read_text().splitlines()
+    assert proc.returncode == 0 and len(summary) == 2
+    assert all(line.endswith("s of the 10 s left") and ": skipped, " in line for line in summary)  # nothing started
+    proc = subprocess.run(["bash", script, str(tmp_path), str(tmp_path / "out"), "benchmark"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == "gpu_check: unknown section benchmark (env gpu-tests bench photos suite paper table6)\n"

@@ -135,7 +135,7 @@ def test_parallel_auto_starts_the_runs_that_fit_in_the_free_gpu_memory_and_is_on
     budget = 2 * r20 + r56 + r20 // 2  # the first three fit, resnet110 does not beside them; the last resnet20 does not either
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU (several: tests/reports/test_sweep_placement.py)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(budget / concurrency.USABLE_FRACTION) + 1, 2**45))
+    monkeypatch.setattr(concurrency, "free_gpu_memory", lambda devices: [int(budget / concurrency.USABLE_FRACTION) + 1] * len(devices))
     monkeypatch.setattr(concurrency, "usable_cores", lambda: 16)
     share = concurrency.auto_parallel(configs)
     assert (share.runs, share.places, share.estimates) == (5, [placement.Place(budget=budget)], [r20, r56, r20, r110, r20])

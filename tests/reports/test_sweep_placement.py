@@ -7,6 +7,7 @@ decide the same on a machine with real GPUs.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,17 +25,16 @@ GiB = 2**30
 
 
 def fake_gpus(monkeypatch: pytest.MonkeyPatch, free: list[int], visible: str | None = None) -> list[Any]:
-    """``len(free)`` GPUs with ``free`` bytes each; returns the devices ``mem_get_info`` was asked about."""
+    """``len(free)`` GPUs with ``free`` bytes each; returns the devices whose free memory was asked."""
     asked: list[Any] = []
 
-    def mem_get_info(device: Any = None) -> tuple[int, int]:
-        asked.append(device)
-        index = device.index if isinstance(device, torch.device) else device
-        return free[index], 80 * GiB
+    def free_gpu_memory(devices: list[torch.device]) -> list[int]:
+        asked.extend(devices)
+        return [free[device.index or 0] for device in devices]
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: len(free))
-    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    monkeypatch.setattr(concurrency, "free_gpu_memory", free_gpu_memory)
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
@@ -86,7 +86,7 @@ def test_parallel_auto_gives_each_gpu_a_budget_from_its_own_free_memory(tmp_path
     asked = fake_gpus(monkeypatch, [int(b / concurrency.USABLE_FRACTION) + 1 for b in budgets], visible="3,5")
     monkeypatch.setattr(concurrency, "usable_cores", lambda: 16)
     share = concurrency.auto_parallel(configs)
-    assert asked == [0, 1]
+    assert asked == [torch.device("cuda", 0), torch.device("cuda", 1)]
     assert (share.runs, share.estimates) == (4, [r20] * 4)
     assert share.places == [Place("cuda:0", "3", budgets[0]), Place("cuda:1", "5", budgets[1])]
     assert first_wave(share.estimates, share.runs, share.places) == [0, 0, 1, 0]
@@ -152,3 +152,19 @@ def test_each_child_gets_its_gpu_in_its_environment_its_start_line_and_its_log(
     command, env = children.started[1]
     assert command[1:4] == ["-m", "resnetlab", "train"] and str(tmp_path / "out" / "b") in command
     assert {**env, "CUDA_VISIBLE_DEVICES": "3,5"} == parallel.child_environment(3)  # all else as without GPUs
+
+
+def test_free_memory_is_asked_in_a_child_process_and_in_this_one_only_if_the_child_cannot_tell(monkeypatch) -> None:
+    commands, here = [], []
+
+    def child(command, **options):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout="1000 2000\n", stderr="")
+
+    monkeypatch.setattr(concurrency.subprocess, "run", child)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: here.append(device) or (7, 9))
+    gpus = [torch.device("cuda", 0), torch.device("cuda", 1)]
+    assert concurrency.free_gpu_memory(gpus) == [1000, 2000] and here == []  # this process opened no CUDA context
+    assert commands[0][1:] == ["-c", concurrency.FREE_MEMORY_PROBE, "cuda:0", "cuda:1"]
+    monkeypatch.setattr(concurrency.subprocess, "run", lambda command, **options: subprocess.CompletedProcess(command, 1, "", "boom"))
+    assert concurrency.free_gpu_memory(gpus) == [7, 7] and here == gpus

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
+from PIL import Image
 
 from resnetlab.data.types import DatasetBundle
 from tests.builders import CIFAR10_JPEG_TARBALL, FASHION_MNIST_DIR, make_photo_folder, make_tiny_bundle
@@ -147,3 +148,16 @@ def torchrun_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setenv("LOCAL_RANK", str(rank if local_rank is None else local_rank))
 
     return set_env
+
+
+@pytest.fixture(scope="session")
+def tiny_image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ImageFolder data set (train/<class>/*.png, test/<class>/*.png): 3 learnable classes, 16x16 RGB."""
+    root = tmp_path_factory.mktemp("tiny-folder")
+    bundle = make_tiny_bundle(num_classes=3, per_class=24, size=16)
+    for split_name, split in (("train", bundle.train), ("test", bundle.test)):
+        for i, (image, label) in enumerate(zip(split.images, split.labels)):
+            target = root / split_name / bundle.classes[int(label)]
+            target.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(target / f"{i:04d}.png")
+    return root

@@ -167,7 +167,7 @@ SRC = Path(resnetlab.__file__).parent
 IN_PLACE_WRITES = {
     ("runs.py", "append_metrics"): "metrics.csv grows by one row per epoch; an append never touches the rows before it",
     ("runs.py", "_tensorboard"): "tensorboard's event file is a log its SummaryWriter appends to",
-    ("reports/parallel.py", "start"): "a sweep run's console log, appended line by line as the run prints",
+    ("sweeps/parallel.py", "start"): "a sweep run's console log, appended line by line as the run prints",
     ("run_lock.py", "acquire"): "the lock file holds the owner's pid under flock: it must be one file, opened in place",
     ("data/download.py", "_fetch_verified"): "a download streamed to a temporary file and renamed once its MD5 matches; "
                                              "its OSErrors are network failures the mirror loop tries the next mirror on",

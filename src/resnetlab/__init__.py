@@ -27,7 +27,7 @@ _LAZY = {
     "finetune": "resnetlab.training.finetune",
     "export": "resnetlab.evaluation",
     "report": "resnetlab.reports",
-    "sweep": "resnetlab.reports",
+    "sweep": "resnetlab.sweeps",
 }
 
 

@@ -117,7 +117,7 @@ def test_the_training_loader_stops_cropping_for_the_uncropped_epochs(tmp_path, b
 def test_set_and_model_option_pairs_are_typed_alike_as_yaml_scalars() -> None:
     """--set and --model-option read VALUE as a config file would: numbers, booleans, text, null."""
     from resnetlab.cli.flags import parse_options
-    from resnetlab.reports.sweep import parse_set
+    from resnetlab.sweeps.sweep import parse_set
 
     pairs = ["epochs=2", "lr=0.05", "zero_init_residual=true", "shortcut=B", "data-dir=/data/x", "init_from=", "note=[1"]
     want = {"epochs": 2, "lr": 0.05, "zero_init_residual": True, "shortcut": "B", "data_dir": "/data/x", "init_from": None,

@@ -23,8 +23,8 @@ import torch
 from resnetlab.devices import resolve_device
 from resnetlab.models import create_model
 from resnetlab.models.registry import model_info
-from resnetlab.reports.parallel import usable_cores
-from resnetlab.reports.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, first_wave, visible_gpus
+from resnetlab.sweeps.parallel import usable_cores
+from resnetlab.sweeps.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, first_wave, visible_gpus
 
 # CUDA context (~0.5 GiB), cuDNN/cuBLAS workspaces, the caching allocator's slack and a CIFAR-sized
 # training set held on the device (150 MB as uint8).

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import torch
 
-from resnetlab.reports import concurrency, parallel, placement, sweep
-from resnetlab.reports.placement import Place, choose_place, first_wave, physical_ids, visible_gpus
+from resnetlab.sweeps import concurrency, parallel, placement, sweep
+from resnetlab.sweeps.placement import Place, choose_place, first_wave, physical_ids, visible_gpus
 from resnetlab.training.config import resolve_config
 from tests.builders import fake_run
-from tests.reports.test_sweep import write_sweep
+from tests.sweeps.test_sweep import write_sweep
 
 GiB = 2**30
 

@@ -25,12 +25,12 @@ import resnetlab
 from resnetlab import training
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
-from resnetlab.reports import concurrency, parallel, placement, sweep
-from resnetlab.reports.sweep import equivalent_command, run_state
 from resnetlab.runs import read_metrics
+from resnetlab.sweeps import concurrency, parallel, placement, sweep
+from resnetlab.sweeps.sweep import equivalent_command, run_state
 from resnetlab.training.config import resolve_config
 from tests.builders import tiny_train_overrides
-from tests.reports.test_sweep import FakeTrain, write_sweep
+from tests.sweeps.test_sweep import FakeTrain, write_sweep
 
 RUNS = [{"name": "a", "model": "resnet20"}, {"name": "b", "model": "plain20"}, {"name": "c", "model": "resnet20", "seed": 1}]
 TIMES = ("epoch_seconds", "images_per_second", "eval_seconds")
@@ -134,7 +134,7 @@ def test_parallel_auto_starts_the_runs_that_fit_in_the_free_gpu_memory_and_is_on
     assert concurrency.PROCESS_OVERHEAD < r20 < r56 < r110
     budget = 2 * r20 + r56 + r20 // 2  # the first three fit, resnet110 does not beside them; the last resnet20 does not either
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU (several: tests/reports/test_sweep_placement.py)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU (several: tests/sweeps/test_sweep_placement.py)
     monkeypatch.setattr(concurrency, "free_gpu_memory", lambda devices: [int(budget / concurrency.USABLE_FRACTION) + 1] * len(devices))
     monkeypatch.setattr(concurrency, "usable_cores", lambda: 16)
     share = concurrency.auto_parallel(configs)

@@ -34,8 +34,8 @@ import yaml
 import resnetlab
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import replacing, writing
-from resnetlab.reports.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, choose_place, environment_at
 from resnetlab.runs import RunFolder
+from resnetlab.sweeps.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, choose_place, environment_at
 
 POLL_SECONDS = 0.2
 STOPPED = (130, -signal.SIGINT, -signal.SIGTERM)  # how a run stopped by a signal exits (130: with a checkpoint)

@@ -5,6 +5,7 @@ Each area keeps its own fixtures in ``tests/<area>/conftest.py``; what they buil
 
 from __future__ import annotations
 
+import logging
 import os
 import tarfile
 from collections.abc import Callable, Iterator
@@ -47,6 +48,19 @@ def no_native_bf16() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("resnetlab.precision.cpu_has_native_bf16", lambda: False)
         yield
+
+
+@pytest.fixture(autouse=True)
+def package_log_reset() -> Iterator[None]:
+    """A run a test opened and never closed (``make_trainer``) stops logging into the next test."""
+    package = logging.getLogger("resnetlab")
+    before = (package.level, package.propagate, list(package.handlers))
+    yield
+    for handler in [h for h in package.handlers if h not in before[2]]:
+        package.removeHandler(handler)
+        handler.close()
+    package.setLevel(before[0])
+    package.propagate = before[1]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,7 @@
     class_indices.json {"0": "airplane", ...}
     data.json          image folders: what the data held at the start (a resume refuses other data)
     weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
-    train.log          the console lines, plus warnings
+    train.log          everything the package logs during the run (data/ included): the console lines, plus warnings
     tb/                TensorBoard events (when tensorboard is installed)
     checkpoints/last.pt   the latest state: what a resume continues and what the run folder means
     checkpoints/best.pt   the epoch of best validation accuracy (only with a validation split)
@@ -56,6 +56,7 @@ METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_l
                    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views")
 RECORDS = (CONFIG, METRICS, SUMMARY)  # files only a run of ours writes: one of them makes a folder a run
 OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES, DATA)  # everything a run writes
+PACKAGE_LOG = logging.getLogger("resnetlab")  # every module's logger is below it: a run's lines go out here
 RUN_CHECKPOINTS = (LAST, BEST)  # a run folder means its final model; best.pt only where no last.pt was kept
 
 
@@ -129,7 +130,9 @@ class RunFolder:
         self.checkpoints = self.path / CHECKPOINTS
         self.last = self.checkpoints / LAST
         self.best = self.checkpoints / BEST
-        self.log = logging.getLogger(f"resnetlab.train.{id(self)}")
+        self.log = logging.getLogger(f"resnetlab.train.{id(self)}")  # reaches PACKAGE_LOG's handlers
+        self._log_handlers: list[logging.Handler] = []
+        self._package_log_was = (logging.NOTSET, True)
         self._tb: Any = None
         self._lock = RunLock(self.path)
         self._replaced: Path | None = None  # the old run's files until the new run has started
@@ -247,27 +250,36 @@ class RunFolder:
                                  f"which training would mix with or write over: pass a new or empty folder to --out")
 
     def open_log(self, quiet: bool) -> logging.Logger:
-        """A logger writing to train.log (main process) and, unless quiet, to stdout."""
+        """The run's logger. In the main process everything the package logs while the run is open
+        (the run's lines and every module's, data/ included: a skipped image) takes one path, to
+        train.log and, unless quiet (then warnings only), stdout."""
         self.log.setLevel(logging.INFO)
-        self.log.propagate = False
         if self.writer:
             with writing(self.log_file):
                 file_handler = _LogFile(self.log_file)
             file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-            self.log.addHandler(file_handler)
             console = logging.StreamHandler(sys.stdout)
             console.setLevel(logging.WARNING if quiet else logging.INFO)
-            self.log.addHandler(console)
+            self._log_handlers = [file_handler, console]
+            self._package_log_was = (PACKAGE_LOG.level, PACKAGE_LOG.propagate)
+            PACKAGE_LOG.setLevel(logging.INFO)
+            PACKAGE_LOG.propagate = False  # not a second time through the root logger's handlers
+            for handler in self._log_handlers:
+                PACKAGE_LOG.addHandler(handler)
         return self.log
 
     def close(self) -> None:
         """Close the log; give back an old run the new one never replaced; release the lock."""
-        for handler in list(self.log.handlers):
+        for handler in self._log_handlers:
+            PACKAGE_LOG.removeHandler(handler)
             try:
                 handler.close()
             except (OSError, WriteError):  # a full disk: the run already stops on that error
                 pass
-            self.log.removeHandler(handler)
+        if self._log_handlers:
+            PACKAGE_LOG.setLevel(self._package_log_was[0])
+            PACKAGE_LOG.propagate = self._package_log_was[1]
+            self._log_handlers = []
         if self._tb is not None and self._tb is not False:
             self._tb.close()
         try:

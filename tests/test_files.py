@@ -19,8 +19,9 @@ import resnetlab.checkpoint as checkpoint_module
 from resnetlab.checkpoint import atomic_save
 from resnetlab.evaluation import evaluate
 from resnetlab.files import WriteError, replacing
+from resnetlab.runs import write_config
 from resnetlab.training import resolve_config
-from resnetlab.training.config import read_run_config, save_config
+from resnetlab.training.config import read_run_config
 from tests.builders import make_checkpoint, make_image_folder
 
 UNEXPECTED_POS = "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
@@ -111,7 +112,7 @@ def full_disk() -> OSError:
 
 def test_a_config_cut_off_by_a_full_disk_keeps_the_previous_config(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "config.yaml"
-    save_config(resolve_config("paper", overrides={"epochs": 3}), path)
+    write_config(resolve_config("paper", overrides={"epochs": 3}).to_dict(), path)
     before = path.read_bytes()
     written = {}
 
@@ -122,7 +123,7 @@ def test_a_config_cut_off_by_a_full_disk_keeps_the_previous_config(tmp_path: Pat
 
     monkeypatch.setattr(Path, "write_text", half_then_full)
     with pytest.raises(WriteError) as caught:
-        save_config(resolve_config("paper", overrides={"epochs": 7}), path)
+        write_config(resolve_config("paper", overrides={"epochs": 7}).to_dict(), path)
     monkeypatch.undo()
     assert str(caught.value) == f"cannot write {path}: No space left on device"
     assert written and all(n > 0 for n in written.values())  # something was written, to another file

@@ -107,6 +107,14 @@ def read_json(path: Path, advice: str) -> dict[str, Any]:
         raise ResnetlabError(f"{path} is not valid JSON ({exc}): {advice}") from None
 
 
+def write_config(values: dict[str, Any], path: Path) -> None:
+    """A resolved config (``TrainConfig.to_dict()``) as the YAML ``--config`` reads, written atomically:
+    the one writer of config.yaml, for a run folder and for the configs a sweep hands its runs."""
+    text = yaml.safe_dump(values, sort_keys=False)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(path: Path, data: Any) -> None:
     """``data`` as indented JSON, written atomically."""
     text = json.dumps(data, indent=2) + "\n"
@@ -294,9 +302,7 @@ class RunFolder:
         """The run has started: its config and classes are written, the run it replaces is deleted."""
         if not self.writer:
             return
-        text = yaml.safe_dump(config, sort_keys=False)
-        with replacing(self.config_file) as tmp:
-            tmp.write_text(text)
+        write_config(config, self.config_file)
         write_json(self.class_indices, {str(i): name for i, name in enumerate(classes)})
         if self._replaced is not None:  # renamed first: a half-deleted old run is never restored
             shutil.rmtree(self.path / f"{REPLACED}.deleting", ignore_errors=True)

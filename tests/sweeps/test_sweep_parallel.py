@@ -25,8 +25,8 @@ import resnetlab
 from resnetlab import training
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
-from resnetlab.runs import read_metrics
-from resnetlab.sweeps import concurrency, parallel, placement, sweep
+from resnetlab.runs import read_metrics, write_config
+from resnetlab.sweeps import concurrency, placement, sweep
 from resnetlab.sweeps.sweep import equivalent_command, run_state
 from resnetlab.training.config import resolve_config
 from tests.builders import tiny_train_overrides
@@ -175,6 +175,6 @@ def test_the_report_names_the_parallel_command() -> None:
 def test_a_child_trains_the_config_the_sweep_resolved(tmp_path: Path) -> None:
     """The file a child reads (--config) wins over the recipe and its per-model values: the same config."""
     config = resolve_config("paper", overrides={"model": "resnet110", "out": str(tmp_path / "r"), "epochs": 3})
-    parallel.write_config(config, tmp_path / "r.yaml")
+    write_config(config.to_dict(), tmp_path / "r.yaml")
     assert resolve_config(None, tmp_path / "r.yaml") == config
     assert config.error_warmup_lr == 0.01  # resnet110's own value in the paper recipe, kept

@@ -11,8 +11,9 @@ import yaml
 
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
+from resnetlab.runs import write_config
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
-from resnetlab.training.config import FIELDS, config_from_dict, read_run_config, save_config
+from resnetlab.training.config import FIELDS, config_from_dict, read_run_config
 from resnetlab.training.distributed import Distributed
 from resnetlab.training.trainer import build_loaders, crop_epochs
 from tests.builders import tiny_config
@@ -82,7 +83,7 @@ def test_model_name_and_options_are_checked_with_the_config():
 
 def test_saved_config_is_a_config_file(tmp_path):
     config = resolve_config("fast", overrides={"model_options": {"shortcut": "B"}, "epochs": 4})
-    save_config(config, tmp_path / "config.yaml")
+    write_config(config.to_dict(), tmp_path / "config.yaml")
     assert resolve_config(config_file=tmp_path / "config.yaml") == config
 
 
@@ -186,7 +187,7 @@ def test_weight_decay_everywhere_in_an_old_config_stays_everywhere(tmp_path):
 
 
 def test_a_new_config_has_only_the_new_names(tmp_path):
-    save_config(resolve_config("fast"), tmp_path / "config.yaml")
+    write_config(resolve_config("fast").to_dict(), tmp_path / "config.yaml")
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert (saved["schedule"], saved["norm_weight_decay"], saved["bias_weight_decay"]) == ("linear", 0.0, 0.0)
     assert not {"no_weight_decay_on_bn_and_bias", "whiten_first_conv", "amp"} & set(saved)

@@ -12,9 +12,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from resnetlab.data.layout import SPLIT_NAMES
 from resnetlab.data.scan import class_folders, scan_classes
-
-SPLIT_NAMES = ("train", "val", "test")
 
 
 def folder_fingerprint(data_dir: str | Path) -> dict[str, dict[str, int | str]]:

@@ -19,13 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
+from resnetlab.data.loader import FLIP_MODES, PHOTO_AUGMENTATIONS
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.data.photo_loader import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import replacing
 from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
 from resnetlab.training.distributed import COLLECTIVE_TIMEOUT
@@ -34,8 +32,6 @@ DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
-FLIPS = ("random", "alternate", "none")
-PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 NORMALIZATIONS = ("auto", "imagenet", "dataset")
 
 
@@ -188,13 +184,6 @@ def load_recipe(name: str) -> dict[str, Any]:
     return values
 
 
-def save_config(config: TrainConfig, path: Path) -> None:
-    """``config`` as the YAML ``--config`` reads, written atomically: a failed write keeps the old file."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    with replacing(path) as tmp:
-        tmp.write_text(text)
-
-
 # Fields a run decides when it starts and records in its config.yaml ("auto" -> "imagenet"); a
 # config that leaves them undecided asks for nothing different from the recorded decision.
 DECIDED_AT_START = {"normalization": "auto", "stream": None, "precision": "auto"}
@@ -284,7 +273,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
     for key in FIELDS:  # types first: every check below may then compare and compute
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIP_MODES,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
                "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS}
     for key, allowed in choices.items():

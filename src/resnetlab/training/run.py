@@ -16,7 +16,6 @@ from torch import nn
 
 from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
-from resnetlab.data.factory import with_usable_std
 from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
@@ -71,7 +70,6 @@ def train(
         log = run.open_log(config.quiet)
         log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
-        bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
         check_native_size_fits(config, bundle, device, ctx.world_size)
         if checkpoint is not None:
             check_same_classes(checkpoint["classes"], bundle.classes, run.path)
@@ -136,12 +134,16 @@ def normalization_for(init_from: str | None) -> str:
 
 
 def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
-    """The bundle with the normalisation the config asks for (the checkpoint records it)."""
+    """The bundle with the normalisation the config asks for (the checkpoint records it). A bundle of
+    one's own (``train(bundle=)``) needs a std above 0 per channel, as ``load_dataset`` makes it."""
     if config.normalization == "imagenet":
         channels = bundle.image_shape[0]
         if channels != 3:
             raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): use --normalization dataset")
         return replace(bundle, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    if not all(s > 0 for s in bundle.std):
+        raise ResnetlabError(f"the bundle's std {list(bundle.std)} has a channel at 0 (or NaN), which would make step 1 NaN: "
+                             "pass it through resnetlab.data.factory.with_usable_std first (load_dataset does)")
     return bundle
 
 

@@ -32,7 +32,6 @@ from torch import nn
 from resnetlab.checkpoint import build_checkpoint, save_checkpoint
 from resnetlab.cli.train_cmd import add_config_flags, overrides_from
 from resnetlab.data import DatasetBundle
-from resnetlab.data.factory import with_usable_std
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
 from resnetlab.training.run import build_model, load_data, normalized
@@ -106,7 +105,7 @@ def whiten_first_convolution(model: nn.Module, images: torch.Tensor, mean: Seque
 
 def training_data(config: TrainConfig) -> DatasetBundle:
     """The images and the normalisation a fresh ``resnetlab train`` run of ``config`` trains on."""
-    return with_usable_std(normalized(load_data(config), config), note=print)
+    return normalized(load_data(config), config)
 
 
 def whitened_model(config: TrainConfig, bundle: DatasetBundle) -> tuple[nn.Module, int]:

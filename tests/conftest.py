@@ -6,7 +6,9 @@ Each area keeps its own fixtures in ``tests/<area>/conftest.py``; what they buil
 from __future__ import annotations
 
 import logging
+import multiprocessing.process
 import os
+import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +50,24 @@ def no_native_bf16() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("resnetlab.precision.cpu_has_native_bf16", lambda: False)
         yield
+
+
+class QuickTierStartsAProcess(AssertionError):
+    """A test outside the ``slow`` mark started a process (the quick tier runs without)."""
+
+
+@pytest.fixture(autouse=True)
+def quick_tier_starts_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick tier (``-m "not slow"``) starts no process: no subprocess, no DataLoader worker, no
+    browser. A test that needs one is marked ``slow`` (the whole suite runs it), or made in-process."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise QuickTierStartsAProcess(f"{request.node.nodeid} starts a process: mark it slow or keep it in-process")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
 
 
 @pytest.fixture(autouse=True)

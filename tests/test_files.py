@@ -94,6 +94,7 @@ def tiny_filesystem(tmp_path: Path):
         subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.slow  # mount and umount processes: the whole suite runs it, the quick tier does not
 def test_a_checkpoint_bigger_than_a_real_disk_is_one_message_and_the_old_one_stays(tiny_filesystem: Path) -> None:
     path = tiny_filesystem / "last.pt"
     atomic_save({"weights": torch.ones(1000)}, path)

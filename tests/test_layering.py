@@ -10,6 +10,7 @@ code can be used without the training stack.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,12 @@ def test_reports_read_runs_and_never_start_one() -> None:
         training = {name for name in imported if name.startswith("resnetlab.training")}
         assert training <= {"resnetlab.training.config", "resnetlab.training.schedules"}, path
         assert "train(" not in path.read_text(encoding="utf-8"), path
+
+
+LIBRARY = [p for p in MODULES if p.name != "__main__.py"]  # __main__ runs the command line when imported
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=[str(p.relative_to(PACKAGE)) for p in LIBRARY])
+def test_every_module_imports(path: Path) -> None:
+    """The quick tier imports every module, whichever of them its tests reach."""
+    importlib.import_module(module_name(path))

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnetlab.models.registry import in_classifier
 from resnetlab.training.config import TrainConfig
 
 
@@ -15,7 +16,7 @@ def trainable_parameters(model: nn.Module, freeze_backbone: bool) -> list[tuple[
     """All parameters, or only the classifier's (``fc``) with ``freeze_backbone``."""
     params = []
     for name, p in model.named_parameters():
-        if freeze_backbone and not name.startswith("fc."):
+        if freeze_backbone and not in_classifier(name):
             p.requires_grad_(False)
         if p.requires_grad:
             params.append((name, p))

@@ -33,6 +33,7 @@ from resnetlab.evaluation.evaluate import evaluation_batch_size
 from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
+from resnetlab.models.registry import in_classifier
 from resnetlab.precision import autocast, grad_scaler
 from resnetlab.runs import RunFolder
 from resnetlab.stop_signals import StopRequest, stop_on_signals
@@ -399,7 +400,7 @@ def set_train_mode(model: nn.Module, freeze_backbone: bool) -> None:
     model.train()
     if freeze_backbone:
         for name, module in model.named_modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith("fc"):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_classifier(name):
                 module.eval()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from resnetlab.checkpoint import checkpoint_path
 from resnetlab.errors import ResnetlabError
-from resnetlab.reports.runs import Run
+from resnetlab.reports.reading import Run
 from resnetlab.runs import run_checkpoint
 
 

@@ -1,9 +1,9 @@
 """Reports: every run and every set of runs readable at a glance.
 
 ``report(run_dirs, out)`` turns run folders into figures, a Table 6-style results table and one
-index.html. Modules: runs (reading run folders), plots, tables, predictions (checkpoint on the test
-split), html (the page), report. Reports read runs and render them; training many runs is
-``resnetlab.sweeps``.
+index.html. Modules: reading (run folders as reports see them), plots, tables, predictions
+(checkpoint on the test split), html (the page), report. Reports read runs and render them;
+training many runs is ``resnetlab.sweeps``.
 """
 
 from resnetlab.reports.report import report

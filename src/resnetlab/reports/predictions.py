@@ -25,7 +25,7 @@ from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import evaluation_precision
-from resnetlab.reports.runs import Run
+from resnetlab.reports.reading import Run
 from resnetlab.runs import RUN_CHECKPOINTS, RunFolder
 
 

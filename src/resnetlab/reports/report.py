@@ -27,7 +27,7 @@ from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
 from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
-from resnetlab.reports.runs import Run, read_runs
+from resnetlab.reports.reading import Run, read_runs
 from resnetlab.reports.tables import format_cell, format_duration, result_rows, write_csv, write_markdown
 from resnetlab.runs import RunFolder
 

@@ -135,7 +135,7 @@ def test_a_config_cut_off_by_a_full_disk_keeps_the_previous_config(tmp_path: Pat
 def test_an_eval_csv_cut_off_by_a_full_disk_keeps_the_previous_csv(tmp_path: Path, monkeypatch) -> None:
     data = make_image_folder(tmp_path / "data", size=16)
     checkpoint = make_checkpoint(tmp_path / "run" / "tiny.pt")
-    evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu")
+    evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu", out=tmp_path / "run")
     table = tmp_path / "run" / "eval-test-confusion.csv"
     before = table.read_bytes()
     assert before.startswith(b"true \\ predicted,cat,dog,fox")
@@ -156,7 +156,7 @@ def test_an_eval_csv_cut_off_by_a_full_disk_keeps_the_previous_csv(tmp_path: Pat
 
     monkeypatch.setattr(csv, "writer", FillingWriter)
     with pytest.raises(WriteError) as caught:
-        evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu")
+        evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu", out=tmp_path / "run")
     monkeypatch.undo()
     assert str(caught.value) == f"cannot write {table}: No space left on device"
     assert table.read_bytes() == before

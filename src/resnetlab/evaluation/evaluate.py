@@ -52,9 +52,9 @@ def evaluate(
     ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
     validation split from its config (same size, same seed). The test-time views are the run's own
     (``TestViews.from_checkpoint``) but for ``flip``, ``shift`` and ``ten_crop`` when given (None: as
-    the run did); ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). Writes
-    ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
-    folder, or beside the checkpoint file).
+    the run did); ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). With
+    ``out`` (``eval``'s default: ``files_folder(source)``, the run folder or the checkpoint's) writes
+    ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` there; without, no file.
 
     ``batch_size`` (None: ``evaluation_batch_size``, halved until its forward pass fits in the
     device's memory) is refused when its forward pass would not fit. SIGINT or SIGTERM stops the
@@ -97,10 +97,16 @@ def evaluate(
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }
-    folder = Path(out) if out else (Path(source) if Path(source).is_dir() else path.parent)
-    with writing(folder):
-        result["files"] = _write_files(folder, split, confusion, classes, result["mistakes"], images)
+    result["files"] = {}
+    if out is not None:
+        with writing(Path(out)):
+            result["files"] = _write_files(Path(out), split, confusion, classes, result["mistakes"], images)
     return result
+
+
+def files_folder(source: str | Path) -> Path:
+    """Where ``eval`` writes its files unless told: the run folder, or the checkpoint file's folder."""
+    return Path(source) if Path(source).is_dir() else checkpoint_path(source).parent
 
 
 def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestViews, *, device: torch.device,

@@ -118,3 +118,9 @@ LIBRARY = [p for p in MODULES if p.name != "__main__.py"]  # __main__ runs the c
 def test_every_module_imports(path: Path) -> None:
     """The quick tier imports every module, whichever of them its tests reach."""
     importlib.import_module(module_name(path))
+
+
+def test_training_takes_nothing_from_the_eval_commands_module() -> None:
+    """Training shares evaluation's loop (logits.py), not the ``eval`` command's module (evaluate.py)."""
+    for path in (PACKAGE / "training").rglob("*.py"):
+        assert "resnetlab.evaluation.evaluate" not in [name for _, name in imports_of(path)], path

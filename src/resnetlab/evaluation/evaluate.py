@@ -20,7 +20,7 @@ from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
+from resnetlab.evaluation.logits import evaluation_batch_size, loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, check_views_fit
@@ -117,15 +117,6 @@ def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestV
     model, loader = model_and_loader(ckpt, images, batch_size, device)
     with autocast(device, precision):
         return loader_logits(model, loader, views, progress=progress, stop=stop)
-
-
-def evaluation_batch_size(pipeline: str, train_batch: int | None, device: torch.device) -> int:
-    """The batch of every evaluation pass, training's own and ``eval``'s alike (so their logits agree):
-    small images in large batches, since inference keeps no activations (1024 on a GPU, 256 on a
-    CPU, at least training's batch); photos in training's batch (ten crops make each ten passes)."""
-    if pipeline == "small":
-        return max(1024 if device.type == "cuda" else 256, train_batch or 0)
-    return train_batch or 32
 
 
 def fitted_batch_size(ckpt: dict[str, Any], views: TestViews, device: torch.device, asked: int | None, default: int) -> int:

@@ -21,7 +21,8 @@ from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size, split_logits
+from resnetlab.evaluation.evaluate import checkpoint_data, split_logits
+from resnetlab.evaluation.logits import evaluation_batch_size
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import evaluation_precision

@@ -29,8 +29,7 @@ from resnetlab.data.loader import batch_count
 from resnetlab.data.photos import eval_resize
 from resnetlab.devices import host_check_interval, memory_format
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.evaluate import evaluation_batch_size
-from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
+from resnetlab.evaluation.logits import EvaluationStopped, evaluation_batch_size, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.models.registry import in_classifier

@@ -112,6 +112,7 @@ def whitened_model(config: TrainConfig, bundle: DatasetBundle) -> tuple[nn.Modul
     """The model a fresh run of ``config`` starts from, its first convolution whitened; and how many filters were set."""
     if bundle.pipeline != "small":
         raise ResnetlabError("a whitened first convolution needs small images of one size (CIFAR-like), not a photo folder")
+    torch.manual_seed(config.seed)  # as train() seeds before it builds the model
     model = build_model(config, bundle, torch.device("cpu"))
     return model, whiten_first_convolution(model, bundle.train.images, bundle.mean, bundle.std, config.seed)
 

@@ -168,7 +168,7 @@ def test_an_eval_csv_cut_off_by_a_full_disk_keeps_the_previous_csv(tmp_path: Pat
 SRC = Path(resnetlab.__file__).parent
 IN_PLACE_WRITES = {
     ("runs.py", "append_metrics"): "metrics.csv grows by one row per epoch; an append never touches the rows before it",
-    ("runs.py", "_tensorboard"): "tensorboard's event file is a log its SummaryWriter appends to",
+    ("training/run_log.py", "tensorboard_writer"): "tensorboard's event file is a log its SummaryWriter appends to",
     ("sweeps/parallel.py", "start"): "a sweep run's console log, appended line by line as the run prints",
     ("run_lock.py", "acquire"): "the lock file holds the owner's pid under flock: it must be one file, opened in place",
     ("data/download.py", "_fetch_verified"): "a download streamed to a temporary file and renamed once its MD5 matches; "

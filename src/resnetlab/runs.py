@@ -7,7 +7,7 @@
     data.json          image folders: what the data held at the start (a resume refuses other data)
     weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
     train.log          everything the package logs during the run (data/ included): the console lines, plus warnings
-    tb/                TensorBoard events (when tensorboard is installed)
+    tb/                TensorBoard events (when tensorboard is installed: training.run_log)
     checkpoints/last.pt   the latest state: what a resume continues and what the run folder means
     checkpoints/best.pt   the epoch of best validation accuracy (only with a validation split)
     run.lock           while a process writes here (see run_lock.py)
@@ -138,10 +138,10 @@ class RunFolder:
         self.checkpoints = self.path / CHECKPOINTS
         self.last = self.checkpoints / LAST
         self.best = self.checkpoints / BEST
+        self.tensorboard = self.path / TENSORBOARD
         self.log = logging.getLogger(f"resnetlab.train.{id(self)}")  # reaches PACKAGE_LOG's handlers
         self._log_handlers: list[logging.Handler] = []
         self._package_log_was = (logging.NOTSET, True)
-        self._tb: Any = None
         self._lock = RunLock(self.path)
         self._replaced: Path | None = None  # the old run's files until the new run has started
 
@@ -150,7 +150,7 @@ class RunFolder:
     def holds_run(self) -> bool:
         return holds_run(self.path)
 
-    def checkpoint(self) -> Path | None:
+    def checkpoint_file(self) -> Path | None:
         """``run_checkpoint``'s rule: last.pt, else best.pt."""
         return run_checkpoint(self.path)
 
@@ -288,8 +288,6 @@ class RunFolder:
             PACKAGE_LOG.setLevel(self._package_log_was[0])
             PACKAGE_LOG.propagate = self._package_log_was[1]
             self._log_handlers = []
-        if self._tb is not None and self._tb is not False:
-            self._tb.close()
         try:
             if self._replaced is not None:
                 self._restore_replaced()
@@ -315,12 +313,12 @@ class RunFolder:
         if self.writer:
             write_json(self.data_record, record)
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], *, best: bool = False) -> None:
+    def write_checkpoint(self, checkpoint: dict[str, Any], *, best: bool = False) -> None:
         """checkpoints/last.pt (or best.pt), written atomically: the previous one survives a failed write."""
         if self.writer:
             atomic_save(checkpoint, self.best if best else self.last)
 
-    def save_weights(self, state_dict: dict[str, Any]) -> None:
+    def write_weights(self, state_dict: dict[str, Any]) -> None:
         """weights.pth: the final model as a plain state_dict(), for tools that know nothing of checkpoints."""
         if self.writer:
             atomic_save(state_dict, self.weights)
@@ -341,7 +339,6 @@ class RunFolder:
             if new:
                 w.writeheader()
             w.writerow({k: _cell(row.get(k)) for k in METRICS_COLUMNS})
-        self._tensorboard(row)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.writer:
@@ -352,21 +349,6 @@ class RunFolder:
             w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             w.writeheader()
             w.writerows(rows)
-
-    def _tensorboard(self, row: dict[str, Any]) -> None:
-        """Scalars per epoch; silently skipped when tensorboard is not installed (optional extra)."""
-        if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                self._tb = False
-                return
-            self._tb = SummaryWriter(str(self.path / TENSORBOARD))
-        if self._tb:
-            for key in METRICS_COLUMNS[2:]:
-                if isinstance(row.get(key), float) and math.isfinite(row[key]):
-                    self._tb.add_scalar(key, row[key], row["iteration"])
-            self._tb.flush()
 
 
 class _LogFile(logging.FileHandler):

@@ -13,9 +13,10 @@ from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.runs import write_config
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
+from resnetlab.training.build import build_loaders
 from resnetlab.training.config import FIELDS, config_from_dict, read_run_config
 from resnetlab.training.distributed import Distributed
-from resnetlab.training.trainer import build_loaders, crop_epochs
+from resnetlab.training.trainer import crop_epochs
 from tests.builders import tiny_config
 
 

@@ -14,7 +14,7 @@ from resnetlab.models import create_model
 from resnetlab.runs import RunFolder
 from resnetlab.training import TrainConfig, distributed, resolve_config
 from resnetlab.training import run as run_module
-from resnetlab.training.trainer import Trainer
+from resnetlab.training.build import build_trainer
 from tests.builders import make_tiny_bundle, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
@@ -61,7 +61,7 @@ def test_sync_bn_converts_in_place_before_the_optimizer_and_ddp(monkeypatch, tmp
     keys, params = list(model.state_dict()), list(model.parameters())
     wrapped: list[nn.Module] = []
     monkeypatch.setattr(distributed, "wrap_model", lambda m, ctx, device: wrapped.append(m) or m)
-    parts = Trainer(config, bundle, model, RunFolder(tmp_path / "run", writer=False), TWO_PROCESSES, meta)
+    parts = build_trainer(config, bundle, model, run=RunFolder(tmp_path / "run", writer=False), ctx=TWO_PROCESSES, device=meta)
     batchnorms = [m for m in parts.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert batchnorms and all(isinstance(m, nn.SyncBatchNorm) for m in batchnorms)
     assert wrapped == [parts.model] and list(parts.model.state_dict()) == keys

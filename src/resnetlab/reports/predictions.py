@@ -68,7 +68,7 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
                        device: str = "auto", precision: str | None = None) -> TestPredictions:
     """Run the final checkpoint over the whole test split, in the run's precision unless ``precision``
     says otherwise; raises ResnetlabError saying what is missing."""
-    path = run.checkpoint()
+    path = run.checkpoint_file()
     if path is None:
         raise ResnetlabError(f"no checkpoint in {RunFolder(run.path).checkpoints} ({' or '.join(RUN_CHECKPOINTS)})")
     ckpt = load_checkpoint(path)

@@ -1,7 +1,8 @@
-"""``train(config)``: resolve the run (fresh or resumed), read its data, build its model, then
-hand all of it to a ``Trainer`` and write the run's summary and final weights.
+"""``train(config)``: resolve the run (fresh or resumed), read its data, build its model with its
+starting weights, then hand them to ``build_trainer``, whose Trainer trains and writes the run.
 
-The loop itself, its checkpoints and its summary are ``trainer.py``'s; the step is ``step.py``'s.
+The parts a Trainer trains with are ``build.py``'s; the loop, and every file it writes while the run
+trains, ``trainer.py``'s; the step ``step.py``'s.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
 from resnetlab.runs import CONFIG, RunFolder
 from resnetlab.training import distributed
+from resnetlab.training.build import build_trainer
 from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields, read_run_config
-from resnetlab.training.trainer import Trainer
 
 
 def train(
@@ -76,24 +77,21 @@ def train(
             check_same_data(run, config, accept_changed_data)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
+        torch.manual_seed(config.seed)  # the run's random start: the model's weights and every global draw after
         model = build_model(config, bundle, device)
         # Fresh runs set their starting weights before DDP wraps the model and broadcasts rank 0's.
         pretrained = load_init_from(model, config.init_from, log, run.readable(config.init_from)) if checkpoint is None else None
-        trainer = Trainer(config, bundle, model, run, ctx, device, pretrained=pretrained)
-        trainer.on_iteration = on_iteration
+        trainer = build_trainer(config, bundle, model, run=run, ctx=ctx, device=device, pretrained=pretrained,
+                                on_iteration=on_iteration)
         if checkpoint is not None:
-            trainer.restore(checkpoint)
-            run.truncate_metrics(trainer.progress.epoch)
-            log.info(f"resuming {run.path} at iteration {trainer.progress.iteration} "
-                     f"(epoch {trainer.progress.epoch + 1}, batch {trainer.progress.batch})")
+            trainer.continue_from(checkpoint)
         else:
-            run.write_start(config.to_dict(), bundle.classes)
-            run.write_data_record(data_record(config, bundle))
-        trainer.fit()
-        summary = trainer.summary()
-        run.save_weights(trainer.eval_model.state_dict())
-        run.write_summary(summary)
-        return summary
+            trainer.start(config.to_dict(), data_record(config, bundle))
+        try:
+            trainer.fit()
+            return trainer.finish()
+        finally:
+            trainer.log.close()
     except RuntimeError as exc:
         error = distributed.peer_error(exc, ctx, config.collective_timeout)
         if error is not None:
@@ -231,7 +229,7 @@ def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bo
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:
-    torch.manual_seed(config.seed)
+    """The run's model on ``device``, its weights drawn from the global generator (seeded by the caller)."""
     model = create_model(config.model, num_classes=bundle.num_classes, in_channels=bundle.image_shape[0], **config.model_options)
     return model.to(device, memory_format=memory_format(device, config.channels_last))
 

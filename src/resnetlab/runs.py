@@ -15,10 +15,11 @@
 Training writes through ``RunFolder``; eval, predict, export, reports and sweeps read through it
 (or through ``run_checkpoint``), so a new file or a renamed one changes this module alone.
 
-Only the main process writes (``RunFolder(..., writer=False)`` makes every writer a no-op) and
-holds the lock. ``--overwrite`` moves the old run's files into ``.replaced/`` and deletes them
-only once the new run has started (its data read, its model built, its config written); a run
-that fails before that, or dies, gets the old files back.
+Only the main process writes (``RunFolder(..., writer=False)`` makes every writer a no-op); it
+holds the folder's lock (``run_lock.py``), which ``train`` takes between ``make`` and ``prepare``.
+``--overwrite`` moves the old run's files into ``.replaced/`` and deletes them only once the new
+run has started (its data read, its model built, its config written); a run that fails before
+that, or dies, gets the old files back.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import yaml
 from resnetlab.config_values import load_yaml, read_text
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import WriteError, atomic_save, replacing, writing
-from resnetlab.run_lock import LOCK_NAME, RunLock
+from resnetlab.run_lock import LOCK_NAME
 
 CONFIG = "config.yaml"
 METRICS = "metrics.csv"
@@ -142,7 +143,6 @@ class RunFolder:
         self.log = logging.getLogger(f"resnetlab.train.{id(self)}")  # reaches PACKAGE_LOG's handlers
         self._log_handlers: list[logging.Handler] = []
         self._package_log_was = (logging.NOTSET, True)
-        self._lock = RunLock(self.path)
         self._replaced: Path | None = None  # the old run's files until the new run has started
 
     # Reading -----------------------------------------------------------------------------------
@@ -175,25 +175,30 @@ class RunFolder:
 
     # Writing: the folder and its lock ------------------------------------------------------------
 
+    def make(self, *, resume: bool) -> None:
+        """A fresh run's folder, created (refusing a file of that name); a resume's is there already.
+        The main process's alone: then its lock can be taken, before ``prepare`` judges the folder."""
+        if resume or not self.writer:
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise WriteError(f"cannot write {self.path}: it is a file, not a folder (pass a folder to --out)")
+        with writing(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+
     def prepare(self, *, resume: bool, overwrite: bool) -> None:
-        """Take the folder's lock; refuse to mix two runs in one folder or to write among the
-        user's own files; move the old run aside with ``overwrite``.
+        """Refuse to mix two runs in one folder or to write among the user's own files; move the
+        old run aside with ``overwrite``; give back one an earlier ``overwrite`` set aside and never replaced.
 
         Only the main process judges a fresh folder: the others would see its first files."""
         if resume:
             if self.writer and self.path.is_dir():
-                self._take_lock()
                 self._restore_replaced()
             if not self.last.is_file():
                 raise ResnetlabError(f"cannot resume: {self.last} does not exist (start the run without --resume)")
             return
         if not self.writer:
             return
-        if self.path.exists() and not self.path.is_dir():
-            raise WriteError(f"cannot write {self.path}: it is a file, not a folder (pass a folder to --out)")
-        with writing(self.path):
-            self.path.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
+        self.make(resume=False)
         self._restore_replaced()
         if self.holds_run():
             if not overwrite:
@@ -216,10 +221,6 @@ class RunFolder:
         if not inside.parts:
             return str(self._replaced)  # the run folder itself: its checkpoints, set aside
         return str(self._replaced / inside) if inside.parts[0] in OWN_FILES else path
-
-    def _take_lock(self) -> None:
-        with writing(self._lock.path):
-            self._lock.acquire()
 
     def _move_aside(self) -> None:
         """``--overwrite``: the old run's files go to ``.replaced/`` until the new run has started."""
@@ -277,7 +278,7 @@ class RunFolder:
         return self.log
 
     def close(self) -> None:
-        """Close the log; give back an old run the new one never replaced; release the lock."""
+        """Close the log; give back an old run the new one never replaced."""
         for handler in self._log_handlers:
             PACKAGE_LOG.removeHandler(handler)
             try:
@@ -288,11 +289,8 @@ class RunFolder:
             PACKAGE_LOG.setLevel(self._package_log_was[0])
             PACKAGE_LOG.propagate = self._package_log_was[1]
             self._log_handlers = []
-        try:
-            if self._replaced is not None:
-                self._restore_replaced()
-        finally:
-            self._lock.release()
+        if self._replaced is not None:
+            self._restore_replaced()
 
     # Writing: the run's files ----------------------------------------------------------------------
 

@@ -21,10 +21,12 @@ from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import writing
 from resnetlab.models import create_model
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size, min_image_size
 from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
+from resnetlab.run_lock import RunLock
 from resnetlab.runs import CONFIG, RunFolder
 from resnetlab.training import distributed
 from resnetlab.training.build import build_trainer
@@ -59,7 +61,12 @@ def train(
     distributed.init_process_group(ctx, device, timeout=config.collective_timeout)
     tune_for_fixed_sizes(device)
     run = RunFolder(config.out, writer=ctx.is_main)
+    lock = RunLock(run.path)  # the main process's: one process at a time writes a run folder
     try:
+        run.make(resume=resume)
+        if run.writer and run.path.is_dir():
+            with writing(lock.path):
+                lock.acquire()
         run.prepare(resume=resume, overwrite=overwrite)
         checkpoint = load_checkpoint(run.last, for_resume=True) if resume else None
         if checkpoint is not None:
@@ -98,8 +105,11 @@ def train(
             raise error from None
         raise
     finally:
-        run.close()
-        distributed.shutdown()
+        try:
+            run.close()
+        finally:
+            lock.release()
+            distributed.shutdown()
 
 
 def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> TrainConfig:

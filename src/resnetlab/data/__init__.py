@@ -4,7 +4,7 @@
 from the training split; ``create_loader(split, batch_size, ...)`` turns a split into batches.
 """
 
-from resnetlab.data.class_indices import read_class_indices, write_class_indices
+from resnetlab.data.class_indices import read_class_indices
 from resnetlab.data.factory import create_loader, load_dataset
 from resnetlab.data.loader import Augmentation, TensorLoader
 from resnetlab.data.sources import list_datasets
@@ -13,5 +13,5 @@ from resnetlab.data.types import DatasetBundle, ImageSet
 
 __all__ = [
     "Augmentation", "DatasetBundle", "ImageSet", "StreamingLoader", "TensorLoader", "create_loader",
-    "list_datasets", "load_dataset", "read_class_indices", "write_class_indices",
+    "list_datasets", "load_dataset", "read_class_indices",
 ]

@@ -90,15 +90,15 @@ def train(
         pretrained = load_init_from(model, config.init_from, log, run.readable(config.init_from)) if checkpoint is None else None
         trainer = build_trainer(config, bundle, model, run=run, ctx=ctx, device=device, pretrained=pretrained,
                                 on_iteration=on_iteration)
-        if checkpoint is not None:
-            trainer.continue_from(checkpoint)
-        else:
-            trainer.start(config.to_dict(), data_record(config, bundle))
         try:
+            if checkpoint is not None:
+                trainer.continue_from(checkpoint)
+            else:
+                trainer.start(config.to_dict(), data_record(config, bundle))
             trainer.fit()
             return trainer.finish()
         finally:
-            trainer.log.close()
+            trainer.log.close()  # its TensorBoard events; the log lines close with the run folder
     except RuntimeError as exc:
         error = distributed.peer_error(exc, ctx, config.collective_timeout)
         if error is not None:

@@ -92,7 +92,7 @@ def test_a_runs_log_names_its_gpu_by_model_and_by_the_index_a_scheduler_chose(tm
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert devices.device_name(torch.device("cuda", 1)) == "cuda:1 (NVIDIA H200 #1)"
     run_module.train(tiny_config(tmp_path / "run", epochs=None, max_iters=1), bundle=make_tiny_bundle())
-    first = (tmp_path / "run" / "train.log").read_text().splitlines()[0]
+    first = (tmp_path / "run" / "train.log").read_text().splitlines()[1]  # after the recipe line
     assert f"device cpu ({torch.get_num_threads()} threads), precision " in first
 
 

@@ -14,7 +14,7 @@ import sys
 
 from resnetlab.errors import ResnetlabError
 
-COMMAND_MODULES = ("models", "summary", "data", "train", "eval", "predict", "finetune", "export", "report", "sweep")
+COMMAND_MODULES = ("models", "summary", "data", "recipes", "train", "eval", "predict", "finetune", "export", "report", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: the command a run records
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

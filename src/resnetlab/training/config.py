@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def resolve_config(
 ) -> TrainConfig:
     """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
     source = f"config file {config_file}"
-    file_values = _older_spellings(_read_yaml(Path(config_file), "config file"), source) if config_file else {}
+    file_values = _older_spellings(_without_record(_read_yaml(Path(config_file), "config file")), source) if config_file else {}
     overrides = _older_spellings(overrides or {})
     _check_keys(file_values, source)
     _check_keys(overrides, "overrides")
@@ -188,10 +189,93 @@ def recipe_for_model(values: dict[str, Any], model: str, name: str) -> dict[str,
     return values
 
 
+# Fields that say what is trained, on which data, where and how fast, never how: a recipe sets
+# none of them for a run, so a run's changes to its recipe (``recipe_changes``) leave them out.
+NOT_RECIPE = ("model", "dataset", "data_dir", "out", "recipe", "device", "quiet", "compile", "cuda_graphs", "photo_views",
+              "stream", "channels_last", "memory_budget_gb", "workers", "collective_timeout")
+RECORD_ONLY = ("recipe_changes",)  # written beside the fields in config.yaml, derived again when it is read
+
+
+def recipe_config(name: str | None, model: str) -> TrainConfig:
+    """The config recipe ``name`` gives ``model`` with nothing changed (None: the dataclass defaults);
+    unchecked beyond types, so that a recipe's model options a user replaced do not stop it."""
+    if name is None:
+        return TrainConfig(model=model)
+    values = recipe_for_model(load_recipe(name), model, name)
+    values = check_values({**values, "model": model, "recipe": name}, HINTS, f"recipe {name!r}")
+    base = TrainConfig(**values)
+    base.milestones = [float(m) for m in base.milestones or []]
+    return base
+
+
+def recipe_changes(config: TrainConfig) -> dict[str, Any] | None:
+    """``{field: value}`` of every field whose value differs from what ``config.recipe`` sets for
+    its model, however it was changed (flag, config file, keyword); None when the recipe is no
+    longer known (a run of a recipe since renamed)."""
+    try:
+        base = recipe_config(config.recipe, config.model)
+    except ResnetlabError:
+        return None
+    return {k: _as_hinted(k, getattr(config, k)) for k in FIELDS if k not in NOT_RECIPE and getattr(config, k) != getattr(base, k)}
+
+
+def _as_hinted(key: str, value: Any) -> Any:
+    """A rate given as a whole number (``--momentum 0``) recorded as the float it is (0.0)."""
+    hint = HINTS[key]
+    floats = hint is float or (typing.get_origin(hint) in (typing.Union, types.UnionType) and float in typing.get_args(hint))
+    return float(value) if floats and key != "val_split" and isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def describe_recipe(recipe: str | None, changes: dict[str, Any] | None) -> str:
+    """The first line of a run: "recipe paper, changed: lr 0.05, momentum 0.0"."""
+    name = f"recipe {recipe}" if recipe else "no recipe (the TrainConfig defaults)"
+    if changes is None:
+        return f"{name}, changes unknown (recorded before runs listed them)"
+    if not changes:
+        return f"{name}, unchanged"
+    return f"{name}, changed: " + ", ".join(f"{k} {shown_value(v)}" for k, v in changes.items())
+
+
+def shown_value(value: Any) -> str:
+    """A config value as a person reads it: none, true, [0.5, 0.75], {stem: cifar}, 0.05."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1_000).strip().removesuffix("...").strip()
+
+
+def with_recipe_changes(values: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
+    """``values`` (a config or summary dict) with ``recipe_changes`` right after ``recipe``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out[key] = value
+        if key == "recipe":
+            out["recipe_changes"] = changes
+    return out if "recipe" in values else {**values, "recipe_changes": changes}
+
+
 def list_recipes() -> list[str]:
     """Names of the recipes shipped in ``resnetlab/training/recipes``."""
     folder = resources.files("resnetlab.training") / "recipes"
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_description(name: str) -> str:
+    """The comment a recipe file opens with, as one paragraph."""
+    load_recipe(name)  # an unknown name: the message listing the known ones
+    text = (resources.files("resnetlab.training") / "recipes" / f"{name}.yaml").read_text()
+    lines = [line[1:].strip() for line in text.splitlines()[: next((i for i, t in enumerate(text.splitlines())
+                                                                     if not t.startswith("#")), 0)]]
+    return " ".join(lines)
+
+
+def recipe_settings(name: str, model: str | None = None) -> dict[str, tuple[str, bool]]:
+    """Every setting recipe ``name`` gives ``model`` (None: the recipe's own model, else the default):
+    ``{field: (value as shown, whether the recipe sets it)}``, leaving out ``NOT_RECIPE``'s fields."""
+    values = load_recipe(name)
+    model = model or values.get("model") or TrainConfig.model
+    check_value("model", model, str, "")
+    model_info(model)  # an unknown model: the message naming the close ones
+    own = recipe_for_model(values, model, name)
+    config = recipe_config(name, model)
+    return {k: (shown_value(getattr(config, k)), k in own) for k in FIELDS if k not in NOT_RECIPE}
 
 
 def load_recipe(name: str) -> dict[str, Any]:
@@ -234,7 +318,7 @@ def read_run_config(path: Path) -> TrainConfig:
 
 def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
     """A config saved in a run folder or checkpoint, checked like any other."""
-    values = _older_spellings(values, source)
+    values = _older_spellings(_without_record(values), source)
     _check_keys(values, source)
     return validate(TrainConfig(**check_values(values, HINTS, source)))
 
@@ -280,6 +364,11 @@ def _older_spellings(values: dict[str, Any], source: str = "") -> dict[str, Any]
         if isinstance(values.get(key), str) and values[key] in renamed:
             values[key] = renamed[values[key]]
     return values
+
+
+def _without_record(values: dict[str, Any]) -> dict[str, Any]:
+    """A saved config without what the run recorded beside its fields (``RECORD_ONLY``)."""
+    return {k: v for k, v in values.items() if k not in RECORD_ONLY}
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:

@@ -28,7 +28,18 @@ from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
 from resnetlab.runs import CONFIG, RunFolder
 from resnetlab.training import distributed
-from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields, read_run_config
+from resnetlab.training.command import config_call
+from resnetlab.training.config import (
+    DECIDED_AT_START,
+    RESUME_MUTABLE,
+    TrainConfig,
+    config_from_dict,
+    describe_recipe,
+    differing_fields,
+    read_run_config,
+    recipe_changes,
+    with_recipe_changes,
+)
 from resnetlab.training.trainer import Trainer
 
 
@@ -40,6 +51,7 @@ def train(
     bundle: DatasetBundle | None = None,
     on_iteration: Callable[[int], None] | None = None,
     accept_changed_data: bool = False,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``config.out`` and return its summary.json content.
 
@@ -48,8 +60,9 @@ def train(
     change only what a resume may: ``RESUME_MUTABLE``). ``bundle`` replaces ``load_dataset`` (tests,
     notebooks with their own data); ``on_iteration(i)`` is called after every step (tests use it to
     send a signal mid-epoch). A resume refuses an image folder whose images changed since the run
-    started, naming what changed, unless ``accept_changed_data`` (then the log says so). Raises
-    ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
+    started, naming what changed, unless ``accept_changed_data`` (then the log says so). ``command``
+    is what summary.json records as repeating the run (None: the ``resnetlab.train`` call that
+    resolves to ``config``). Raises ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
     """
     config = config_to_resume(config, resume) if resume else config
     if config is None:
@@ -63,6 +76,9 @@ def train(
     try:
         run.prepare(resume=resume, overwrite=overwrite)
         checkpoint = load_checkpoint(run.last, for_resume=True) if resume else None
+        # as asked, before auto values are decided; a resume keeps what its run recorded (absent: unknown)
+        changes = recipe_changes(config) if checkpoint is None else run.read_config().get("recipe_changes")
+        command = command or config_call(config)
         if checkpoint is not None:
             config = resume_config(config, checkpoint["config"])
         elif config.normalization == "auto":
@@ -70,6 +86,7 @@ def train(
         asked = config.precision  # resolved once, then recorded: config.yaml, checkpoints, summary.json
         config = replace(config, precision=resolve_precision(asked, device, cpu_bf16=False if checkpoint is not None else None))
         log = run.open_log(config.quiet)
+        log.info(describe_recipe(config.recipe, changes))
         log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
@@ -90,10 +107,10 @@ def train(
             log.info(f"resuming {run.path} at iteration {trainer.progress.iteration} "
                      f"(epoch {trainer.progress.epoch + 1}, batch {trainer.progress.batch})")
         else:
-            run.write_start(config.to_dict(), bundle.classes)
+            run.write_start(with_recipe_changes(config.to_dict(), changes), bundle.classes)
             run.write_data_record(data_record(config, bundle))
         trainer.fit()
-        summary = trainer.summary()
+        summary = {**with_recipe_changes(trainer.summary(), changes), "command": command}
         run.save_weights(trainer.eval_model.state_dict())
         run.write_summary(summary)
         return summary

@@ -93,9 +93,29 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         with writing(path):
             yield tmp
+            os.chmod(tmp, plain_file_mode())  # mkstemp's 0600 would hide a run or report from everyone else
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def plain_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 less the umask (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _file_in_the_way(path: Path) -> Path | None:

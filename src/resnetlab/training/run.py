@@ -6,6 +6,7 @@ The loop itself, its checkpoints and its summary are ``trainer.py``'s; the step 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +68,7 @@ def train(
     config = config_to_resume(config, resume) if resume else config
     if config is None:
         raise ResnetlabError("train() needs a config, or resume=DIR to continue the run in DIR")
+    config = with_absolute_data_dir(config)
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
     check_batch_fits(config, device, ctx.world_size)
@@ -122,6 +124,14 @@ def train(
     finally:
         run.close()
         distributed.shutdown()
+
+
+def with_absolute_data_dir(config: TrainConfig) -> TrainConfig:
+    """``data_dir`` as an absolute path, resolved once as the run starts: the run folder, copied or
+    read from another directory (eval, report, resume), still finds its data where it was."""
+    if not config.data_dir:
+        return config
+    return replace(config, data_dir=os.path.abspath(os.path.expanduser(config.data_dir)))
 
 
 def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> TrainConfig:

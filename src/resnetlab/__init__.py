@@ -20,6 +20,7 @@ _LAZY = {
     "TrainConfig": "resnetlab.training",
     "resolve_config": "resnetlab.training",
     "train": "resnetlab.training",
+    "summary": "resnetlab.models.summary",
     "load_checkpoint": "resnetlab.checkpoint",
     "model_from_checkpoint": "resnetlab.checkpoint",
     "evaluate": "resnetlab.evaluation",

@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set_rng_state
 from resnetlab.data import Augmentation, DatasetBundle, create_loader
@@ -34,6 +33,7 @@ from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import autocast, grad_scaler
+from resnetlab.progress import progress_bar
 from resnetlab.runs import RunFolder
 from resnetlab.stop_signals import StopRequest, stop_on_signals
 from resnetlab.training import distributed
@@ -202,12 +202,12 @@ class Trainer:
             return flag
         return bool(distributed.reduce_across_processes([float(flag)], self.device).item())
 
-    def progress_bar(self) -> tqdm:
-        return tqdm(total=len(self.train_loader), initial=self.progress.batch, unit="batch",
+    def progress_bar(self) -> Any:
+        return progress_bar(total=len(self.train_loader), initial=self.progress.batch, unit="batch",
                     desc=f"epoch {self.progress.epoch + 1}/{self.epochs}", leave=False, dynamic_ncols=True,
                     disable=True if self.config.quiet or not self.ctx.is_main else None)  # None: no bar off a terminal
 
-    def show(self, bar: tqdm) -> None:
+    def show(self, bar: Any) -> None:
         stats = self.progress.stats
         bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.acc:.3f}", img_s=f"{stats.images_per_second:.0f}", refresh=False)
         bar.update()

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ResnetlabError as exc:
-        print(f"resnetlab: error: {exc}", file=sys.stderr)
+        print(f"resnetlab: error: {exc.for_command_line()}", file=sys.stderr)  # options as flags, not keywords
         return 2
     except OSError as exc:  # a file-system fault no write helper named (they say "cannot write <path>")
         where = f" {os.fsdecode(exc.filename)}" if exc.filename is not None else ""

@@ -15,7 +15,7 @@ from resnetlab.data.loader import normalised_black
 from resnetlab.data.orientation import check_exif_orientation, oriented
 from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb_image
 from resnetlab.devices import memory_format, resolve_device
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, checkpoint_transform, find_images, load_batch
 from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, view_averaged_logits
 from resnetlab.evaluation.weights import weights_checkpoint
@@ -111,7 +111,8 @@ class Predictor:
             return
         spec = self.checkpoint["model"]
         check_activation_memory(spec["name"], spec.get("options"), tuple(self.checkpoint["input_size"]), images * self.views_per_pass,
-                                self.device, f"predicting with {self.source}", "lower --batch-size, or predict on a bigger machine",
+                                self.device, f"predicting with {self.source}",
+                                f"lower {option('batch_size')}, or predict on a bigger machine",
                                 num_classes=spec["num_classes"])
         self._fits.add(images)
 

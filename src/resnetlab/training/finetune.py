@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.models import create_model
 from resnetlab.pretrained import guess_model, match_weights, read_state_dict
 
@@ -72,7 +72,7 @@ def architecture_of(source: str | Path, model: str | None = None) -> dict[str, A
     else:
         guess = guess_model(state)
         if guess is None and model is None:
-            raise ResnetlabError(f"cannot tell which registered model the weights in {source} belong to: pass --model")
+            raise ResnetlabError(f"cannot tell which registered model the weights in {source} belong to: pass {option('model')}")
         name, options = (guess["name"], guess["options"]) if guess else (model, {})
         in_channels, image_size = int(state["conv1.weight"].shape[1]) if "conv1.weight" in state else 3, None
     if model is not None and model != name:

@@ -21,7 +21,7 @@ from resnetlab.data.factory import with_usable_std
 from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.models import create_model
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size, min_image_size
 from resnetlab.models.layers import WEIGHT_INITS
@@ -142,7 +142,7 @@ def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> T
     saved = RunFolder(folder).config_file
     if not saved.is_file():
         raise ResnetlabError(f"cannot resume {folder}: it is not a run folder (no {CONFIG}); "
-                             "pass the --out folder of a run that 'resnetlab train' started")
+                             f"pass the {option('out')} folder of a run that 'resnetlab train' started")
     return replace(config, out=str(folder)) if config is not None else replace(read_run_config(saved), out=str(folder))
 
 
@@ -168,7 +168,8 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
     if config.normalization == "imagenet":
         channels = bundle.image_shape[0]
         if channels != 3:
-            raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): use --normalization dataset")
+            raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): "
+                                 f"use {option('normalization', 'dataset')}")
         return replace(bundle, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     if config.normalization == "none":  # pixels in [0, 1], as ToTensor gives them
         channels = bundle.image_shape[0]
@@ -182,11 +183,11 @@ def check_batch_fits(config: TrainConfig, device: torch.device, world_size: int 
     folder or data."""
     if not config.image_size:
         return
-    what = f"--image-size {config.image_size}"
+    what = option("image_size", config.image_size)
     check_min_image_size(config.model, config.image_size, what, config.model_options)
     per_process = config.batch_size * config.batch_copies // world_size  # each process's share of a step
     check_activation_memory(config.model, config.model_options, (3, config.image_size, config.image_size), max(1, per_process),
-                            device, f"a training batch of {what}", "lower --image-size or --batch-size", training=True)
+                            device, f"a training batch of {what}", f"lower {option('image_size')} or {option('batch_size')}", training=True)
 
 
 def check_native_size_fits(config: TrainConfig, bundle: DatasetBundle, device: torch.device, world_size: int = 1) -> None:
@@ -200,10 +201,11 @@ def check_native_size_fits(config: TrainConfig, bundle: DatasetBundle, device: t
     if min(height, width) < smallest:
         raise ResnetlabError(f"the images of {bundle.location} are {width}x{height}, below the smallest image {config.model} "
                              f"takes, {smallest} pixels (its layers shrink the image {smallest} times): "
-                             f"pass --image-size {smallest} (or more) to resize them")
+                             f"pass {option('image_size', smallest)} (or more) to resize them")
     per_process = config.batch_size * config.batch_copies // world_size
     check_activation_memory(config.model, config.model_options, (channels, height, width), max(1, per_process), device,
-                            f"a training batch of {width}x{height} images", "lower --batch-size or --image-size", training=True,
+                            f"a training batch of {width}x{height} images", f"lower {option('batch_size')} or {option('image_size')}",
+                            training=True,
                             num_classes=bundle.num_classes)
 
 
@@ -229,7 +231,7 @@ def check_same_classes(saved: list[str], found: list[str], path: Any) -> None:
               if differ < min(len(saved), len(found)) else "")
     raise ResnetlabError(f"cannot resume {path}: the run was trained on {len(saved)} classes and the data has "
                          f"{len(found)}{'; ' + detail if detail else ''}: resume with the run's own data "
-                         "(--data-dir), or start a new run (or 'resnetlab finetune --init-from' this one)")
+                         f"({option('data_dir')}), or start a new run (or 'resnetlab finetune --init-from' this one)")
 
 
 def data_record(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
@@ -256,7 +258,7 @@ def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bo
         run.log.warning(f"resuming on changed data in {config.data_dir} (--accept-changed-data): {detail}")
         return
     raise ResnetlabError(f"cannot resume {run.path}: the images in {config.data_dir} changed since the run started "
-                         f"({detail}): put them back, start a new run, or pass --accept-changed-data to go on with these")
+                         f"({detail}): put them back, start a new run, or pass {option('accept_changed_data', True)} to go on with these")
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:

@@ -27,7 +27,7 @@ from resnetlab.data import Augmentation, DatasetBundle, create_loader
 from resnetlab.data.loader import batch_count
 from resnetlab.data.photos import eval_resize
 from resnetlab.devices import host_check_interval, memory_format
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.evaluate import evaluation_batch_size
 from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
@@ -176,7 +176,7 @@ class Trainer:
             progress.stats.add(pending, progress.iteration - len(pending) + 1)
         except NonFiniteLoss as exc:
             raise NonFiniteLoss(f"{exc} (epoch {progress.epoch + 1}, lr {schedule.lr:g}): training stopped; "
-                                f"try a lower --lr. {self.last_good_checkpoint()}") from None
+                                f"try a lower {option('lr')}. {self.last_good_checkpoint()}") from None
         finally:
             bar.close()
         return stopped
@@ -274,7 +274,7 @@ class Trainer:
                 self.log.info(epoch_line(row, self.epochs))
                 raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "
                                     f"(iteration {row['iteration']}, lr {row['lr']:g}): its outputs overflowed; training stopped, "
-                                    f"epoch not saved; try a lower --lr. {self.last_good_checkpoint()}")
+                                    f"epoch not saved; try a lower {option('lr')}. {self.last_good_checkpoint()}")
 
     def check_finite_weights(self) -> None:
         """Stop the run, keeping the last good checkpoint, when a weight or buffer became NaN or infinite
@@ -285,7 +285,7 @@ class Trainer:
             return
         name = next(name for name, t in tensors if not bool(torch.isfinite(t).all()))
         raise NonFiniteLoss(f"weights became non-finite ({name}) by iteration {self.progress.iteration} "
-                            f"(lr {self.schedule.lr:g}): training stopped, checkpoint not written; try a lower --lr. "
+                            f"(lr {self.schedule.lr:g}): training stopped, checkpoint not written; try a lower {option('lr')}. "
                             f"{self.last_good_checkpoint()}")
 
     def last_good_checkpoint(self) -> str:
@@ -370,7 +370,8 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed,
                                  drop_last=config.drop_last, **common)
     if len(train_loader) == 0:
-        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
+        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: "
+                             f"lower {option('batch_size')}")
     eval_batch = evaluation_batch_size(bundle.pipeline, config.batch_size, device)
     val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
     return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)

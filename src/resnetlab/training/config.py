@@ -160,7 +160,7 @@ def resolve_config(
 ) -> TrainConfig:
     """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
     source = f"config file {config_file}"
-    file_values = _older_spellings(_without_record(_read_yaml(Path(config_file), "config file")), source) if config_file else {}
+    file_values = _older_spellings(_as_asked(_read_yaml(Path(config_file), "config file")), source) if config_file else {}
     overrides = _older_spellings(overrides or {})
     _check_keys(file_values, source)
     _check_keys(overrides, "overrides")
@@ -363,6 +363,18 @@ def _older_spellings(values: dict[str, Any], source: str = "") -> dict[str, Any]
     for key, renamed in OLD_VALUES.items():
         if isinstance(values.get(key), str) and values[key] in renamed:
             values[key] = renamed[values[key]]
+    return values
+
+
+def _as_asked(values: dict[str, Any]) -> dict[str, Any]:
+    """A config file as the run it records was asked for: a run's config.yaml holds the values
+    decided as it started (``DECIDED_AT_START``: precision auto -> bf16); those its
+    ``recipe_changes`` do not list were the recipe's, so the recipe decides them again (the same way
+    on the same machine) and a repeated run records the same changes. Other files: as they are."""
+    changes = values.get("recipe_changes")
+    values = _without_record(values)
+    if isinstance(changes, dict):
+        values = {k: v for k, v in values.items() if k not in DECIDED_AT_START or k in changes}
     return values
 
 

@@ -322,7 +322,7 @@ class RunFolder:
             w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             if new:
                 w.writeheader()
-            w.writerow({k: _cell(row.get(k)) for k in METRICS_COLUMNS})
+            w.writerow({k: _cell(_rounded(k, row.get(k))) for k in METRICS_COLUMNS})
         self._tensorboard(row)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -364,6 +364,11 @@ class _LogFile(logging.FileHandler):
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+
+
+def _rounded(column: str, value: Any) -> Any:
+    """A learning rate to 6 significant digits: 0.01, not the schedule's 0.010000000000000002."""
+    return float(f"{value:.6g}") if column == "lr" and isinstance(value, float) and math.isfinite(value) else value
 
 
 def _cell(value: Any) -> Any:

@@ -1,8 +1,8 @@
 """The results table in the paper's Table 6 form, as Markdown (for reading) and CSV (for tools).
 
-One row per run, with the figures taken verbatim from its summary.json; the CSV keeps raw
-numbers (parameters as an integer, errors in percent, seconds) so nothing is lost to rounding,
-the Markdown rounds them the way the paper prints them (0.27M, 8.75).
+One row per run, with the figures taken from its summary.json; the CSV keeps plain numbers
+(parameters as an integer, errors in percent to 2 decimals, seconds to 0.1) for tools, the
+Markdown rounds them the way the paper prints them (0.27M, 8.75).
 """
 
 from __future__ import annotations
@@ -58,8 +58,17 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+            writer.writerow({k: "" if row[k] is None else csv_value(k, row[k]) for k in COLUMNS})
     return path
+
+
+def csv_value(key: str, value: Any) -> Any:
+    """A number as it means: percentages to 2 decimals (34.21, not 34.209999999999994), seconds to 0.1."""
+    if key.endswith("_pct") and isinstance(value, float):
+        return round(value, 2)
+    if key == "train_seconds" and isinstance(value, float):
+        return round(value, 1)
+    return value
 
 
 def format_cell(key: str, value: Any) -> str:

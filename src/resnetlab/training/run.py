@@ -92,6 +92,7 @@ def train(
         log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
+        log.info(describe_data(config, bundle))
         check_native_size_fits(config, bundle, device, ctx.world_size)
         if checkpoint is not None:
             check_same_classes(checkpoint["classes"], bundle.classes, run.path)
@@ -175,6 +176,23 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
         channels = bundle.image_shape[0]
         return replace(bundle, mean=(0.0,) * channels, std=(1.0,) * channels)
     return bundle
+
+
+def describe_data(config: TrainConfig, bundle: DatasetBundle) -> str:
+    """The run's data in one line, with how its seeded split was made: "data folder at /d: 5 classes,
+    train 3,000, val 300, test 370 images; val held out of train by val_split 0.1, seed 0"."""
+    test_name = bundle.extra.get("test_split", "test")
+    parts = {"train": bundle.train, **({"val": bundle.val} if bundle.val is not None else {}), test_name: bundle.test}
+    counts = ", ".join(f"{name} {len(part):,}" for name, part in parts.items())
+    line = f"data {bundle.name} at {bundle.location}: {bundle.num_classes} classes, {counts} images"
+    if "split" in bundle.extra:  # an unsplit folder: its test split held out of each class folder
+        split = bundle.extra["split"]
+        line += f"; {test_name} held out of each class folder by val_split {split.get('val_split')}, seed {split.get('seed')}"
+    elif bundle.val is not None:
+        line += f"; val held out of train by val_split {config.val_split:g}, seed {config.seed}"
+    if config.subset:
+        line += f"; train is a seeded subset of {config.subset:,} (seed {config.seed})"
+    return line
 
 
 def check_batch_fits(config: TrainConfig, device: torch.device, world_size: int = 1) -> None:

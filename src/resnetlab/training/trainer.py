@@ -153,6 +153,7 @@ class Trainer:
         try:
             mark = time.perf_counter()
             for images, labels in batches:
+                progress.stats.stepped_at(schedule.lr)  # the rate this step trains at
                 totals = self.step(images, labels)
                 pending.append(distributed.sum_over_processes(totals) if self.ctx.enabled else totals)
                 schedule.step()
@@ -248,7 +249,7 @@ class Trainer:
                "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
                "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
                "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
-               "test_views": views.count}
+               "test_views": views.count, "epoch_lr": [stats.first_lr, stats.last_lr]}
         self.check_finite_outputs(row)
         self.run.append_metrics(row)
         self.log.info(epoch_line(row, self.epochs))
@@ -414,10 +415,19 @@ def epoch_views(config: TrainConfig, final: bool) -> TestViews:
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
     views = f" ({row['test_views']} views)" if row.get("test_views", 1) > 1 else ""
     val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if not math.isnan(row["val_acc"]) else ""
-    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {row['lr']:.4g}  "
+    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {epoch_lr(row)}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}{val}  "
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}{views}  "
             f"{row['epoch_seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
+
+
+def epoch_lr(row: dict[str, Any]) -> str:
+    """The learning rate the epoch trained at ("0.1"), or its range ("0.1 to 0.01"); metrics.csv's
+    ``lr`` is the rate after the epoch's last step, the next epoch's first."""
+    first, last = row.get("epoch_lr") or (None, None)
+    if first is None:
+        return f"{row['lr']:.4g}"
+    return f"{first:.4g}" if f"{first:.4g}" == f"{last:.4g}" else f"{first:.4g} to {last:.4g}"
 
 
 def run_description(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
 from resnetlab.evaluation.view_averaging import TestViews
-from resnetlab.precision import DTYPES, grad_scaler, resolve_precision
+from resnetlab.precision import dtype_of, grad_scaler, resolve_precision
 from resnetlab.training import distributed, train
 from resnetlab.training import run as run_module
 from tests.builders import fake_cuda, make_tiny_bundle, tiny_config
@@ -65,7 +65,7 @@ def test_bf16_only_where_the_gpu_computes_it_natively(capability, dtype, loss_sc
     """A T4 (7.5) or V100 (7.0) emulates bf16, slowly: those get fp16 with loss scaling."""
     with fake_cuda(capability=capability):
         precision = resolve_precision("auto", torch.device("cuda"))
-        assert DTYPES[precision] == dtype
+        assert dtype_of(precision) == dtype
         assert grad_scaler(torch.device("cuda"), precision).is_enabled() is loss_scaling
 
 

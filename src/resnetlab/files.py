@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from resnetlab.errors import ResnetlabError
 
 
@@ -141,6 +139,8 @@ def _torch_reason(message: str, path: Path) -> str:
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file.
     A full disk reads "cannot write <path>: No space left on device" and the old file is kept."""
+    import torch  # here, not at the top: the command line's --help reads this module without torch
+
     with replacing(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()

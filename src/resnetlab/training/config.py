@@ -24,14 +24,15 @@ import yaml
 
 from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
-from resnetlab.data.photo_loader import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import replacing
-from resnetlab.models.registry import check_model_options, model_info
 from resnetlab.precision import PRECISIONS
-from resnetlab.training.distributed import COLLECTIVE_TIMEOUT
+
+# No torch here (the registry, the photo loader and torch.distributed load where they are used):
+# ``resnetlab train --help`` builds its flags from this module in a fraction of torch's import time.
 
 DEFAULT_RECIPE = "paper"
+COLLECTIVE_TIMEOUT = 600.0  # seconds; collective_timeout's default (its help says why), training.distributed's too
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
@@ -182,6 +183,8 @@ def recipe_for_model(values: dict[str, Any], model: str, name: str) -> dict[str,
     per_model = values.pop("per_model", {}) or {}
     if not isinstance(model, str):
         return values  # refused by validate, naming the field
+    from resnetlab.models import model_info
+
     family = model_info(model).family
     for section, key, chosen in (("per_family", family, per_family.get(family)), ("per_model", model, per_model.get(model))):
         _check_keys(chosen or {}, f"recipe {name!r} {section}.{key}")
@@ -272,6 +275,8 @@ def recipe_settings(name: str, model: str | None = None) -> dict[str, tuple[str,
     values = load_recipe(name)
     model = model or values.get("model") or TrainConfig.model
     check_value("model", model, str, "")
+    from resnetlab.models import model_info
+
     model_info(model)  # an unknown model: the message naming the close ones
     own = recipe_for_model(values, model, name)
     config = recipe_config(name, model)
@@ -399,6 +404,9 @@ def _check_keys(values: dict[str, Any], source: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
+    from resnetlab.data.photo_loader import PHOTO_VIEWS
+    from resnetlab.models.registry import check_model_options
+
     for key in FIELDS:  # types first: every check below may then compare and compute
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,

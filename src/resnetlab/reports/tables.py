@@ -28,9 +28,38 @@ HEADERS = {
 }
 
 
+# Settings that never make two runs' numbers differ, or have a column of their own: the table's
+# columns for "what differs between these runs" leave them out.
+NOT_COMPARED = ("out", "recipe", "model", "model_options", "epochs", "dataset", "quiet", "device", "workers",
+                "memory_budget_gb", "collective_timeout", "compile", "cuda_graphs", "photo_views", "channels_last", "stream")
+
+
+def differing_settings(runs: Sequence[Run]) -> list[str]:
+    """The config fields whose values differ between ``runs`` (image size, data folder, seed...), in
+    the config's order: each becomes a column of the table, so that no difference goes unseen."""
+    if len(runs) < 2:
+        return []
+    keys = [k for run in runs for k in run.config if k not in NOT_COMPARED and k != "recipe_changes"]
+    ordered = list(dict.fromkeys(keys))
+    return [k for k in ordered if len({repr(run.config.get(k)) for run in runs}) > 1]
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """COLUMNS, with the settings that differ between the runs after the recipe."""
+    extra = [k for k in (rows[0] if rows else {}) if k not in COLUMNS]
+    at = COLUMNS.index("recipe") + 1
+    return [*COLUMNS[:at], *extra, *COLUMNS[at:]]
+
+
+def header(key: str) -> str:
+    return HEADERS.get(key, key.replace("_", " "))
+
+
 def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """One dict per run with the COLUMNS keys (None where the run does not say)."""
+    """One dict per run with the COLUMNS keys (None where the run does not say), plus one key per
+    setting that differs between the runs (``differing_settings``)."""
     rows = []
+    varying = differing_settings(runs)
     for run in runs:
         s = run.summary
         train_acc, test_acc = run.final("train_acc"), run.final("test_acc")
@@ -46,19 +75,21 @@ def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
             "train_seconds": s.get("train_seconds"),
             "epochs": s.get("epochs", run.config.get("epochs")),
             "iterations": s.get("iterations"),
-            "recipe": run.recipe,
+            "recipe": run.recipe_with_changes,
             "dataset": s.get("dataset", run.config.get("dataset")),
             "status": "finished" if run.finished else "unfinished",
+            **{k: run.config.get(k) for k in varying},
         })
     return rows
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     with replacing(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        columns = table_columns(rows)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if row[k] is None else csv_value(k, row[k]) for k in COLUMNS})
+            writer.writerow({k: "" if row[k] is None else csv_value(k, row[k]) for k in columns})
     return path
 
 
@@ -81,6 +112,10 @@ def format_cell(key: str, value: Any) -> str:
         return f"{value:.2f}"
     if key == "train_seconds":
         return format_duration(float(value))
+    if isinstance(value, (dict, list, bool)):
+        from resnetlab.training.config import shown_value
+
+        return shown_value(value)
     return str(value)
 
 
@@ -97,10 +132,11 @@ def format_duration(seconds: float) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """A GitHub-flavoured Markdown table (numbers right-aligned)."""
     numeric = {"layers", "params", "train_error_pct", "test_error_pct", "paper_error_pct", "train_seconds", "epochs", "iterations"}
-    lines = ["| " + " | ".join(HEADERS[k] for k in COLUMNS) + " |",
-             "|" + "|".join("---:" if k in numeric else "---" for k in COLUMNS) + "|"]
+    columns = table_columns(rows)
+    lines = ["| " + " | ".join(header(k) for k in columns) + " |",
+             "|" + "|".join("---:" if k in numeric else "---" for k in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(format_cell(k, row[k]) for k in COLUMNS) + " |")
+        lines.append("| " + " | ".join(format_cell(k, row[k]) for k in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

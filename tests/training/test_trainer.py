@@ -19,10 +19,11 @@ def test_a_trainer_writes_the_run_from_its_start_to_its_summary(tmp_path) -> Non
     assert json.loads(run.class_indices.read_text()) == {"0": "class0", "1": "class1", "2": "class2"}
     assert json.loads(run.data_record.read_text()) == {"data_dir": "somewhere"}
     trainer.fit()
-    summary = trainer.finish(command="resnetlab train ...")
+    summary = trainer.finish(recipe_changes={"epochs": 2}, command="resnetlab train ...")
     trainer.log.close()
     run.close()
     assert summary["command"] == "resnetlab train ..." and summary["iterations"] == 2 * 6  # 48 images, batch 8
+    assert list(summary).index("recipe_changes") == list(summary).index("recipe") + 1 and summary["recipe_changes"] == {"epochs": 2}
     assert json.loads(run.summary_file.read_text()) == json.loads(json.dumps(summary))
     assert [int(r["epoch"]) for r in read_metrics(run.metrics)] == [1, 2]
     weights = torch.load(run.weights, weights_only=True)

@@ -18,10 +18,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from resnetlab.data.choices import FLIP_MODES, PHOTO_AUGMENTATIONS
 from resnetlab.data.types import ImageSet
-
-FLIP_MODES = ("random", "alternate", "none")
-PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 
 
 @dataclass(frozen=True)

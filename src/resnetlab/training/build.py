@@ -19,7 +19,7 @@ from torch import nn
 from resnetlab.data import Augmentation, DatasetBundle, create_loader
 from resnetlab.data.loader import batch_count
 from resnetlab.devices import memory_format
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.logits import evaluation_batch_size
 from resnetlab.precision import autocast, grad_scaler
 from resnetlab.runs import RunFolder
@@ -73,7 +73,8 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed,
                                  drop_last=config.drop_last, **common)
     if len(train_loader) == 0:
-        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
+        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: "
+                             f"lower {option('batch_size')}")
     eval_batch = evaluation_batch_size(bundle.pipeline, config.batch_size, device)
     val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
     return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)

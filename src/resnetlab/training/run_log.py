@@ -13,8 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from resnetlab.progress import progress_bar
 from resnetlab.runs import METRICS_COLUMNS
 
 SCALARS = METRICS_COLUMNS[2:]  # every metrics.csv column but the epoch and iteration, which place them
@@ -44,10 +43,10 @@ class RunLog:
                 self.tensorboard.add_scalar(key, row[key], row["iteration"])
         self.tensorboard.flush()
 
-    def bar(self, *, total: int, initial: int, desc: str) -> tqdm:
-        """A training epoch's progress bar; None as ``disable`` shows none off a terminal."""
-        return tqdm(total=total, initial=initial, unit="batch", desc=desc, leave=False, dynamic_ncols=True,
-                    disable=None if self.shows_progress else True)
+    def bar(self, *, total: int, initial: int, desc: str) -> Any:
+        """A training epoch's progress bar (``progress.progress_bar``: none off a terminal or notebook)."""
+        return progress_bar(total=total, initial=initial, unit="batch", desc=desc, leave=False, dynamic_ncols=True,
+                            disable=None if self.shows_progress else True)
 
     @property
     def evaluation_progress(self) -> str | None:
@@ -72,7 +71,16 @@ def tensorboard_writer(folder: Path) -> Any:
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
     views = f" ({row['test_views']} views)" if row.get("test_views", 1) > 1 else ""
     val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if not math.isnan(row["val_acc"]) else ""
-    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {row['lr']:.4g}  "
+    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {epoch_lr(row)}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}{val}  "
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}{views}  "
             f"{row['epoch_seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
+
+
+def epoch_lr(row: dict[str, Any]) -> str:
+    """The learning rate the epoch trained at ("0.1"), or its range ("0.1 to 0.01"); metrics.csv's
+    ``lr`` is the rate after the epoch's last step, the next epoch's first."""
+    first, last = row.get("epoch_lr") or (None, None)
+    if first is None:
+        return f"{row['lr']:.4g}"
+    return f"{first:.4g}" if f"{first:.4g}" == f"{last:.4g}" else f"{first:.4g} to {last:.4g}"

@@ -27,6 +27,7 @@ from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set
 from resnetlab.data import DatasetBundle
 from resnetlab.data.photos import eval_resize
 from resnetlab.devices import host_check_interval
+from resnetlab.errors import option
 from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
@@ -34,7 +35,7 @@ from resnetlab.models.registry import in_classifier
 from resnetlab.runs import RunFolder
 from resnetlab.stop_signals import StopRequest, stop_on_signals
 from resnetlab.training import distributed
-from resnetlab.training.config import TrainConfig
+from resnetlab.training.config import TrainConfig, with_recipe_changes
 from resnetlab.training.ema import WeightAverage
 from resnetlab.training.interrupt import TrainingInterrupted
 from resnetlab.training.optim import use_fused_update
@@ -130,6 +131,7 @@ class Trainer:
         try:
             mark = time.perf_counter()
             for images, labels in batches:
+                progress.stats.stepped_at(schedule.lr)  # the rate this step trains at
                 totals = self.step(images, labels)
                 pending.append(distributed.sum_over_processes(totals) if self.ctx.enabled else totals)
                 schedule.step()
@@ -153,7 +155,7 @@ class Trainer:
             progress.stats.add(pending, progress.iteration - len(pending) + 1)
         except NonFiniteLoss as exc:
             raise NonFiniteLoss(f"{exc} (epoch {progress.epoch + 1}, lr {schedule.lr:g}): training stopped; "
-                                f"try a lower --lr. {self.last_good_checkpoint()}") from None
+                                f"try a lower {option('lr')}. {self.last_good_checkpoint()}") from None
         finally:
             bar.close()
         return stopped
@@ -219,7 +221,7 @@ class Trainer:
                "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
                "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
                "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
-               "test_views": views.count}
+               "test_views": views.count, "epoch_lr": [stats.first_lr, stats.last_lr]}
         self.check_finite_outputs(row)
         self.run.append_metrics(row)
         self.log.epoch(row, self.epochs)
@@ -245,7 +247,7 @@ class Trainer:
                 self.log.info(epoch_line(row, self.epochs))  # the row is shown, not recorded
                 raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "
                                     f"(iteration {row['iteration']}, lr {row['lr']:g}): its outputs overflowed; training stopped, "
-                                    f"epoch not saved; try a lower --lr. {self.last_good_checkpoint()}")
+                                    f"epoch not saved; try a lower {option('lr')}. {self.last_good_checkpoint()}")
 
     def check_finite_weights(self) -> None:
         """Stop the run, keeping the last good checkpoint, when a weight or buffer became NaN or infinite
@@ -256,7 +258,7 @@ class Trainer:
             return
         name = next(name for name, t in tensors if not bool(torch.isfinite(t).all()))
         raise NonFiniteLoss(f"weights became non-finite ({name}) by iteration {self.progress.iteration} "
-                            f"(lr {self.schedule.lr:g}): training stopped, checkpoint not written; try a lower --lr. "
+                            f"(lr {self.schedule.lr:g}): training stopped, checkpoint not written; try a lower {option('lr')}. "
                             f"{self.last_good_checkpoint()}")
 
     def last_good_checkpoint(self) -> str:
@@ -317,9 +319,10 @@ class Trainer:
         self.log.info(f"resuming {self.run.path} at iteration {progress.iteration} "
                       f"(epoch {progress.epoch + 1}, batch {progress.batch})")
 
-    def finish(self, **record: Any) -> dict[str, Any]:
-        """The trained run's weights.pth and summary.json (``record``: entries the caller adds to it), returned."""
-        summary = {**self.summary(), **record}
+    def finish(self, *, recipe_changes: dict[str, Any] | None, command: str) -> dict[str, Any]:
+        """The trained run's weights.pth and summary.json, returned: with what the run changed of its
+        recipe and the ``command`` that repeats it."""
+        summary = {**with_recipe_changes(self.summary(), recipe_changes), "command": command}
         self.run.write_weights(self.eval_model.state_dict())
         self.run.write_summary(summary)
         return summary

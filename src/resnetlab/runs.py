@@ -36,7 +36,7 @@ import yaml
 
 from resnetlab.config_values import load_yaml, read_text
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import WriteError, atomic_save, replacing, writing
+from resnetlab.files import WriteError, atomic_save, link_problem, open_append, replacing, writing
 from resnetlab.run_lock import LOCK_NAME, RunLock
 
 CONFIG = "config.yaml"
@@ -169,6 +169,8 @@ class RunFolder:
         user's own files; move the old run aside with ``overwrite``.
 
         Only the main process judges a fresh folder: the others would see its first files."""
+        if self.writer:
+            self._refuse_links()
         if resume:
             if self.writer and self.path.is_dir():
                 self._take_lock()
@@ -205,6 +207,13 @@ class RunFolder:
         if not inside.parts:
             return str(self._replaced)  # the run folder itself: its checkpoints, set aside
         return str(self._replaced / inside) if inside.parts[0] in OWN_FILES else path
+
+    def _refuse_links(self) -> None:
+        """A link planted where the run writes (train.log, run.lock, tb/, checkpoints/...) would be
+        written through to what it points at: refused, naming it, before anything is written."""
+        for name in (*OWN_FILES, LOCK_NAME):
+            if (problem := link_problem(self.path / name)) is not None:
+                raise WriteError(problem)
 
     def _take_lock(self) -> None:
         with writing(self._lock.path):
@@ -318,7 +327,7 @@ class RunFolder:
         if not self.writer:
             return
         new = not self.metrics.is_file()
-        with writing(self.metrics), self.metrics.open("a", newline="") as f:
+        with writing(self.metrics), open_append(self.metrics, newline="") as f:
             w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             if new:
                 w.writeheader()
@@ -353,7 +362,10 @@ class RunFolder:
 
 class _LogFile(logging.FileHandler):
     """train.log; a failed write (a full disk) stops the run with one message instead of logging's
-    own traceback on stderr after every line."""
+    own traceback on stderr after every line. Opened without following a link (``open_append``)."""
+
+    def _open(self) -> Any:
+        return open_append(self.baseFilename)
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]

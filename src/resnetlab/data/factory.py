@@ -16,6 +16,7 @@ from typing import Any
 from torchvision.transforms.v2 import functional as TF
 
 # isort: off
+from resnetlab.config_values import check_seed
 from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the sources, in this order)
 # isort: on
 from resnetlab.data.loader import TensorLoader
@@ -57,6 +58,7 @@ def load_dataset(
     upright (``data/orientation.py``; "ignore", as torchvision, reads the pixels as stored).
     """
     source = get_source(name)
+    check_seed(seed)
     size = normalise_size(image_size)
     options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
                           stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation))

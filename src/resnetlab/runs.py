@@ -45,6 +45,7 @@ SUMMARY = "summary.json"
 CLASS_INDICES = "class_indices.json"
 DATA = "data.json"
 WEIGHTS = "weights.pth"
+PREPROCESS = "preprocess.json"  # beside weights.pth: how a file becomes the model's input (predict --weights)
 LOG = "train.log"
 TENSORBOARD = "tb"
 CHECKPOINTS = "checkpoints"
@@ -55,7 +56,8 @@ REPLACED = ".replaced"  # the old run's files while --overwrite replaces them
 METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views")
 RECORDS = (CONFIG, METRICS, SUMMARY)  # files only a run of ours writes: one of them makes a folder a run
-OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES, DATA)  # everything a run writes
+OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES, DATA, PREPROCESS)  # everything a run writes
+EVAL_FILES = "eval-*-confusion.csv", "eval-*-confusion.png", "eval-*-mistakes.png"  # what eval writes into a run folder
 RUN_CHECKPOINTS = (LAST, BEST)  # a run folder means its final model; best.pt only where no last.pt was kept
 
 
@@ -75,10 +77,20 @@ def run_checkpoint(folder: str | Path) -> Path | None:
 def holds_run(folder: str | Path) -> bool:
     """Whether a run of ours got far enough to leave something worth keeping in ``folder``.
 
-    A run writes config.yaml before its first checkpoint, so a folder without config.yaml,
-    metrics.csv or summary.json is not a run, whatever else it holds: a user's own
-    ``checkpoints/`` or ``weights.pth`` are never taken for a run's (and never replaced)."""
-    return any((Path(folder) / name).is_file() for name in RECORDS)
+    A run writes config.yaml and class_indices.json before its first checkpoint, so a folder without
+    metrics.csv, summary.json or that pair is not a run, whatever else it holds: a user's own
+    ``checkpoints/``, ``weights.pth`` or hand-written config.yaml are never taken for a run's (and
+    never replaced)."""
+    folder = Path(folder)
+    if (folder / METRICS).is_file() or (folder / SUMMARY).is_file():
+        return True
+    return (folder / CONFIG).is_file() and (folder / CLASS_INDICES).is_file()
+
+
+def run_files(folder: Path) -> list[str]:
+    """The names in ``folder`` a run (and eval into it) wrote: what ``--overwrite`` replaces, and only that."""
+    evals = {p.name for pattern in EVAL_FILES for p in folder.glob(pattern)}
+    return [name for name in (*OWN_FILES, *sorted(evals)) if (folder / name).exists() or (folder / name).is_symlink()]
 
 
 def run_holding(path: str | Path) -> Path | None:
@@ -224,9 +236,8 @@ class RunFolder:
         replaced = self.path / REPLACED
         with writing(replaced):
             replaced.mkdir()
-            for name in OWN_FILES:
-                if (self.path / name).exists():
-                    (self.path / name).rename(replaced / name)
+            for name in run_files(self.path):
+                (self.path / name).rename(replaced / name)
         self._replaced = replaced
 
     def _restore_replaced(self) -> None:
@@ -235,10 +246,9 @@ class RunFolder:
         if not replaced.is_dir():
             return
         with writing(self.path):
-            for name in OWN_FILES:
-                if (replaced / name).exists():
-                    _remove(self.path / name)
-                    (replaced / name).rename(self.path / name)
+            for name in run_files(replaced):
+                _remove(self.path / name)
+                (replaced / name).rename(self.path / name)
             shutil.rmtree(replaced)
         self._replaced = None
 
@@ -252,7 +262,8 @@ class RunFolder:
                         and not (p.name == CHECKPOINTS and p.is_dir() and not any(p.iterdir())))
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            raise ResnetlabError(f"{self.path} is not a run folder (no {CONFIG}) and holds other files ({shown}), "
+            why = f"no {CONFIG}" if not self.config_file.is_file() else f"its {CONFIG} is no run's: no {CLASS_INDICES} beside it"
+            raise ResnetlabError(f"{self.path} is not a run folder ({why}) and holds other files ({shown}), "
                                  f"which training would mix with or write over: pass a new or empty folder to --out")
 
     def open_log(self, quiet: bool) -> logging.Logger:

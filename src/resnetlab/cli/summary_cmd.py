@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     info = model_info(args.model)
-    num_classes = args.num_classes or (10 if info.family == "cifar" else 1000)
+    num_classes = args.num_classes if args.num_classes is not None else (10 if info.family == "cifar" else 1000)
     input_size = tuple(args.input_size) if args.input_size else info.input_size
     model = create_model(args.model, num_classes=num_classes, in_channels=input_size[0], **parse_options(args.option))
     rows = layer_summary(model, input_size)

@@ -42,17 +42,20 @@ def report(
     sweep_command: str | None = None,
     device: str = "auto",
     precision: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
 
     ``checkpoints=False`` skips the confusion matrices and sample predictions (no model is run,
     no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
     checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts), in
-    ``precision`` (default: each run's own).
+    ``precision`` (default: each run's own). ``out`` may be new, empty or a report of ours; a folder
+    holding other files is refused unless ``overwrite`` (which replaces only ``REPORT_FILES``).
     """
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
     out = Path(out)
+    check_report_folder(out, overwrite)
     rows = result_rows(runs)
     with writing(out):
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -81,6 +84,31 @@ def report(
     with replacing(index) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return index
+
+
+REPORT_FILES = ("index.html", "results.csv", "results.md", "figures", "runs")  # everything a report writes
+REPORT_MARK = "by <code>resnetlab report</code>"  # in every index.html a report writes (html.render)
+
+
+def check_report_folder(out: Path, overwrite: bool) -> None:
+    """A report is written into a new or empty folder, or over a report of ours; a folder holding a
+    user's own index.html or results.md is refused unless ``overwrite``, which replaces only the
+    report's own files and leaves every other file there as it is."""
+    if overwrite or not out.is_dir() or _is_report(out / "index.html"):
+        return
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ResnetlabError(f"{out} holds files that resnetlab report did not write ({shown}): pass another --out, or "
+                             f"--overwrite to write the report there (it replaces only {', '.join(REPORT_FILES)})")
+
+
+def _is_report(index: Path) -> bool:
+    try:
+        with index.open("rb") as f:
+            return REPORT_MARK.encode() in f.read(1 << 16)
+    except OSError:
+        return False
 
 
 def _overview(runs: Sequence[Run], out: Path) -> list[FigureRef]:

@@ -53,6 +53,8 @@ def train(
     config = config_to_resume(config, resume) if resume else config
     if config is None:
         raise ResnetlabError("train() needs a config, or resume=DIR to continue the run in DIR")
+    if not resume:
+        refuse_out_in_data(config)
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
     check_batch_fits(config, device, ctx.world_size)
@@ -116,6 +118,17 @@ def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> T
         raise ResnetlabError(f"cannot resume {folder}: it is not a run folder (no {CONFIG}); "
                              "pass the --out folder of a run that 'resnetlab train' started")
     return replace(config, out=str(folder)) if config is not None else replace(read_run_config(saved), out=str(folder))
+
+
+def refuse_out_in_data(config: TrainConfig) -> None:
+    """A run folder inside the image folder it trains on (``--data-dir s5 --out s5/train/myrun``) would
+    become a class folder of that data set, or images of one: refused before anything is created."""
+    if config.dataset != "folder" or not config.data_dir or not config.out:
+        return
+    data, out = Path(config.data_dir).expanduser().resolve(), Path(config.out).expanduser().resolve()
+    if out == data or data in out.parents:
+        raise ResnetlabError(f"--out {config.out} is inside the data folder {config.data_dir}: the run's files would become "
+                             "part of the data set it reads; pass an --out outside it")
 
 
 def load_data(config: TrainConfig) -> DatasetBundle:

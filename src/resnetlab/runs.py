@@ -6,6 +6,7 @@
     class_indices.json {"0": "airplane", ...}
     data.json          image folders: what the data held at the start (a resume refuses other data)
     weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
+    preprocess.json    beside weights.pth: mean, std, input size, resize, EXIF rule, test views (predict --weights)
     train.log          the console lines, plus warnings
     tb/                TensorBoard events (when tensorboard is installed)
     checkpoints/last.pt   the latest state: what a resume continues and what the run folder means
@@ -322,9 +323,11 @@ class RunFolder:
         if self.writer:
             atomic_save(checkpoint, self.best if best else self.last)
 
-    def save_weights(self, state_dict: dict[str, Any]) -> None:
-        """weights.pth: the final model as a plain state_dict(), for tools that know nothing of checkpoints."""
+    def save_weights(self, state_dict: dict[str, Any], preprocess: dict[str, Any]) -> None:
+        """weights.pth: the final model as a plain state_dict(), for tools that know nothing of checkpoints,
+        and preprocess.json beside it (``checkpoint.weights_sidecar``), written first: how to feed it."""
         if self.writer:
+            write_json(self.path / PREPROCESS, preprocess)
             atomic_save(state_dict, self.weights)
 
     def truncate_metrics(self, completed_epochs: int) -> None:

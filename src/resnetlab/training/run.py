@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import load_checkpoint
+from resnetlab.checkpoint import load_checkpoint, weights_sidecar
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.data.factory import with_usable_std
 from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
@@ -95,7 +95,7 @@ def train(
             run.write_data_record(data_record(config, bundle))
         trainer.fit()
         summary = trainer.summary()
-        run.save_weights(trainer.eval_model.state_dict())
+        run.save_weights(trainer.eval_model.state_dict(), weights_sidecar(trainer.checkpoint()))
         run.write_summary(summary)
         return summary
     except RuntimeError as exc:

@@ -196,7 +196,7 @@ def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
         raise ResnetlabError("dataset 'folder' needs --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
                              "(or DIR/<class>/ and --val-split FRACTION)")
     root = Path(data_dir).expanduser()
-    layout = read_layout(root, options.val_split, options.seed)
+    layout = read_layout(root, options.val_split, options.seed, options.split_rule)
     classes, train_samples, test_samples = layout.classes, layout.train, layout.test
     cache_dir = folder_cache_dir(root)
     pipeline, why = detect_pipeline(train_samples + test_samples)

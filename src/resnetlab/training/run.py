@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from resnetlab.checkpoint import load_checkpoint, weights_sidecar
-from resnetlab.data import DatasetBundle, load_dataset
+from resnetlab.data import DatasetBundle, fingerprint, load_dataset
 from resnetlab.data.factory import with_usable_std
-from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
+from resnetlab.data.layout import NAME_HASH
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError
@@ -72,12 +72,13 @@ def train(
         config = replace(config, precision=resolve_precision(asked, device, cpu_bf16=False if checkpoint is not None else None))
         log = run.open_log(config.quiet)
         log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
-        bundle = normalized(bundle if bundle is not None else load_data(config), config)
+        record = run.read_data_record() if checkpoint is not None else {}
+        bundle = normalized(bundle if bundle is not None else load_data(config, fingerprint.split_rule(record)), config)
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
         check_native_size_fits(config, bundle, device, ctx.world_size)
         if checkpoint is not None:
             check_same_classes(checkpoint["classes"], bundle.classes, run.path)
-            check_same_data(run, config, accept_changed_data)
+            check_same_data(run, record, config, accept_changed_data)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
         model = build_model(config, bundle, device)
@@ -131,13 +132,14 @@ def refuse_out_in_data(config: TrainConfig) -> None:
                              "part of the data set it reads; pass an --out outside it")
 
 
-def load_data(config: TrainConfig) -> DatasetBundle:
-    """The one place training reads data (``train(..., bundle=)`` bypasses it)."""
+def load_data(config: TrainConfig, split_rule: str = NAME_HASH) -> DatasetBundle:
+    """The one place training reads data (``train(..., bundle=)`` bypasses it); ``split_rule``: a
+    resumed run's own (its data.json's), so that a run split before ``NAME_HASH`` keeps its split."""
     val_split = int(config.val_split) if config.val_split >= 1 else config.val_split
     budget = int(config.memory_budget_gb * 2**30) if config.memory_budget_gb else None
     return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed, subset=config.subset,
                         image_size=config.image_size, skip_bad_images=config.skip_bad_images, memory_budget=budget,
-                        stream=config.stream, exif_orientation=config.exif_orientation)
+                        stream=config.stream, exif_orientation=config.exif_orientation, split_rule=split_rule)
 
 
 def normalization_for(init_from: str | None) -> str:
@@ -219,26 +221,14 @@ def data_record(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
     without train/ and test/, the seeded split of its files; nothing for other data sets."""
     if config.dataset != "folder" or not config.data_dir:
         return {}
-    record = {"data_dir": config.data_dir, "fingerprint": folder_fingerprint(config.data_dir)}
-    if bundle.extra.get("split"):
-        record["split"] = bundle.extra["split"]
-    return record
+    return fingerprint.data_record(config.data_dir, bundle.extra.get("split"))
 
 
-def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bool) -> None:
+def check_same_data(run: RunFolder, record: dict[str, Any], config: TrainConfig, accept_changed_data: bool) -> None:
     """A resumed run must see the images it started on (data.json), unless told to go on anyway."""
-    saved = run.read_data_record().get("fingerprint")
-    if not saved or config.dataset != "folder" or not config.data_dir:
-        return
-    changes = fingerprint_changes(saved, folder_fingerprint(config.data_dir))
-    if not changes:
-        return
-    detail = "; ".join(changes)
-    if accept_changed_data:
-        run.log.warning(f"resuming on changed data in {config.data_dir} (--accept-changed-data): {detail}")
-        return
-    raise ResnetlabError(f"cannot resume {run.path}: the images in {config.data_dir} changed since the run started "
-                         f"({detail}): put them back, start a new run, or pass --accept-changed-data to go on with these")
+    if config.dataset == "folder" and config.data_dir:
+        fingerprint.refuse_changed_data(record, config.data_dir, f"cannot resume {run.path}", accept_changed_data,
+                                        run.log.warning, doing="resuming")
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ def _split_layout(root: Path) -> FolderLayout:
         raise ResnetlabError(f"image folder {root} has no {missing}: expected DIR/train/<class>/* and DIR/test/<class>/*")
     classes, test_classes = class_folders(train), class_folders(test)
     every = [train / c for c in classes] + [test / c for c in test_classes]
+    _refuse_linked_classes(every)
     train_scan = scan_classes([train / c for c in classes], every)
     _refuse_empty(train_scan.empty)
     test_scan = scan_classes([test / c for c in test_classes], every)
@@ -90,6 +92,7 @@ def _unsplit_layout(root: Path, val_split: int | float, seed: int, split_rule: s
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise ResnetlabError(f"image folder {root} holds class folders ({shown}) but no train/ and test/ (or val/): pass "
                              "--val-split FRACTION (e.g. --val-split 0.2) to hold out that fraction of each class for testing")
+    _refuse_linked_classes([root / c for c in classes])
     scan = scan_classes([root / c for c in classes])
     _refuse_empty(scan.empty)
     _log_passed(scan.passed, root)
@@ -185,6 +188,22 @@ def _quotas(sizes: list[int], val_split: int | float) -> list[int]:
         for k in sorted(range(len(sizes)), key=lambda k: (wanted[k] - shares[k], k))[:left]:
             wanted[k] += 1
     return [min(w, n - 1) for w, n in zip(wanted, sizes)]
+
+
+def _refuse_linked_classes(class_dirs: list[Path]) -> None:
+    """A class folder that is a link to another class folder of the data set (``test/cat -> ../train/cat``,
+    ``train/kitten -> cat``) would read the same photos twice, under two labels or in both splits:
+    refused, saying it is a link. A link to a folder outside the data set is a class folder like any other."""
+    real = {d: os.path.realpath(d) for d in class_dirs}
+    for linked in (d for d in class_dirs if d.is_symlink()):
+        other = next((d for d in class_dirs if d != linked and _overlap(real[linked], real[d])), None)
+        if other is not None:
+            raise ResnetlabError(f"class folder {linked} is a link to {real[linked]}, which is (or holds) the class folder {other}: "
+                                 "its photos would be read twice; copy them into a real folder or remove the link")
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep)
 
 
 def _refuse_empty(empty: list[str]) -> None:

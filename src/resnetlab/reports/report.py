@@ -43,6 +43,7 @@ def report(
     device: str = "auto",
     precision: str | None = None,
     overwrite: bool = False,
+    accept_changed_data: bool = False,
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
 
@@ -50,7 +51,8 @@ def report(
     no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
     checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts), in
     ``precision`` (default: each run's own). ``out`` may be new, empty or a report of ours; a folder
-    holding other files is refused unless ``overwrite`` (which replaces only ``REPORT_FILES``).
+    holding other files is refused unless ``overwrite`` (which replaces only ``REPORT_FILES``). A run
+    whose image folder changed since it started is refused, as eval refuses it, unless ``accept_changed_data``.
     """
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
@@ -65,7 +67,7 @@ def report(
     cache = DatasetCache()
     sections = [
         _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command,
-                     precision)
+                     precision, accept_changed_data)
         for i, run in enumerate(runs)
     ]
     page = Page(
@@ -127,7 +129,8 @@ def _overview(runs: Sequence[Run], out: Path) -> list[FigureRef]:
 
 
 def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | None, samples: int,
-                 device: str, sweep_command: str | None, precision: str | None = None) -> RunSection:
+                 device: str, sweep_command: str | None, precision: str | None = None,
+                 accept_changed_data: bool = False) -> RunSection:
     folder = out / "runs" / folder_name
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
@@ -147,7 +150,8 @@ def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | No
         section.missing.append("Confusion matrix and sample predictions skipped (report written without checkpoints).")
         return section
     try:
-        predictions = predict_test_split(run, cache, samples=samples, device=device, precision=precision)
+        predictions = predict_test_split(run, cache, samples=samples, device=device, precision=precision,
+                                         accept_changed_data=accept_changed_data)
     except ResnetlabError as exc:
         section.missing.append(f"Confusion matrix and sample predictions not shown: {exc}")
         return section

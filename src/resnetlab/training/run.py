@@ -66,6 +66,10 @@ def train(
         checkpoint = load_checkpoint(run.last, for_resume=True) if resume else None
         if checkpoint is not None:
             config = resume_config(config, checkpoint["config"])
+            if config.max_iters is not None and checkpoint["iteration"] > config.max_iters:  # before the log: nothing written
+                raise ResnetlabError(f"cannot resume {run.path}: it has trained {checkpoint['iteration']} iterations, more than the "
+                                     f"budget now given (max_iters {config.max_iters}): give at least --max-iters "
+                                     f"{checkpoint['iteration']}, or resume with the run's own budget")
         elif config.normalization == "auto":
             config = replace(config, normalization=normalization_for(run.readable(config.init_from)))  # recorded as decided
         asked = config.precision  # resolved once, then recorded: config.yaml, checkpoints, summary.json

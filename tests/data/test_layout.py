@@ -152,3 +152,24 @@ def test_train_resume_and_eval_see_the_same_split(tmp_path, capsys) -> None:
     assert result["n"] == len(held.test) == len(held.extra["split"]["val"]) > 0
     assert main(["eval", str(run), "--split", "val", "--device", "cpu"]) == 2
     assert "held out its test split (an unsplit folder), not a validation split: use --split test" in capsys.readouterr().err
+
+
+def test_a_run_split_by_the_older_permutation_resumes_and_evaluates_with_it(tmp_path, capsys) -> None:
+    """data.json of a run that started before the name-hash rule has no "rule" (nor "fingerprint_rule"):
+    resume and eval read its folder with the permutation it was trained with, not today's draw."""
+    from resnetlab.data.fingerprint import LEGACY_RULE, folder_fingerprint
+
+    root = unsplit(tmp_path)
+    run = tmp_path / "run"
+    common = ["--model", "resnet20", "--dataset", "folder", "--data-dir", str(root), "--val-split", "0.2", "--seed", "1",
+              "--batch-size", "4", "--device", "cpu", "--quiet", "--out", str(run)]
+    assert main(["train", *common, "--max-iters", "2"]) == 0
+    older = load_dataset("folder", root, val_split=0.2, seed=1, split_rule=PERMUTATION).extra["split"]
+    older.pop("rule")
+    (run / "data.json").write_text(json.dumps({"data_dir": str(root), "fingerprint": folder_fingerprint(root, LEGACY_RULE),
+                                               "split": older}))
+    assert len(older["val"]) == 4 != len(load_dataset("folder", root, val_split=0.2, seed=1).extra["split"]["val"])
+    assert main(["train", *common, "--max-iters", "4", "--resume"]) == 0  # no "changed data": compared by its own rule
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 4

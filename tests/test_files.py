@@ -262,3 +262,22 @@ def test_the_static_check_sees_each_way_of_writing(line: str) -> None:
     finder = InPlaceWrites()
     finder.visit(ast.parse(f"def f():\n    {line}\n    with replacing(p) as tmp, tmp.open('w') as g:\n        {line}\n"))
     assert finder.found == [("f", 2)]
+
+
+def test_appends_and_locks_never_follow_a_link(tmp_path) -> None:
+    """train.log, metrics.csv and run.lock are opened with O_NOFOLLOW: a planted link is refused by name."""
+    from resnetlab.files import open_append
+    from resnetlab.run_lock import RunLock
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's\n")
+    (tmp_path / "train.log").symlink_to(victim)
+    with pytest.raises(WriteError, match=r"train.log is a link to .*victim.txt, and a run folder writes only to its own files"):
+        open_append(tmp_path / "train.log")
+    (tmp_path / "run.lock").symlink_to(victim)
+    with pytest.raises(WriteError, match=r"run.lock is a link to .*victim.txt"):
+        RunLock(tmp_path).acquire()
+    assert victim.read_text() == "someone else's\n"
+    with open_append(tmp_path / "real.log") as f:
+        f.write("a line\n")
+    assert (tmp_path / "real.log").read_text() == "a line\n"

@@ -373,3 +373,15 @@ def test_ctrl_c_in_finetune_saves_and_train_resume_continues(tmp_path: Path, cap
     assert main(["train", "--resume", str(out)]) == 0  # the hint is a command that works
     summary = (out / "summary.json").read_text()
     assert '"recipe": "fine-tune"' in summary and '"iterations": 3' in summary  # 12 images, batch 4, 1 epoch
+
+
+def test_seeds_up_to_2_63_split_and_train(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The split's and the loader's seed arithmetic (seed * 1_000_003 + crc, seed * 100_003 + epoch)
+    once overflowed torch's 64-bit seed; now it wraps, and the largest seed trains."""
+    root = make_image_folder(tmp_path / "flat", classes=("a", "b"), per_class=6, splits=("",))
+    assert main(["data", "info", "--dataset", "folder", "--data-dir", str(root), "--val-split", "0.25", "--seed", "35184372088832"]) == 0
+    from resnetlab.data.layout import PERMUTATION, read_layout
+
+    assert read_layout(root, 0.25, 2**63 - 1, PERMUTATION).split["per_class"]["a"] == {"train": 4, "val": 2}
+    assert main(cifar_train(tmp_path) + ["--seed", str(2**63 - 1)]) == 0
+    assert "seed: 9223372036854775807" in (tmp_path / "run" / "config.yaml").read_text()

@@ -380,7 +380,8 @@ CASES: dict[str, tuple[Case, str]] = {
                                                   "is not a run folder \\(its config.yaml is no run's"),
     "--out inside the data folder": (_out_inside_the_data_folder, "--out .*s5/train/myrun is inside the data folder"),
     "resume under a spent budget": (_resume_under_a_spent_budget,
-                                    "it has trained 2 iterations, more than the budget now given \\(max_iters 1\\): give at least --max-iters 2"),
+                                    "it has trained 2 iterations, more than the budget now given \\(max_iters 1\\): "
+                                    "give at least --max-iters 2"),
     "export torchscript onto a full disk": (lambda t, d, r: _export_onto_a_full_disk(t, d, r, "torchscript"),
                                             "cannot write .*model.pt: No space left on device$"),
     "export exported-program onto a full disk": (lambda t, d, r: _export_onto_a_full_disk(t, d, r, "exported-program"),

@@ -35,7 +35,8 @@ def pixels(split) -> list[int]:
 
 def drawn_below(root: Path, fraction: float, seed: int) -> list[str]:
     """The photos the name-hash rule holds out: those whose own draw is below the fraction."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png") if photo_draw(p.relative_to(root).as_posix(), seed) < fraction)
+    names = (p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    return sorted(name for name in names if photo_draw(name, seed) < fraction)
 
 
 def test_each_photo_is_held_out_by_its_own_draw(tmp_path) -> None:

@@ -229,7 +229,7 @@ ROWS: dict[str, Row] = {
     "YAML key given twice": Row(config("batch_size: 8\nbatch_size: 12\n"),
                                 r"is not valid YAML: the key 'batch_size' is given twice \(lines 1 and 2\): keep one"),
     "sweep --set epochs= (empty)": Row(lambda t, r: ["sweep", write_sweep(t), "--set", "epochs="],
-                                       r"--set 'epochs=' has no value: give one, e.g. --set epochs=2 \(--set epochs=null unsets it\)"),
+                                       r"--set 'epochs=' has no value: give one \(--set epochs=null unsets it\)"),
     "summary --num-classes 0": Row(lambda t, r: ["summary", "resnet20", "--num-classes", "0"],
                                    r"num_classes must be a positive whole number, got 0"),
     "summary --num-classes 100000000": Row(lambda t, r: ["summary", "resnet20", "--num-classes", "100000000"],

@@ -81,8 +81,7 @@ def parse_key_values(pairs: list[str], flag: str) -> dict[str, Any]:
         if not sep or not key:
             raise ResnetlabError(f"{flag} {shown(pair)} must look like KEY=VALUE, e.g. {flag} {_EXAMPLES.get(flag, 'key=value')}")
         if not text.strip():  # as train refuses --epochs '': an empty value is a slip, not "unset"
-            raise ResnetlabError(f"{flag} {shown(pair)} has no value: give one, e.g. {flag} {key}=2 "
-                                 f"({flag} {key}=null unsets it)")
+            raise ResnetlabError(f"{flag} {shown(pair)} has no value: give one ({flag} {key}=null unsets it)")
         try:
             values[key] = load_yaml(text, f"{flag} {key}")
         except ResnetlabError:

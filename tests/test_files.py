@@ -171,8 +171,10 @@ IN_PLACE_WRITES = {
     ("run_lock.py", "acquire"): "the lock file holds the owner's pid under flock: it must be one file, opened in place",
     ("data/download.py", "_fetch_verified"): "a download streamed to a temporary file and renamed once its MD5 matches; "
                                              "its OSErrors are network failures the mirror loop tries the next mirror on",
-    ("evaluation/export.py", "_write_exported_program"): "writes the temporary file export() gets from replacing()",
-    ("evaluation/export.py", "_write_torchscript"): "writes the temporary file export() gets from replacing()",
+    ("evaluation/export.py", "_write_exported_program"): "serializes into memory; write_bytes writes the file",
+    ("evaluation/export.py", "_write_torchscript"): "serializes into memory; write_bytes writes the file",
+    ("evaluation/export.py", "write_bytes"): "writes the temporary file export() gets from replacing(), in Python: "
+                                             "torch's C++ writer aborts the process on a full disk",
     ("evaluation/export.py", "_write_onnx"): "writes the temporary file export() gets from replacing()",
 }
 MODE = re.compile(r"^[rwxabt+]*[wxa+][rwxabt+]*(:[a-z0-9*]*)?$")  # open()'s modes that write

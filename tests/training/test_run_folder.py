@@ -71,7 +71,7 @@ def test_refuses_a_folder_holding_a_run(tmp_path, bundle):
 
 def test_a_run_that_failed_before_training_leaves_no_run_behind(tmp_path, bundle, monkeypatch):
     """A wrong --data-dir fails after the folder is prepared; the corrected command just runs."""
-    def no_data(config):
+    def no_data(config, *rule):
         raise ResnetlabError("image folder /nowhere does not exist")
 
     monkeypatch.setattr("resnetlab.training.run.load_data", no_data)

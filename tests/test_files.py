@@ -168,6 +168,7 @@ IN_PLACE_WRITES = {
     ("runs.py", "append_metrics"): "metrics.csv grows by one row per epoch; an append never touches the rows before it",
     ("runs.py", "_tensorboard"): "tensorboard's event file is a log its SummaryWriter appends to",
     ("reports/parallel.py", "start"): "a sweep run's console log, appended line by line as the run prints",
+    ("runs.py", "_open"): "train.log, appended line by line by logging's FileHandler (never through a link)",
     ("run_lock.py", "acquire"): "the lock file holds the owner's pid under flock: it must be one file, opened in place",
     ("data/download.py", "_fetch_verified"): "a download streamed to a temporary file and renamed once its MD5 matches; "
                                              "its OSErrors are network failures the mirror loop tries the next mirror on",
@@ -178,7 +179,8 @@ IN_PLACE_WRITES = {
     ("evaluation/export.py", "_write_onnx"): "writes the temporary file export() gets from replacing()",
 }
 MODE = re.compile(r"^[rwxabt+]*[wxa+][rwxabt+]*(:[a-z0-9*]*)?$")  # open()'s modes that write
-WRITERS = {"write_text", "write_bytes", "savefig", "to_csv", "FileHandler", "SummaryWriter", "mkstemp", "NamedTemporaryFile"}
+WRITERS = {"write_text", "write_bytes", "savefig", "to_csv", "FileHandler", "SummaryWriter", "mkstemp", "NamedTemporaryFile",
+           "open_append", "open_no_follow"}  # the last two: files.py's appends that never follow a link
 DUMPS_TO_A_FILE = {"torch.save", "torch.jit.save", "torch.export.save", "torch.onnx.export", "np.save", "numpy.save",
                    "json.dump", "pickle.dump"}
 

@@ -41,7 +41,7 @@ class RunLock:
 
     def acquire(self) -> None:
         for _ in range(10):  # only repeats when the lock file was replaced under us
-            fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # a planted link is refused, never written through
+            fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides; a planted link is refused
             try:
                 locked = self._flock(fd)
                 if locked is False or (locked is None and _alive(read_owner(self.path))):

@@ -194,7 +194,7 @@ def test_a_resume_under_a_budget_the_run_has_passed_is_refused_naming_one_that_w
     from resnetlab.errors import ResnetlabError
 
     with pytest.raises(ResnetlabError, match=r"it has trained 8 iterations, more than the budget now given \(6 iterations: epochs 1.*"
-                                             r"give at least --epochs 2 or --max-iters 8"):
+                                             r"give at least epochs=2 or max_iters=8"):
         train(tiny_config(out, epochs=1), resume=True, bundle=bundle)
     summary = train(tiny_config(out, epochs=2), resume=True, bundle=bundle)  # the budget that works finishes at its boundary
     assert (summary["epochs"], summary["iterations"]) == (2, 12)

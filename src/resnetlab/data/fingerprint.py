@@ -23,7 +23,7 @@ from typing import Any
 
 from resnetlab.data.layout import NAME_HASH, PERMUTATION
 from resnetlab.data.scan import class_folders, scan_classes
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 
 SPLIT_NAMES = ("train", "val", "test")
 RULE = "names-sizes"  # data.json's "fingerprint_rule": what the digest holds
@@ -83,7 +83,7 @@ def refuse_changed_data(record: dict[str, Any], data_dir: str | Path, cannot: st
         note(f"{doing} on changed data in {data_dir} (--accept-changed-data): {detail}")
         return
     raise ResnetlabError(f"{cannot}: the images in {data_dir} changed since the run started ({detail}): put them back, "
-                         "start a new run, or pass --accept-changed-data to go on with these")
+                         f"start a new run, or pass {option('accept_changed_data', True)} to go on with these")
 
 
 def fingerprint_changes(started: dict[str, dict], now: dict[str, dict], limit: int = 4) -> list[str]:

@@ -13,7 +13,7 @@ import torch
 from resnetlab.checkpoint import build_checkpoint
 from resnetlab.data.class_indices import read_class_indices
 from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, eval_resize
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.memory import check_image_size
 from resnetlab.models import create_model
 from resnetlab.pretrained import match_weights, read_state_dict
@@ -60,7 +60,7 @@ def _feeding(weights: Path, in_channels: int, image_size: int | None, mean: Sequ
     if not sidecar and weights.name == WEIGHTS and holds_run(weights.parent) and (mean is None or std is None):
         raise ResnetlabError(f"{weights} belongs to the run in {weights.parent}, which has no {PREPROCESS} (an older run) to say "
                              f"how it normalised its images: pass the run folder instead (resnetlab predict {weights.parent} "
-                             "IMAGE...), or the run's --mean and --std")
+                             f"IMAGE...), or the run's {option('mean')} and {option('std')}")
     mean = _channels("mean", mean if mean is not None else sidecar.get("mean", IMAGENET_MEAN), in_channels)
     std = _channels("std", std if std is not None else sidecar.get("std", IMAGENET_STD), in_channels)
     if any(s <= 0 for s in std):

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from resnetlab.devices import resolve_device
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.plots import plot_confusion_matrix
 from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
@@ -65,11 +65,13 @@ def report(
         write_markdown(rows, out / "results.md")
 
     cache = DatasetCache()
-    sections = [
-        _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command,
-                     precision, accept_changed_data)
-        for i, run in enumerate(runs)
-    ]
+    sections = []
+    for i, run in enumerate(runs):  # minutes each with checkpoints: say which run is being evaluated
+        if checkpoints:
+            print(f"[report] run {i + 1}/{len(runs)}: {run.name} ({run.path}): evaluating its checkpoint on its test split",
+                  flush=True)
+        sections.append(_run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device,
+                                     sweep_command, precision, accept_changed_data))
     page = Page(
         title=title or f"resnetlab report: {len(runs)} run{'s' if len(runs) != 1 else ''}",
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -101,8 +103,8 @@ def check_report_folder(out: Path, overwrite: bool) -> None:
     others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise ResnetlabError(f"{out} holds files that resnetlab report did not write ({shown}): pass another --out, or "
-                             f"--overwrite to write the report there (it replaces only {', '.join(REPORT_FILES)})")
+        raise ResnetlabError(f"{out} holds files that resnetlab report did not write ({shown}): pass another {option('out')}, "
+                             f"or {option('overwrite', True)} to write the report there (it replaces only {', '.join(REPORT_FILES)})")
 
 
 def _is_report(index: Path) -> bool:

@@ -10,7 +10,7 @@ import torch
 from resnetlab.data import list_datasets, load_dataset
 from resnetlab.data.device_decode import photo_decoder
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, EXIF_ORIENTATIONS
-from resnetlab.data.photo_loader import batched_on
+from resnetlab.data.photo_pipeline import batched_on
 from resnetlab.data.scan import listed
 from resnetlab.data.types import DatasetBundle
 from resnetlab.devices import resolve_device

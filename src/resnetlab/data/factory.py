@@ -20,9 +20,8 @@ from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the so
 # isort: on
 from resnetlab.data.loader import TensorLoader
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
-from resnetlab.data.photo_files import PhotoFiles
 from resnetlab.data.photo_loader import PhotoLoader
-from resnetlab.data.photos import PhotoSet
+from resnetlab.data.photos import PhotoFiles, PhotoSet
 from resnetlab.data.sources import LoadOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_name, channel_stats, usable_std

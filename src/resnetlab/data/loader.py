@@ -122,6 +122,16 @@ class Batches:
     def __len__(self) -> int:
         return batch_count(self.count, self.batch_size, drop_last=self.drop_last, train=self.train, world_size=self.world_size)
 
+    def epoch_generator(self, epoch: int) -> torch.Generator:
+        """The generator of ``epoch``'s order (and a small-image loader's augmentation): seeded by
+        (seed, epoch) alone, so any epoch can be drawn again, as a resume does."""
+        return torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+
+    def rank_rows(self, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """This rank's rows of global batch number ``batch`` of ``order``: every ``world_size``-th row
+        from ``rank`` on, so the ranks' rows together are the single-process batch."""
+        return order[batch * self.batch_size : (batch + 1) * self.batch_size][self.rank :: self.world_size]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(0)
 
@@ -148,7 +158,7 @@ class TensorLoader(Batches):
         """Order, and per copy the crop offsets, flips and cutout centres of a whole epoch, from one
         seeded generator. Copies beyond the first draw after it, so one copy is the plain loader."""
         n = len(self.labels)
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = self.epoch_generator(epoch)
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         aug = self.augmentation
         h, w = self.image_size
@@ -177,7 +187,7 @@ class TensorLoader(Batches):
         order = self._to_device(order)
         plans = [ViewPlan(*(self._to_device(t) for t in plan)) for plan in plans]
         for b in range(start, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
+            idx = self.rank_rows(order, b)
             views = [self._augmented(idx, p.offsets[idx], p.flips[idx], p.centres[idx]) for p in plans]  # (B, H, W, C) uint8
             x = views[0] if len(views) == 1 else torch.cat(views)
             x = x.permute(0, 3, 1, 2)  # (B, C, H, W) view with channels-last strides

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resnetlab.data.photo_files import PhotoFiles
-from resnetlab.data.photos import PhotoSet
+from resnetlab.data.photos import PhotoFiles, PhotoSet
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import lookup
 

@@ -23,7 +23,7 @@ import yaml
 
 from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
-from resnetlab.data.photo_loader import PHOTO_VIEWS
+from resnetlab.data.photo_pipeline import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import replacing
 from resnetlab.models.registry import check_model_options

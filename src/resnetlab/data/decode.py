@@ -15,9 +15,10 @@ then its shorter side resized with torchvision's ``Resize`` on the PIL image. Sm
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,13 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
-from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, oriented
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, orientation, oriented
 from resnetlab.errors import ResnetlabError
 
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 JPEG_MAGIC = b"\xff\xd8\xff"
+SURVEY_SAMPLE = 2000  # photo headers read to count tagged photos (evenly spaced, as pipeline detection does)
 # Pillow refuses images over twice this many pixels and only warns between once and twice; a
 # photo has far fewer (a 48-megapixel phone photo is half of it), so the warning is an error here.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
@@ -156,3 +158,20 @@ def _decode_pil(path: str | Path, image_size: tuple[int, int] | None, exif_orien
         if image_size and img.size != (image_size[1], image_size[0]):
             img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
         return np.asarray(img)
+
+
+def survey_orientation(paths: Sequence[str], rule: str) -> dict[str, Any]:
+    """How many photos carry an EXIF orientation tag (from at most ``SURVEY_SAMPLE`` headers, evenly
+    spaced): ``{"rule", "tagged", "checked", "images", "examples"}`` for ``data info``."""
+    step = max(1, len(paths) // SURVEY_SAMPLE)
+    checked, tagged = 0, []
+    for path in paths[::step]:
+        try:
+            with reading(path), open_image(path) as image:
+                turned = orientation(image) != 1
+        except UnreadableImage:
+            continue  # named when the photos are decoded
+        checked += 1
+        if turned:
+            tagged.append(path)
+    return {"rule": rule, "tagged": len(tagged), "checked": checked, "images": len(paths), "examples": tagged[:3]}

@@ -56,7 +56,7 @@ def load_dataset(
     upright (``data/orientation.py``; "ignore", as torchvision, reads the pixels as stored).
     """
     source = get_source(name)
-    size = normalise_size(image_size)
+    size = as_height_width(image_size)
     options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
                           stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation))
     raw = source.load(Path(data_dir).expanduser() if data_dir else None, options)
@@ -83,7 +83,7 @@ def with_usable_std(bundle: DatasetBundle, note: Callable[[str], Any] | None = N
     return replace(bundle, std=std, extra={**bundle.extra, "constant_channels": flat})
 
 
-def normalise_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+def as_height_width(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
     """``32`` or ``(32, 32)`` -> ``(32, 32)`` (H, W); None keeps the native size."""
     if image_size is None:
         return None

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from resnetlab.data.class_indices import write_class_indices
-from resnetlab.data.decode import UnreadableImage, decode_small_image, header_size
+from resnetlab.data.decode import UnreadableImage, decode_small_image, header_size, survey_orientation
 from resnetlab.data.download import cache_root
 from resnetlab.data.layout import read_layout
-from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, survey_orientation
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
 from resnetlab.data.photos import DEFAULT_CROP, PhotoFiles, PhotoSet, check_photo_crop, decode_photos, eval_resize, photo_bytes
 from resnetlab.data.scan import listed
 from resnetlab.data.sources import LoadOptions, RawDataset, register_source

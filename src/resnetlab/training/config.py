@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
+from resnetlab.data.loader import FLIP_MODES, PHOTO_AUGMENTATIONS
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.data.photo_pipeline import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
@@ -34,8 +35,6 @@ DEFAULT_RECIPE = "paper"
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
-FLIPS = ("random", "alternate", "none")
-PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 NORMALIZATIONS = ("auto", "imagenet", "dataset")
 
 
@@ -112,7 +111,7 @@ class TrainConfig:
     memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
-    photo_views: str = setting("auto", "photos: where training views are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
+    photo_views: str = setting("auto", "photos: where training crops are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
                                        "at a time) | batched (the training device, whole batches; nvjpeg on CUDA) | auto (batched on CUDA)")
     skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
     exif_orientation: str = setting("ignore", "image folders and predict: photos tagged as stored sideways (EXIF orientation) "
@@ -284,7 +283,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
     for key in FIELDS:  # types first: every check below may then compare and compute
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIP_MODES,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
                "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS}
     for key, allowed in choices.items():

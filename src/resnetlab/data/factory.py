@@ -113,8 +113,9 @@ def create_loader(
     """The one place a split becomes a loader: ``TensorLoader`` (small images), ``PhotoLoader``
     (photos cached in memory) or ``StreamingLoader`` (photos on disk, ``num_workers`` decoding
     processes); ``ten_crop`` for the paper's 10-crop evaluation of photos; ``photo_views`` where the
-    photos' views are cut and streamed JPEGs decoded ("per-photo", "batched", "auto": see
-    ``photo_loader``). ``options`` are the fields of ``data.loader.LoaderOptions`` (mean and std, device, train, augmentation, seed, ranks).
+    photos' training crops are cut and streamed JPEGs decoded ("per-photo", "batched", "auto": see
+    ``photo_pipeline``). ``options`` are the fields of ``data.loader.LoaderOptions`` (mean and std,
+    device, train, augmentation, seed, ranks).
 
     All yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
     """

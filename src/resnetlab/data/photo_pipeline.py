@@ -10,7 +10,7 @@ or the paper's 10 crops (corners and centre, and mirrors).
 
 Cached, streamed or on the device is where these steps run, not another copy of them: the cached
 loader runs them on its memory cache, the streaming loader's workers on each decoded file (a batch
-of one), and with views cut in batches the training process on the batch's photos on the device.
+of one), and with crops cut in batches the training process on the batch's photos on the device.
 ``photo_views`` says where training crops are cut: "per-photo" on the CPU, one photo at a time
 with torch's uint8 resize (the CPU's fastest), or "batched" on the training device, the whole
 batch in one resize (``batched_crops``; a GPU would otherwise wait on the CPU); "auto" is batched

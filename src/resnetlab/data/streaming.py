@@ -1,15 +1,15 @@
 """Photos streamed from disk, for folders whose decoded cache would not fit in memory.
 
-A ``DataLoader`` whose worker processes decode, resize and crop each photo; the main process
-only normalises (on the training device, from uint8: a quarter of float32's bytes). The pixels
-are those of the cached ``PhotoLoader``, bit for bit: a photo is decoded and resized to the
-evaluation resize exactly as the cache holds it, and its training view comes from (seed, epoch,
-index) alone, whichever worker decodes it, so a resumed run is exact and streaming changes
-nothing but where the decoding happens. Workers persist across epochs.
+A ``DataLoader`` whose worker processes run the photo pipeline on each file (``decode_photo``, then
+``PhotoPipeline.batch`` on a batch of one); the main process only normalises (on the training
+device, from uint8: a quarter of float32's bytes). The pixels are those of the cached
+``PhotoLoader``, bit for bit: the same decoder, the same steps, and each training crop drawn from
+(seed, epoch, index) alone, whichever worker decodes it, so a resumed run is exact and streaming
+changes nothing but where the decoding happens. Workers persist across epochs.
 
-With views cut in batches (``photo_views``: "batched", or "auto" on CUDA) the workers only read
+With crops cut in batches (``photo_views``: "batched", or "auto" on CUDA) the workers only read
 the files and the training process decodes each batch's JPEGs on the device (``device_decode``)
-and cuts its views there (``batched_views``): the same boxes, pixels within a few levels.
+and runs the pipeline there: the same boxes, pixels within a few levels.
 """
 
 from __future__ import annotations

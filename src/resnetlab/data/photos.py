@@ -115,10 +115,9 @@ def decode_photos(paths: Sequence[str], labels: Sequence[int], shorter_side: int
     for path, label in zip(paths, labels):
         try:
             images.append(decode_photo(path, shorter_side, exif_orientation))  # (3, H, W)
+            kept.append(label)
         except UnreadableImage as exc:
             skipped.append(exc.named)
-            continue
-        kept.append(label)
     packed = PhotoSet.from_images(images, torch.tensor(kept, dtype=torch.int64), crop=0)
     return {"pixels": packed.pixels, "offsets": packed.offsets, "shapes": packed.shapes, "labels": packed.labels, "skipped": skipped}
 

@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from resnetlab.data import decode
 from resnetlab.data.decode import UnreadableImage, resize_photo, rgb_image
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
-from resnetlab.data.photo_crops import centre_crop, ten_crops
+from resnetlab.data.photo_pipeline import PhotoPipeline
 from resnetlab.data.scan import listed, scan_classes
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.view_averaging import ONE_VIEW, TestViews, check_views_fit
@@ -98,20 +98,20 @@ def build_transform(input_size: Sequence[int], mean: Sequence[float], std: Seque
 class PhotoTransform:
     """A photo (PIL RGB) -> float (3, S, S), exactly torchvision's evaluation transform:
     ``Resize(resize)`` on the PIL image, ``CenterCrop(S)``, ``ToTensor()``, ``Normalize(mean, std)``;
-    with ``ten_crop``, (10, 3, S, S): the corners and centre, then their mirror images."""
+    with ``ten_crop``, (10, 3, S, S): the corners and centre, then their mirror images. The crops
+    are the evaluation loaders' (``data.photo_pipeline.PhotoPipeline``)."""
 
     def __init__(self, crop: int, resize: int, mean: Sequence[float], std: Sequence[float], ten_crop: bool = False) -> None:
         self.crop, self.resize, self.ten_crop = crop, resize, ten_crop
+        self.pipeline = PhotoPipeline(crop, ten_crop=ten_crop)
         self.normalize = v2.Normalize(list(mean), list(std))
 
     def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
         if isinstance(image, torch.Tensor):
             image = v2.functional.to_pil_image(image)
         resized = v2.functional.pil_to_tensor(resize_photo(image, self.resize))  # uint8 (3, h, w), as the cache holds it
-        return self._float(ten_crops(resized, self.crop) if self.ten_crop else centre_crop(resized, self.crop))
-
-    def _float(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.normalize(pixels.float().div_(255))  # ToTensor, then Normalize (over the last three dimensions)
+        pixels, _ = self.pipeline.batch([0], [resized], epoch=0)  # a batch of one: (1, 3, S, S) or (1, 10, 3, S, S)
+        return self.normalize(pixels[0].float().div_(255))  # ToTensor, then Normalize (over the last three dimensions)
 
 
 Transform = Callable[[Image.Image | torch.Tensor], torch.Tensor]

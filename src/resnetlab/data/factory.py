@@ -22,7 +22,7 @@ from resnetlab.data.loader import TensorLoader
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoFiles, PhotoSet
-from resnetlab.data.sources import LoadOptions, get_source
+from resnetlab.data.sources import SourceOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_name, channel_stats, usable_std
 from resnetlab.data.streaming import StreamingLoader
@@ -57,7 +57,7 @@ def load_dataset(
     """
     source = get_source(name)
     size = as_height_width(image_size)
-    options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
+    options = SourceOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
                           stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation))
     raw = source.load(Path(data_dir).expanduser() if data_dir else None, options)
     train, test = raw.train, raw.test

@@ -30,7 +30,7 @@ from resnetlab.data.layout import read_layout
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
 from resnetlab.data.photos import DEFAULT_CROP, PhotoFiles, PhotoSet, check_photo_crop, decode_photos, eval_resize, photo_bytes
 from resnetlab.data.scan import listed
-from resnetlab.data.sources import LoadOptions, RawDataset, register_source
+from resnetlab.data.sources import RawDataset, SourceOptions, register_source
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import atomic_save
@@ -82,7 +82,7 @@ def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: 
     }
 
 
-def load_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path,
+def load_split(split_dir: Path, samples: list[tuple[str, int]], options: SourceOptions, cache_dir: Path,
                build: Callable[[], dict], variant: str, name: str) -> dict:
     """One split's decoded form from the cache if the folder is unchanged, else ``build()``, cached
     atomically as ``name-<key>.pt``. ``variant`` names what changes the pixels (the resize option,
@@ -143,7 +143,7 @@ def detect_pipeline(samples: list[tuple[str, int]]) -> tuple[str, str]:
 
 
 @register_source("folder", "your own images: DIR/train/<class>/* and DIR/test/<class>/* (or val/), or DIR/<class>/* with --val-split")
-def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
+def load_folder(data_dir: Path | None, options: SourceOptions) -> RawDataset:
     if data_dir is None:
         raise ResnetlabError("dataset 'folder' needs --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
                              "(or DIR/<class>/ and --val-split FRACTION)")
@@ -182,7 +182,7 @@ def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
     return RawDataset(classes, train, test, str(root.resolve()), extra, pipeline=pipeline, val_split_used=layout.split is not None)
 
 
-def small_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, name: str) -> ImageSet:
+def small_split(split_dir: Path, samples: list[tuple[str, int]], options: SourceOptions, cache_dir: Path, name: str) -> ImageSet:
     """A split of small images of one size (or resized to ``--image-size``) as one uint8 tensor."""
     rule = options.exif_orientation
     data = load_split(split_dir, samples, options, cache_dir, lambda: build_imageset(split_dir, samples, options.image_size, rule),
@@ -190,7 +190,7 @@ def small_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOp
     return ImageSet(data["images"], data["labels"])
 
 
-def photo_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, crop: int,
+def photo_split(split_dir: Path, samples: list[tuple[str, int]], options: SourceOptions, cache_dir: Path, crop: int,
                 name: str) -> PhotoSet:
     """A split of photos at the evaluation resize for ``crop`` (see ``data/photos.py``)."""
     resize, rule = eval_resize(crop), options.exif_orientation
@@ -221,7 +221,7 @@ def photo_crop(image_size: tuple[int, int] | None) -> int:
     return check_photo_crop(image_size[0])
 
 
-def photo_storage(samples: list[tuple[str, int]], crop: int, options: LoadOptions) -> tuple[str, str]:
+def photo_storage(samples: list[tuple[str, int]], crop: int, options: SourceOptions) -> tuple[str, str]:
     """("memory" | "stream", why): photos are cached in memory when their decoded size fits the
     budget (estimated from the headers of a sample), streamed from disk otherwise or when asked."""
     step = max(1, len(samples) // DETECT_SAMPLE)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from resnetlab.config_values import generator_seed
 from resnetlab.data.types import ImageSet
 
 FLIP_MODES = ("random", "alternate", "none")
@@ -125,7 +126,7 @@ class Batches:
     def epoch_generator(self, epoch: int) -> torch.Generator:
         """The generator of ``epoch``'s order (and a small-image loader's augmentation): seeded by
         (seed, epoch) alone, so any epoch can be drawn again, as a resume does."""
-        return torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return torch.Generator().manual_seed(generator_seed(self.seed * 100_003 + epoch))
 
     def rank_rows(self, order: torch.Tensor, batch: int) -> torch.Tensor:
         """This rank's rows of global batch number ``batch`` of ``order``: every ``world_size``-th row

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.data.decode import rgb_image
 from resnetlab.data.loader import normalised_black
 from resnetlab.data.orientation import check_exif_orientation, oriented
-from resnetlab.data.photos import rgb_image
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, checkpoint_transform, find_images, load_batch

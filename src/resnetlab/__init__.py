@@ -27,6 +27,7 @@ _LAZY = {
     "finetune": "resnetlab.training.finetune",
     "export": "resnetlab.evaluation",
     "report": "resnetlab.reports",
+    "responses": "resnetlab.reports",
     "sweep": "resnetlab.reports",
 }
 

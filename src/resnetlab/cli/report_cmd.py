@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--device", default="auto", help="where the checkpoints run: auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps")
     add_precision_flag(p)
+    p.add_argument("--responses", action="store_true",
+                   help="add the paper's Fig. 7: the std of every 3x3 layer's response on the test split, one line per run "
+                        "(see 'resnetlab responses')")
     p.set_defaults(func=run_report)
 
 
@@ -24,6 +27,6 @@ def run_report(args: argparse.Namespace) -> int:
     from resnetlab.reports import report
 
     index = report(args.run_dirs, args.out, checkpoints=not args.no_checkpoints, samples=args.samples, title=args.title,
-                   device=args.device, precision=args.precision)
+                   device=args.device, precision=args.precision, responses=args.responses)
     print(f"report: {index}")
     return 0

@@ -27,6 +27,7 @@ from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
 from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
+from resnetlab.reports.responses import CSV_NAME, response_figure
 from resnetlab.reports.runs import Run, read_runs
 from resnetlab.reports.tables import format_cell, format_duration, result_rows, write_csv, write_markdown
 from resnetlab.runs import RunFolder
@@ -42,14 +43,19 @@ def report(
     sweep_command: str | None = None,
     device: str = "auto",
     precision: str | None = None,
+    responses: bool = False,
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
 
     ``checkpoints=False`` skips the confusion matrices and sample predictions (no model is run,
     no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
     checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts), in
-    ``precision`` (default: each run's own).
+    ``precision`` (default: each run's own). ``responses`` adds the paper's Fig. 7 (std of every 3x3
+    layer's response on the test split: ``reports.responses``) to the overview, which needs the checkpoints.
     """
+    if responses and not checkpoints:
+        raise ResnetlabError("layer responses run the checkpoints: drop checkpoints=False (--no-checkpoints) "
+                             "or responses=True (--responses)")
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
     out = Path(out)
@@ -60,6 +66,14 @@ def report(
         write_markdown(rows, out / "results.md")
 
     cache = DatasetCache()
+    overview, notes, downloads = _overview(runs, out), [], [("results.md", "results.md"), ("results.csv", "results.csv")]
+    if responses:
+        figure, notes = response_figure(runs, out / "figures", cache, device)
+        if figure is not None:
+            overview.append(_ref(out, figure, "Standard deviations of layer responses on the test split, as in the paper's Fig. 7: "
+                                 "each 3x3 layer after BN, before addition and ReLU; top in layer order, bottom sorted; "
+                                 "plain dashed, ResNets solid", width=620))
+            downloads.append(("responses.csv", (out / "figures" / CSV_NAME).relative_to(out).as_posix()))
     sections = [
         _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command,
                      precision)
@@ -69,12 +83,12 @@ def report(
         title=title or f"resnetlab report: {len(runs)} run{'s' if len(runs) != 1 else ''}",
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
         table_rows=rows,
-        overview=_overview(runs, out),
+        overview=overview,
         runs=sections,
-        downloads=[("results.md", "results.md"), ("results.csv", "results.csv")],
+        downloads=downloads,
         sweep=sweep_command,
         notes=["Errors are top-1 on each run's test split after its last epoch. Paper errors are He et al. (2016), "
-               "Table 6 (official CIFAR-10 binaries), shown for reference."],
+               "Table 6 (official CIFAR-10 binaries), shown for reference.", *notes],
     )
     index = out / "index.html"
     html = render(page)

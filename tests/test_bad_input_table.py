@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from resnetlab.cli import main
+from resnetlab.models import create_model
 from resnetlab.run_lock import RunLock
 from tests.builders import make_image_folder
 
@@ -260,6 +261,30 @@ def _sweep_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["sweep", str(tmp / "sweep.yaml"), "--out", str(tmp / "notes.txt")]
 
 
+def _responses_of_weights_without_a_model(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["responses", str(run / "weights.pth"), "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_with_an_unknown_model(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["responses", str(run / "weights.pth"), "--model", "resnet21", "--dataset", "folder", "--data-dir", str(data),
+            "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_of_another_architectures_weights(tmp: Path, data: Path, run: Path) -> list[str]:
+    torch.save({"state_dict": create_model("resnet32", num_classes=2).state_dict()}, tmp / "resnet32.th")
+    return ["responses", str(tmp / "resnet32.th"), "--model", "resnet20", "--dataset", "folder", "--data-dir", str(data),
+            "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_without_the_data(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["responses", str(run), "--data-dir", str(tmp / "typo"), "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["responses", str(run), "--out", str(tmp / "notes.txt"), "--device", "cpu"]
+
+
 CASES: dict[str, tuple[Case, str]] = {
     "train into an existing run": (_existing_run, "already holds a run: continue it with .resnetlab train --resume .* or pass --overwrite"),
     "--overwrite with a wrong --data-dir": (_overwrite_with_a_wrong_data_dir, "typo"),
@@ -307,6 +332,13 @@ CASES: dict[str, tuple[Case, str]] = {
     "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
     "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),
     "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),
+    "responses of weights without --model": (_responses_of_weights_without_a_model,
+                                             "weights.pth is a plain weights file: pass model= \\(--model"),
+    "responses with an unknown --model": (_responses_with_an_unknown_model, "resnet21"),
+    "responses of another architecture's weights": (_responses_of_another_architectures_weights,
+                                                    "do not fit the backbone of resnet20: .*they look like resnet32 weights"),
+    "responses without the data": (_responses_without_the_data, "typo"),
+    "responses into a file": (_responses_into_a_file, "cannot write .*notes.txt"),
 }
 
 _held_locks: list[RunLock] = []

@@ -31,6 +31,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size, fitted_batch_size, model_and_loader
 from resnetlab.evaluation.view_averaging import ONE_VIEW
 from resnetlab.evaluation.weights import small_weights_checkpoint
+from resnetlab.models.registry import model_info
 
 RESPONSE_KERNEL = (3, 3)  # the paper measures its 3x3 layers
 _ADDITIONS = (operator.add, operator.iadd, torch.add)
@@ -204,6 +205,7 @@ def _checkpoint_and_data(source: str | Path, model: str | None, dataset: str | N
     if model is None or dataset is None:
         raise ResnetlabError(f"{source} is a plain weights file: pass model= (--model, e.g. resnet20) and dataset= "
                              "(--dataset, e.g. cifar10) to say what it is and which test split to read")
+    model_info(model)  # an unknown name before any data is read
     bundle = load(name=dataset, data_dir=data_dir)
     ckpt = small_weights_checkpoint(model, source, bundle, mean=mean, std=std)
     return ckpt, bundle

@@ -19,6 +19,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.plots import save_figure
@@ -109,6 +110,7 @@ def responses_figure(measured: Sequence[LayerResponses], *, title: str | None = 
     top.set_xlabel("layer index (original)")
     bottom.set_xlabel("layer index (sorted by magnitude)")
     for ax in (top, bottom):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("std")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -1,7 +1,7 @@
 """Training configuration: one typed dataclass whose defaults are the paper's CIFAR-10 recipe.
 
 Layers, last one wins: ``TrainConfig`` defaults < recipe YAML (``recipes/<name>.yaml``, plus
-its ``per_model`` section for the chosen model) < ``--config FILE`` < overrides (command-line
+its ``per_family`` and ``per_model`` sections for the chosen model) < ``--config FILE`` < overrides (command-line
 flags). The resolved config is written to the run folder as ``config.yaml`` (itself a valid
 ``--config`` file) and stored inside every checkpoint as plain types.
 """
@@ -26,7 +26,7 @@ from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.data.photo_loader import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import replacing
-from resnetlab.models.registry import check_model_options
+from resnetlab.models.registry import check_model_options, model_info
 from resnetlab.precision import PRECISIONS
 from resnetlab.training.distributed import COLLECTIVE_TIMEOUT
 
@@ -36,7 +36,8 @@ SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
 FLIPS = ("random", "alternate", "none")
 PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
-NORMALIZATIONS = ("auto", "imagenet", "dataset")
+NORMALIZATIONS = ("auto", "imagenet", "dataset", "none")
+INITS = ("kaiming", "xavier")
 
 
 def setting(default: Any, help: str) -> Any:
@@ -54,6 +55,8 @@ class TrainConfig:
     # What to train, on what, and where the run folder goes
     model: str = setting("resnet20", "registered model name (resnetlab models)")
     model_options: dict[str, Any] = setting({}, "create_model keyword options")
+    init: str = setting("kaiming", "a fresh model's starting weights: kaiming (each model's own: He et al.'s) | xavier "
+                                   "(xavier_uniform_ on every Conv2d and Linear weight, as d2l's train_ch6)")
     dataset: str = setting("cifar10", "cifar10 | cifar100 | mnist | fashion-mnist | folder (DIR/train/<class>/*)")
     data_dir: str | None = setting(None, "the dataset's folder (None: the download cache, $RESNETLAB_DATA or ~/.cache/resnetlab)")
     out: str = setting("runs/run", "the run folder")
@@ -108,7 +111,8 @@ class TrainConfig:
     subset: int | None = setting(None, "keep only this many training images (quick runs)")
     image_size: int | None = setting(None, "small images: resize to this side (None: native); "
                                            "photo folders: the training crop S (None: 224)")
-    normalization: str = setting("auto", "auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset")
+    normalization: str = setting("auto", "auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset | "
+                                         "none (pixels in [0, 1], as ToTensor gives)")
     memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
@@ -163,13 +167,25 @@ def resolve_config(
     overrides = check_values(overrides, HINTS, "")
     name = check_value("recipe", recipe, HINTS["recipe"], "") or file_values.get("recipe") or DEFAULT_RECIPE
     recipe_values = load_recipe(name)
-    per_model = recipe_values.pop("per_model", {}) or {}
-    merged = {**recipe_values, **file_values, **overrides}
-    model = merged.get("model", TrainConfig.model)
-    model_values = per_model.get(model, {})
-    _check_keys(model_values, f"recipe {name!r} per_model.{model}")
-    merged = {**recipe_values, **model_values, **file_values, **overrides, "recipe": name}
+    model = {**recipe_values, **file_values, **overrides}.get("model", TrainConfig.model)
+    recipe_values = recipe_for_model(recipe_values, model, name)
+    merged = {**recipe_values, **file_values, **overrides, "recipe": name}
     return validate(TrainConfig(**merged))
+
+
+def recipe_for_model(values: dict[str, Any], model: str, name: str) -> dict[str, Any]:
+    """A recipe's values for ``model``: its top level, then its ``per_family`` section for the
+    model's family (``imagenet``: 224-pixel images), then its ``per_model`` section for the model."""
+    values = dict(values)
+    per_family = values.pop("per_family", {}) or {}
+    per_model = values.pop("per_model", {}) or {}
+    if not isinstance(model, str):
+        return values  # refused by validate, naming the field
+    family = model_info(model).family
+    for section, key, chosen in (("per_family", family, per_family.get(family)), ("per_model", model, per_model.get(model))):
+        _check_keys(chosen or {}, f"recipe {name!r} {section}.{key}")
+        values.update(chosen or {})
+    return values
 
 
 def list_recipes() -> list[str]:
@@ -179,12 +195,12 @@ def list_recipes() -> list[str]:
 
 
 def load_recipe(name: str) -> dict[str, Any]:
-    """A recipe's raw values (including its ``per_model`` section)."""
+    """A recipe's raw values (including its ``per_family`` and ``per_model`` sections)."""
     if name not in list_recipes():
         raise ResnetlabError(f"unknown recipe {shown(name)}: choose one of {', '.join(list_recipes())}")
     text = (resources.files("resnetlab.training") / "recipes" / f"{name}.yaml").read_text()
     values = load_yaml(text, f"recipe {name!r}") or {}
-    _check_keys({k: v for k, v in values.items() if k != "per_model"}, f"recipe {name!r}")
+    _check_keys({k: v for k, v in values.items() if k not in ("per_model", "per_family")}, f"recipe {name!r}")
     return values
 
 
@@ -286,7 +302,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
-               "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS}
+               "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS, "init": INITS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {shown(getattr(config, key))}")

@@ -23,6 +23,7 @@ from resnetlab.devices import device_name, memory_format, resolve_device, tune_f
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size, min_image_size
+from resnetlab.models.layers import WEIGHT_INITS
 from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
 from resnetlab.runs import CONFIG, RunFolder
@@ -142,6 +143,9 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
         if channels != 3:
             raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): use --normalization dataset")
         return replace(bundle, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    if config.normalization == "none":  # pixels in [0, 1], as ToTensor gives them
+        channels = bundle.image_shape[0]
+        return replace(bundle, mean=(0.0,) * channels, std=(1.0,) * channels)
     return bundle
 
 
@@ -231,6 +235,9 @@ def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bo
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=bundle.num_classes, in_channels=bundle.image_shape[0], **config.model_options)
+    initialise = WEIGHT_INITS[config.init]
+    if initialise is not None:  # kaiming: the model's own weights, drawn above
+        initialise(model)
     return model.to(device, memory_format=memory_format(device, config.channels_last))
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
+from resnetlab.evaluation.responses import measure_responses
 from resnetlab.models import create_model
 from resnetlab.reports import report, responses
 from resnetlab.reports.responses import plot_responses, responses_figure
@@ -80,6 +81,8 @@ def test_a_reference_style_weights_file_gives_what_the_same_weights_give_as_a_ru
 def test_model_is_refused_for_a_run_and_needed_for_a_weights_file(tiny_run: Path, tmp_path: Path, tiny_image_folder: Path) -> None:
     with pytest.raises(ResnetlabError, match="architecture of plain weights files, and there are none here"):
         responses([tiny_run], tmp_path / "out", model="resnet20", device="cpu")
+    with pytest.raises(ResnetlabError, match="names its model and normalisation: drop model=, mean= and std="):
+        measure_responses(tiny_run, mean=[0.5] * 3, device="cpu")
     weights, _ = reference_style_file(tmp_path / "w.th")
     with pytest.raises(ResnetlabError, match="plain weights file: pass model= .* and dataset="):
         responses([weights], tmp_path / "out", device="cpu")
@@ -89,8 +92,6 @@ def test_model_is_refused_for_a_run_and_needed_for_a_weights_file(tiny_run: Path
 
 
 def test_figure_has_two_panels_plain_dashed_resnet_solid(tiny_trained_runs: list[Path], tmp_path: Path) -> None:
-    from resnetlab.evaluation.responses import measure_responses
-
     measured = [measure_responses(run, device="cpu", progress=False) for run in tiny_trained_runs]  # resnet20, plain20
     assert plot_responses(measured, tmp_path / "fig7.png").is_file()
     figure = responses_figure(measured)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ class ResponseMeter:
         modules = dict(model.named_modules())
         self._handles = [modules[layer.norm].register_forward_hook(self._hook(i)) for i, layer in enumerate(layers)]
 
-    def _hook(self, i: int):  # noqa: ANN202 (a torch hook signature)
+    def _hook(self, i: int) -> Callable[[nn.Module, Any, torch.Tensor], None]:
         def add(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
             values = output.detach()
             if values.device.type == "mps":  # no float64 there
@@ -165,9 +165,9 @@ def layer_responses(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torc
 
 
 def measure_responses(source: str | Path, *, model: str | None = None, dataset: str | None = None,
-                      data_dir: str | Path | None = None, mean: tuple[float, ...] | None = None,
-                      std: tuple[float, ...] | None = None, name: str | None = None, batch_size: int | None = None,
-                      device: str | torch.device = "auto", load: Any = load_dataset,
+                      data_dir: str | Path | None = None, mean: Sequence[float] | None = None,
+                      std: Sequence[float] | None = None, name: str | None = None, batch_size: int | None = None,
+                      device: str | torch.device = "auto", load: Callable[..., DatasetBundle] = load_dataset,
                       progress: bool = True) -> LayerResponses:
     """The responses of one run folder, checkpoint or plain weights file over its test split.
 
@@ -182,7 +182,6 @@ def measure_responses(source: str | Path, *, model: str | None = None, dataset: 
     batch = fitted_batch_size(ckpt, ONE_VIEW, device, batch_size,
                               evaluation_batch_size(bundle.pipeline, (ckpt.get("config") or {}).get("batch_size"), device))
     net, loader = model_and_loader(ckpt, bundle.test, batch, device)
-    net.model_name = ckpt["model"]["name"]  # type: ignore[assignment]
     layers = response_layers(net)
     label = name or _label(source)
     batches = loader.batches(0)
@@ -195,11 +194,12 @@ def measure_responses(source: str | Path, *, model: str | None = None, dataset: 
 
 
 def _checkpoint_and_data(source: str | Path, model: str | None, dataset: str | None, data_dir: str | Path | None,
-                         mean: tuple[float, ...] | None, std: tuple[float, ...] | None,
-                         load: Any) -> tuple[dict[str, Any], DatasetBundle]:
+                         mean: Sequence[float] | None, std: Sequence[float] | None,
+                         load: Callable[..., DatasetBundle]) -> tuple[dict[str, Any], DatasetBundle]:
     if not is_weights_file(source):
-        if model is not None:
-            raise ResnetlabError(f"{source} is a resnetlab run or checkpoint, which names its model: drop model= (--model)")
+        if model is not None or mean is not None or std is not None:
+            raise ResnetlabError(f"{source} is a resnetlab run or checkpoint, which names its model and normalisation: "
+                                 "drop model=, mean= and std= (--model, --mean, --std)")
         ckpt = load_checkpoint(source)
         return ckpt, checkpoint_data(ckpt, dataset, data_dir, load=load)
     if model is None or dataset is None:

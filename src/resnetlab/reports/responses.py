@@ -42,9 +42,11 @@ def responses(sources: Sequence[str | Path], out: str | Path, *, model: str | Se
     responses.png.
 
     A source is a run folder, one of our checkpoints, or a plain weights file: ``model`` names the
-    architecture of the weights files (one name for all, or one per file in their order; runs name
-    their own), and ``dataset`` (with ``data_dir``) the data they are measured on. ``names`` label the
-    sources (default: the run folders' names, the weights files' stems).
+    architecture of the weights files (one name for all, or one per file in their order) and
+    ``mean``/``std`` their normalisation (default: the data's own); runs and checkpoints name their
+    own. ``dataset`` (with ``data_dir``) is the data the weights files are measured on, and for runs
+    another than their own (``data_dir`` alone: where their own is now). ``names`` label the sources
+    (default: the run folders' names, the weights files' stems).
     Returns {"runs": [{"run", "model", "residual", "source", "images", "layers": [{"layer", "name", "std"}]}],
     "files": {"csv", "png"}}.
     """
@@ -52,17 +54,19 @@ def responses(sources: Sequence[str | Path], out: str | Path, *, model: str | Se
         raise ResnetlabError("name at least one run folder, checkpoint or weights file")
     if names is not None and len(names) != len(sources):
         raise ResnetlabError(f"names= (--name) gives {len(names)} label(s) for {len(sources)} source(s): give one per source")
-    models = weights_models(sources, model)
-    measured = [measure_responses(source, model=models[i], dataset=dataset, data_dir=data_dir, mean=mean, std=std,
-                                  name=names[i] if names else None, batch_size=batch_size, device=device)
+    plain = [is_weights_file(source) for source in sources]
+    models = weights_models(plain, model)
+    measured = [measure_responses(source, model=models[i], dataset=dataset, data_dir=data_dir, mean=mean if plain[i] else None,
+                                  std=std if plain[i] else None, name=names[i] if names else None, batch_size=batch_size,
+                                  device=device)
                 for i, source in enumerate(sources)]
     files = write_responses(unique_names(measured), Path(out))
     return {"runs": [summary(r) for r in measured], "files": files}
 
 
-def weights_models(sources: Sequence[str | Path], model: str | Sequence[str] | None) -> list[str | None]:
+def weights_models(is_plain: Sequence[bool], model: str | Sequence[str] | None) -> list[str | None]:
     """The architecture of each source: ``model``'s for the plain weights files, None for runs and checkpoints."""
-    plain = [i for i, source in enumerate(sources) if is_weights_file(source)]
+    plain = [i for i, flag in enumerate(is_plain) if flag]
     given = [model] if isinstance(model, str) else list(model or [])
     if given and not plain:
         raise ResnetlabError("model= (--model) names the architecture of plain weights files, and there are none here: "
@@ -70,7 +74,7 @@ def weights_models(sources: Sequence[str | Path], model: str | Sequence[str] | N
     if len(given) not in (0, 1, len(plain)):
         raise ResnetlabError(f"model= (--model) gives {len(given)} architectures for {len(plain)} plain weights files: "
                              "give one for all of them, or one per file in their order")
-    chosen: list[str | None] = [None] * len(sources)
+    chosen: list[str | None] = [None] * len(is_plain)
     for k, i in enumerate(plain):
         chosen[i] = given[0] if len(given) == 1 else given[k] if given else None
     return chosen

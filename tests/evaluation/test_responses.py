@@ -123,3 +123,13 @@ def test_a_model_without_batchnorm_after_a_3x3_convolution_is_refused() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))
     with pytest.raises(ResnetlabError, match="has no BatchNorm after a 3x3 convolution"):
         response_layers(model)
+
+
+def test_channels_last_models_give_the_same_stds() -> None:
+    """GPU runs evaluate in channels_last: the sums read the same elements in another memory order."""
+    model = trained_looking(create_model("resnet20"))
+    images = torch.randn(6, 3, 16, 16)
+    plain = layer_responses(model, [(images, torch.zeros(6))])
+    model = model.to(memory_format=torch.channels_last)
+    last = layer_responses(model, [(images.to(memory_format=torch.channels_last), torch.zeros(6))])
+    assert last == pytest.approx(plain, rel=1e-5)

@@ -118,10 +118,10 @@ class ResponseMeter:
             values = output.detach()
             if values.device.type == "mps":  # no float64 there
                 values = values.cpu()
-            values = values.to(torch.float64)
-            self.sums[i] = self.sums[i] + values.sum()
-            self.squares[i] = self.squares[i] + values.square().sum()
-            self.count[i] += values.numel()
+            flat = values.to(torch.float64, memory_format=torch.contiguous_format).view(-1)  # one float64 copy, no more
+            self.sums[i] = self.sums[i] + flat.sum()
+            self.squares[i] = self.squares[i] + torch.dot(flat, flat)
+            self.count[i] += flat.numel()
         return add
 
     def stds(self) -> list[float]:

@@ -115,8 +115,9 @@ def test_command_line_writes_the_csv_and_figure(tiny_trained_runs: list[Path], t
 
 def test_report_with_responses_shows_the_figure(tiny_trained_runs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "report"
-    page = report([*tiny_trained_runs, fake_run(tmp_path / "no-checkpoint", "resnet56")], out, samples=4, device="cpu",
-                  responses=True).read_text()
+    runs = [*tiny_trained_runs, fake_run(tmp_path / "no-checkpoint", "resnet56")]
+    assert main(["report", *map(str, runs), "--out", str(out), "--samples", "4", "--device", "cpu", "--responses"]) == 0
+    page = (out / "index.html").read_text()
     assert 'src="figures/responses.png"' in page and 'href="figures/responses.csv"' in page
     assert "Layer responses of no-checkpoint not measured: it has no checkpoint." in page
     assert len(read_rows(out / "figures" / "responses.csv")) == 2 * 19

@@ -135,3 +135,13 @@ def test_each_weights_file_gets_its_own_model(tmp_path: Path, tiny_image_folder:
     with pytest.raises(ResnetlabError, match="gives 3 architectures for 2 plain weights files"):
         responses([first, second], tmp_path / "other", model=["resnet20", "plain20", "resnet56"], dataset="folder",
                   data_dir=tiny_image_folder, device="cpu")
+
+
+def test_weights_with_nan_are_refused(tmp_path: Path, tiny_image_folder: Path) -> None:
+    weights, _ = reference_style_file(tmp_path / "nan.th")
+    content = torch.load(weights, weights_only=True)
+    content["state_dict"]["module.layer2.0.bn1.running_var"][3] = float("nan")
+    torch.save(content, weights)
+    with pytest.raises(ResnetlabError, match="not finite from layer 8 \\(layer2.0.conv1\\) on"):
+        responses([weights], tmp_path / "out", model="resnet20", dataset="folder", data_dir=tiny_image_folder, device="cpu")
+    assert not (tmp_path / "out").exists()

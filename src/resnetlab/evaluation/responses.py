@@ -189,6 +189,10 @@ def measure_responses(source: str | Path, *, model: str | None = None, dataset: 
         batches = tqdm(batches, total=len(loader), desc=f"{label}: responses", unit="batch", leave=False,
                        dynamic_ncols=True, disable=None)  # None: no bar off a terminal
     stds = layer_responses(net, batches, layers)
+    broken = [layer for layer, value in zip(layers, stds) if not math.isfinite(value)]
+    if broken:
+        raise ResnetlabError(f"the responses of {source} are not finite from layer {broken[0].index} ({broken[0].conv}) on: "
+                             "its weights or BatchNorm statistics hold NaN or inf, or overflow; pass weights of a working model")
     return LayerResponses(name=label, model=ckpt["model"]["name"], residual=is_residual(net), source=str(source),
                           images=len(bundle.test), layers=layers, stds=stds)
 

@@ -26,8 +26,8 @@ _LAZY = {
     "Predictor": "resnetlab.evaluation",
     "finetune": "resnetlab.training.finetune",
     "export": "resnetlab.evaluation",
+    "responses": "resnetlab.reports.responses",
     "report": "resnetlab.reports",
-    "responses": "resnetlab.reports",
     "sweep": "resnetlab.reports",
 }
 

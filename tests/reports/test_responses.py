@@ -14,8 +14,8 @@ from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.responses import measure_responses
 from resnetlab.models import create_model
-from resnetlab.reports import report, responses
-from resnetlab.reports.responses import plot_responses, responses_figure
+from resnetlab.reports import report
+from resnetlab.reports.responses import plot_responses, responses, responses_figure
 from tests.builders import fake_checkpoint, fake_run
 
 

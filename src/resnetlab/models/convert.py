@@ -12,13 +12,12 @@ import torch
 
 
 def from_reference_cifar(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename a reference CIFAR ResNet state dict (``module.linear.weight`` ...) to ours (``fc.weight``);
-    names that are already ours are kept."""
+    """Rename a reference CIFAR ResNet state dict (``module.linear.weight`` ...) to ours (``fc.weight``)."""
     renamed = {}
     for key, value in state_dict.items():
         key = key.removeprefix("module.")
+        key = key.replace(".shortcut.", ".downsample.")  # a projection (option B) shortcut's conv and BatchNorm
         if key.startswith("linear."):
             key = "fc." + key.removeprefix("linear.")
-        key = key.replace(".shortcut.", ".downsample.")  # a projection (option B) shortcut's conv and BatchNorm
         renamed[key] = value
     return renamed

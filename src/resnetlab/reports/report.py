@@ -68,7 +68,7 @@ def report(
     cache = DatasetCache()
     overview, notes, downloads = _overview(runs, out), [], [("results.md", "results.md"), ("results.csv", "results.csv")]
     if responses:
-        figure, notes = response_figure(runs, out / "figures", cache, device)
+        figure, notes = response_figure([(run.name, run.checkpoint()) for run in runs], out / "figures", cache, device)
         if figure is not None:
             overview.append(_ref(out, figure, "Standard deviations of layer responses on the test split, as in the paper's Fig. 7: "
                                  "each 3x3 layer after BN, before addition and ReLU; top in layer order, bottom sorted; "

@@ -26,7 +26,6 @@ from resnetlab.evaluation.plots import save_figure
 from resnetlab.evaluation.responses import LayerResponses, is_weights_file, measure_responses
 from resnetlab.files import replacing, writing
 from resnetlab.reports.predictions import DatasetCache
-from resnetlab.reports.runs import Run
 
 CSV_NAME, FIGURE_NAME = "responses.csv", "responses.png"
 CSV_COLUMNS = ("run", "layer", "name", "std")
@@ -124,19 +123,19 @@ def responses_figure(measured: Sequence[LayerResponses], *, title: str | None = 
     return fig
 
 
-def response_figure(runs: Sequence[Run], folder: Path, cache: DatasetCache, device: str) -> tuple[Path | None, list[str]]:
-    """A report's Fig. 7: (responses.png in ``folder``, or None if no run could be measured; notes on
-    the runs that could not be: no checkpoint, data not on this machine)."""
+def response_figure(checkpoints: Sequence[tuple[str, Path | None]], folder: Path, cache: DatasetCache,
+                    device: str) -> tuple[Path | None, list[str]]:
+    """A report's Fig. 7 from its runs' (name, checkpoint or None): (responses.png in ``folder``, or None
+    if no run could be measured; notes on the runs that could not be: no checkpoint, data not here)."""
     measured, notes = [], []
-    for run in runs:
-        path = run.checkpoint()
+    for name, path in checkpoints:
         if path is None:
-            notes.append(f"Layer responses of {run.name} not measured: it has no checkpoint.")
+            notes.append(f"Layer responses of {name} not measured: it has no checkpoint.")
             continue
         try:
-            measured.append(measure_responses(path, name=run.name, device=device, load=cache))
+            measured.append(measure_responses(path, name=name, device=device, load=cache))
         except (ResnetlabError, OSError) as exc:  # the data of another machine, an unreadable file
-            notes.append(f"Layer responses of {run.name} not measured: {exc}")
+            notes.append(f"Layer responses of {name} not measured: {exc}")
     if not measured:
         return None, notes
     return Path(write_responses(unique_names(measured), folder)["png"]), notes

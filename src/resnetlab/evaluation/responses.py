@@ -29,8 +29,8 @@ from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size, fitted_batch_size, model_and_loader
+from resnetlab.evaluation.small_weights import small_weights_checkpoint
 from resnetlab.evaluation.view_averaging import ONE_VIEW
-from resnetlab.evaluation.weights import small_weights_checkpoint
 from resnetlab.models.registry import model_info
 
 RESPONSE_KERNEL = (3, 3)  # the paper measures its 3x3 layers

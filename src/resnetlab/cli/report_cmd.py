@@ -13,13 +13,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="report folder (index.html, results.md/.csv, figures)")
     p.add_argument("--no-checkpoints", action="store_true",
                    help="skip confusion matrices and sample predictions (no model run, no data read)")
+    p.add_argument("--responses", action="store_true",
+                   help="add the paper's Fig. 7: the std of every 3x3 layer's response on the test split, one line per run "
+                        "(see 'resnetlab responses')")
     p.add_argument("--samples", type=int, default=32, help="test images in each prediction grid (default 32)")
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--device", default="auto", help="where the checkpoints run: auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps")
     add_precision_flag(p)
-    p.add_argument("--responses", action="store_true",
-                   help="add the paper's Fig. 7: the std of every 3x3 layer's response on the test split, one line per run "
-                        "(see 'resnetlab responses')")
     p.set_defaults(func=run_report)
 
 

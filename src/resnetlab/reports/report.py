@@ -25,9 +25,9 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.plots import plot_confusion_matrix
 from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
+from resnetlab.reports import responses as fig7
 from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
-from resnetlab.reports.responses import CSV_NAME, response_figure
 from resnetlab.reports.runs import Run, read_runs
 from resnetlab.reports.tables import format_cell, format_duration, result_rows, write_csv, write_markdown
 from resnetlab.runs import RunFolder
@@ -38,20 +38,22 @@ def report(
     out: str | Path,
     *,
     checkpoints: bool = True,
+    responses: bool = False,
     samples: int = 32,
     title: str | None = None,
     sweep_command: str | None = None,
     device: str = "auto",
     precision: str | None = None,
-    responses: bool = False,
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
+
+    ``responses`` adds the paper's Fig. 7 (the std of every 3x3 layer's response on the test split,
+    ``reports.responses``) to the overview; it runs the checkpoints.
 
     ``checkpoints=False`` skips the confusion matrices and sample predictions (no model is run,
     no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
     checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts), in
-    ``precision`` (default: each run's own). ``responses`` adds the paper's Fig. 7 (std of every 3x3
-    layer's response on the test split: ``reports.responses``) to the overview, which needs the checkpoints.
+    ``precision`` (default: each run's own).
     """
     if responses and not checkpoints:
         raise ResnetlabError("layer responses run the checkpoints: drop checkpoints=False (--no-checkpoints) "
@@ -65,15 +67,8 @@ def report(
         write_csv(rows, out / "results.csv")
         write_markdown(rows, out / "results.md")
 
+    fig7_figures, fig7_downloads, fig7_notes = _responses_part(runs, out, device) if responses else ([], [], [])
     cache = DatasetCache()
-    overview, notes, downloads = _overview(runs, out), [], [("results.md", "results.md"), ("results.csv", "results.csv")]
-    if responses:
-        figure, notes = response_figure([(run.name, run.checkpoint()) for run in runs], out / "figures", cache, device)
-        if figure is not None:
-            overview.append(_ref(out, figure, "Standard deviations of layer responses on the test split, as in the paper's Fig. 7: "
-                                 "each 3x3 layer after BN, before addition and ReLU; top in layer order, bottom sorted; "
-                                 "plain dashed, ResNets solid", width=620))
-            downloads.append(("responses.csv", (out / "figures" / CSV_NAME).relative_to(out).as_posix()))
     sections = [
         _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command,
                      precision)
@@ -83,12 +78,12 @@ def report(
         title=title or f"resnetlab report: {len(runs)} run{'s' if len(runs) != 1 else ''}",
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
         table_rows=rows,
-        overview=overview,
+        overview=_overview(runs, out) + fig7_figures,
         runs=sections,
-        downloads=downloads,
+        downloads=[("results.md", "results.md"), ("results.csv", "results.csv"), *fig7_downloads],
         sweep=sweep_command,
         notes=["Errors are top-1 on each run's test split after its last epoch. Paper errors are He et al. (2016), "
-               "Table 6 (official CIFAR-10 binaries), shown for reference.", *notes],
+               "Table 6 (official CIFAR-10 binaries), shown for reference.", *fig7_notes],
     )
     index = out / "index.html"
     html = render(page)
@@ -194,3 +189,14 @@ def _folder_name(run: Run, index: int) -> str:
 
 def _ref(out: Path, path: Path, caption: str, width: int = 560) -> FigureRef:
     return FigureRef(src=path.relative_to(out).as_posix(), caption=caption, width=width)
+
+
+def _responses_part(runs: Sequence[Run], out: Path, device: str) -> tuple[list[FigureRef], list[tuple[str, str]], list[str]]:
+    """The overview's Fig. 7 (figures/responses.png and .csv): (figures, downloads, notes on runs not measured)."""
+    files, notes = fig7.response_figure([(run.name, run.checkpoint()) for run in runs], out / "figures", DatasetCache(), device)
+    if files is None:
+        return [], [], notes
+    figure = _ref(out, Path(files["png"]), "Standard deviations of layer responses on the test split, as in the paper's Fig. 7: "
+                  "each 3x3 layer after BN, before addition and ReLU; top in layer order, bottom sorted; plain dashed, ResNets solid",
+                  width=620)
+    return [figure], [("responses.csv", Path(files["csv"]).relative_to(out).as_posix())], notes

@@ -124,8 +124,8 @@ def responses_figure(measured: Sequence[LayerResponses], *, title: str | None = 
 
 
 def response_figure(checkpoints: Sequence[tuple[str, Path | None]], folder: Path, cache: DatasetCache,
-                    device: str) -> tuple[Path | None, list[str]]:
-    """A report's Fig. 7 from its runs' (name, checkpoint or None): (responses.png in ``folder``, or None
+                    device: str) -> tuple[dict[str, str] | None, list[str]]:
+    """A report's Fig. 7 from its runs' (name, checkpoint or None): ({"csv", "png"} in ``folder``, or None
     if no run could be measured; notes on the runs that could not be: no checkpoint, data not here)."""
     measured, notes = [], []
     for name, path in checkpoints:
@@ -138,7 +138,7 @@ def response_figure(checkpoints: Sequence[tuple[str, Path | None]], folder: Path
             notes.append(f"Layer responses of {name} not measured: {exc}")
     if not measured:
         return None, notes
-    return Path(write_responses(unique_names(measured), folder)["png"]), notes
+    return write_responses(unique_names(measured), folder), notes
 
 
 def unique_names(measured: Sequence[LayerResponses]) -> list[LayerResponses]:

@@ -326,7 +326,7 @@ CASES: dict[str, tuple[Case, str]] = {
     "predict from weights at --image-size 1": (_predict_from_weights_at_size_1,
                                                 "--image-size 1 is below the smallest image resnet20 takes, 4 pixels"),
     "responses of weights without --model": (_responses_of_weights_without_a_model,
-                                             "weights.pth is a plain weights file: pass model= \\(--model"),
+                                             "weights.pth is a plain weights file: pass --model NAME .* and --dataset NAME"),
     "responses with an unknown --model": (_responses_with_an_unknown_model, "resnet21"),
     "responses of another architecture's weights": (_responses_of_another_architectures_weights,
                                                     "do not fit the backbone of resnet20: .*they look like resnet32 weights"),

@@ -79,14 +79,14 @@ def test_a_reference_style_weights_file_gives_what_the_same_weights_give_as_a_ru
 
 
 def test_model_is_refused_for_a_run_and_needed_for_a_weights_file(tiny_run: Path, tmp_path: Path, tiny_image_folder: Path) -> None:
-    with pytest.raises(ResnetlabError, match="architecture of plain weights files, and there are none here"):
+    with pytest.raises(ResnetlabError, match="model names the architecture of plain weights files, and there are none here"):
         responses([tiny_run], tmp_path / "out", model="resnet20", device="cpu")
-    with pytest.raises(ResnetlabError, match="names its model and normalisation: drop model=, mean= and std="):
+    with pytest.raises(ResnetlabError, match="names its model and normalisation: drop model, mean and std"):
         measure_responses(tiny_run, mean=[0.5] * 3, device="cpu")
     weights, _ = reference_style_file(tmp_path / "w.th")
-    with pytest.raises(ResnetlabError, match="plain weights file: pass model= .* and dataset="):
+    with pytest.raises(ResnetlabError, match="plain weights file: pass model=NAME .* and dataset=NAME"):
         responses([weights], tmp_path / "out", device="cpu")
-    with pytest.raises(ResnetlabError, match="gives 2 label\\(s\\) for 1 source"):
+    with pytest.raises(ResnetlabError, match="2 label\\(s\\) given for 1 source"):
         responses([tiny_run], tmp_path / "out", names=["a", "b"], device="cpu")
     assert not (tmp_path / "out").exists()
 
@@ -121,7 +121,7 @@ def test_report_with_responses_shows_the_figure(tiny_trained_runs: list[Path], t
     assert 'src="figures/responses.png"' in page and 'href="figures/responses.csv"' in page
     assert "Layer responses of no-checkpoint not measured: it has no checkpoint." in page
     assert len(read_rows(out / "figures" / "responses.csv")) == 2 * 19
-    with pytest.raises(ResnetlabError, match="drop checkpoints=False"):
+    with pytest.raises(ResnetlabError, match="drop checkpoints=False or responses=True"):
         report(tiny_trained_runs, tmp_path / "other", checkpoints=False, responses=True)
 
 

@@ -14,7 +14,7 @@ from resnetlab.cli.eval_cmd import add_run_flags, add_test_view_flags, positive_
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 
-ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are at most this many
+ALL_CLASSES_UP_TO = 10  # Predictor.default_topk's (evaluation.predict, loaded only when a command runs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,9 +71,7 @@ def run_predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **options)
     else:
         predictor = Predictor(args.inputs[0], **options)
-    topk = args.topk if args.topk is not None else (len(predictor.classes) if len(predictor.classes) <= ALL_CLASSES_UP_TO else 5)
-    if topk < 1:
-        raise ResnetlabError(f"--topk {topk} must be at least 1")
+    topk = args.topk if args.topk is not None else predictor.default_topk  # Predictor's default, the Python API's too
     results = predictor.predict(paths, topk=topk)
     if args.show:
         from resnetlab.evaluation.plots import plot_predictions

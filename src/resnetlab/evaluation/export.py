@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.files import WriteError, replacing
 from resnetlab.memory import check_image_size
 from resnetlab.models.complexity import check_activation_memory
@@ -48,7 +48,7 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
         raise ResnetlabError(f"unknown export format {format!r}: choose one of {', '.join(EXPORTERS)}")
     out = Path(out)
     if format == "exported-program" and out.suffix != ".pt2":
-        raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use --out {out.with_suffix('.pt2')}")
+        raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use {option('out', str(out.with_suffix('.pt2')))}")
     check_out(out, overwrite, reads=checkpoint_path(checkpoint))
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("input_size"):
@@ -80,16 +80,16 @@ def check_out(out: Path, overwrite: bool, reads: Path | None = None) -> None:
     export reads (``reads``, however it is spelled: a link, ``..``) and any file a run folder keeps
     (a checkpoint, its config.yaml...): an export never replaces what made it."""
     if out.is_dir():
-        raise WriteError(f"cannot write {out}: it is a folder (give --out a file name, e.g. {out / 'model.onnx'})")
+        raise WriteError(f"cannot write {out}: it is a folder (give {option('out')} a file name, e.g. {out / 'model.onnx'})")
     run = run_holding(out)
     if run is not None:
         raise ResnetlabError(f"{out} belongs to the run in {run}: export to a file outside its checkpoints/ "
                              "and not named like its own files")
     if reads is not None and (out.resolve() == reads.resolve() or (out.exists() and os.path.samefile(out, reads))):
-        raise ResnetlabError(f"--out {out} is the checkpoint being exported ({reads}): choose another --out; "
-                             "an export never replaces its source, even with --overwrite")
+        raise ResnetlabError(f"{option('out', str(out))} is the checkpoint being exported ({reads}): choose another {option('out')}; "
+                             f"an export never replaces its source, even with {option('overwrite', True)}")
     if (out.exists() or out.is_symlink()) and not overwrite:
-        raise ResnetlabError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+        raise ResnetlabError(f"{out} already exists: pass {option('overwrite', True)} to replace it, or choose another {option('out')}")
 
 
 def _write_exported_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:

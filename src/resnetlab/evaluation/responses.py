@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from resnetlab.checkpoint import FORMAT, load_checkpoint, read_weights_file
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size, fitted_batch_size, model_and_loader
 from resnetlab.evaluation.small_weights import small_weights_checkpoint
 from resnetlab.evaluation.view_averaging import ONE_VIEW
@@ -203,12 +203,12 @@ def _checkpoint_and_data(source: str | Path, model: str | None, dataset: str | N
     if not is_weights_file(source):
         if model is not None or mean is not None or std is not None:
             raise ResnetlabError(f"{source} is a resnetlab run or checkpoint, which names its model and normalisation: "
-                                 "drop model=, mean= and std= (--model, --mean, --std)")
+                                 f"drop {option('model')}, {option('mean')} and {option('std')}")
         ckpt = load_checkpoint(source)
         return ckpt, checkpoint_data(ckpt, dataset, data_dir, load=load)
     if model is None or dataset is None:
-        raise ResnetlabError(f"{source} is a plain weights file: pass model= (--model, e.g. resnet20) and dataset= "
-                             "(--dataset, e.g. cifar10) to say what it is and which test split to read")
+        raise ResnetlabError(f"{source} is a plain weights file: pass {option('model', metavar='NAME')} (e.g. resnet20) and "
+                             f"{option('dataset', metavar='NAME')} (e.g. cifar10) to say what it is and which test split to read")
     model_info(model)  # an unknown name before any data is read
     bundle = load(name=dataset, data_dir=data_dir)
     ckpt = small_weights_checkpoint(model, source, bundle, mean=mean, std=std)

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from resnetlab.devices import resolve_device
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.plots import plot_confusion_matrix
 from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
@@ -56,8 +56,8 @@ def report(
     ``precision`` (default: each run's own).
     """
     if responses and not checkpoints:
-        raise ResnetlabError("layer responses run the checkpoints: drop checkpoints=False (--no-checkpoints) "
-                             "or responses=True (--responses)")
+        raise ResnetlabError(f"layer responses run the checkpoints: drop {option('checkpoints', False)} "
+                             f"or {option('responses', True)}")
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
     out = Path(out)
@@ -69,11 +69,13 @@ def report(
 
     fig7_figures, fig7_downloads, fig7_notes = _responses_part(runs, out, device) if responses else ([], [], [])
     cache = DatasetCache()
-    sections = [
-        _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command,
-                     precision)
-        for i, run in enumerate(runs)
-    ]
+    sections = []
+    for i, run in enumerate(runs):  # minutes each with checkpoints: say which run is being evaluated
+        if checkpoints:
+            print(f"[report] run {i + 1}/{len(runs)}: {run.name} ({run.path}): evaluating its checkpoint on its test split",
+                  flush=True)
+        sections.append(_run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device,
+                                     sweep_command, precision))
     page = Page(
         title=title or f"resnetlab report: {len(runs)} run{'s' if len(runs) != 1 else ''}",
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"),

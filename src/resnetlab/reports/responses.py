@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.plots import save_figure
 from resnetlab.evaluation.responses import LayerResponses, is_weights_file, measure_responses
 from resnetlab.files import replacing, writing
@@ -52,7 +52,7 @@ def responses(sources: Sequence[str | Path], out: str | Path, *, model: str | Se
     if not sources:
         raise ResnetlabError("name at least one run folder, checkpoint or weights file")
     if names is not None and len(names) != len(sources):
-        raise ResnetlabError(f"names= (--name) gives {len(names)} label(s) for {len(sources)} source(s): give one per source")
+        raise ResnetlabError(f"{len(names)} label(s) given for {len(sources)} source(s): give one label per source")
     plain = [is_weights_file(source) for source in sources]
     models = weights_models(plain, model)
     measured = [measure_responses(source, model=models[i], dataset=dataset, data_dir=data_dir, mean=mean if plain[i] else None,
@@ -68,10 +68,10 @@ def weights_models(is_plain: Sequence[bool], model: str | Sequence[str] | None) 
     plain = [i for i, flag in enumerate(is_plain) if flag]
     given = [model] if isinstance(model, str) else list(model or [])
     if given and not plain:
-        raise ResnetlabError("model= (--model) names the architecture of plain weights files, and there are none here: "
+        raise ResnetlabError(f"{option('model')} names the architecture of plain weights files, and there are none here: "
                              "runs and checkpoints name their own; drop it")
     if len(given) not in (0, 1, len(plain)):
-        raise ResnetlabError(f"model= (--model) gives {len(given)} architectures for {len(plain)} plain weights files: "
+        raise ResnetlabError(f"{option('model')} gives {len(given)} architectures for {len(plain)} plain weights files: "
                              "give one for all of them, or one per file in their order")
     chosen: list[str | None] = [None] * len(is_plain)
     for k, i in enumerate(plain):

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", action="append", default=None, dest="names", metavar="LABEL",
                    help="the label of each source in the CSV and the legend, in order (repeat it once per source; "
                         "default: the run folder's name or the file's stem)")
-    add_run_flags(p, batch_default=None)
+    add_run_flags(p, batch_default=None)  # --batch-size, --device, --accept-changed-data
     p.add_argument("--json", action="store_true", help='print {"runs": [...], "files": {"csv", "png"}} as JSON')
     p.set_defaults(func=run_responses)
 
@@ -42,7 +42,8 @@ def run_responses(args: argparse.Namespace) -> int:
     from resnetlab.reports.responses import responses
 
     result = responses(args.sources, args.out, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
-                       mean=args.mean, std=args.std, names=args.names, batch_size=args.batch_size, device=args.device)
+                       mean=args.mean, std=args.std, names=args.names, batch_size=args.batch_size, device=args.device,
+                       accept_changed_data=args.accept_changed_data)
     if args.json:
         print(json.dumps({k: result[k] for k in JSON_KEYS}, indent=2))
         return 0

@@ -24,11 +24,17 @@ import torch.fx
 from torch import nn
 from tqdm.auto import tqdm
 
-from resnetlab.checkpoint import FORMAT, load_checkpoint, read_weights_file
+from resnetlab.checkpoint import FORMAT, checkpoint_path, load_checkpoint, read_weights_file
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError, option
-from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size, fitted_batch_size, model_and_loader
+from resnetlab.evaluation.evaluate import (
+    checkpoint_data,
+    data_record_of,
+    evaluation_batch_size,
+    fitted_batch_size,
+    model_and_loader,
+)
 from resnetlab.evaluation.small_weights import small_weights_checkpoint
 from resnetlab.evaluation.view_averaging import ONE_VIEW
 from resnetlab.models.registry import model_info
@@ -168,7 +174,7 @@ def measure_responses(source: str | Path, *, model: str | None = None, dataset: 
                       data_dir: str | Path | None = None, mean: Sequence[float] | None = None,
                       std: Sequence[float] | None = None, name: str | None = None, batch_size: int | None = None,
                       device: str | torch.device = "auto", load: Callable[..., DatasetBundle] = load_dataset,
-                      progress: bool = True) -> LayerResponses:
+                      accept_changed_data: bool = False, progress: bool = True) -> LayerResponses:
     """The responses of one run folder, checkpoint or plain weights file over its test split.
 
     A run folder or checkpoint is read as ``eval`` reads it (its data, normalisation, layout);
@@ -176,8 +182,10 @@ def measure_responses(source: str | Path, *, model: str | None = None, dataset: 
     ``{"state_dict": {"module.conv1.weight", ...}}`` too) needs ``model`` and ``dataset``, and is
     normalised with the data's own mean and std unless ``mean``/``std`` give the ones it was
     trained with. Always fp32 and one view per image. ``load`` is ``load_dataset`` or a report's cache.
+    A run whose image folder changed since it started is refused, as eval refuses it, unless
+    ``accept_changed_data``.
     """
-    ckpt, bundle = _checkpoint_and_data(source, model, dataset, data_dir, mean, std, load)
+    ckpt, bundle = _checkpoint_and_data(source, model, dataset, data_dir, mean, std, load, accept_changed_data)
     device = resolve_device(device)
     batch = fitted_batch_size(ckpt, ONE_VIEW, device, batch_size,
                               evaluation_batch_size(bundle.pipeline, (ckpt.get("config") or {}).get("batch_size"), device))
@@ -198,14 +206,16 @@ def measure_responses(source: str | Path, *, model: str | None = None, dataset: 
 
 
 def _checkpoint_and_data(source: str | Path, model: str | None, dataset: str | None, data_dir: str | Path | None,
-                         mean: Sequence[float] | None, std: Sequence[float] | None,
-                         load: Callable[..., DatasetBundle]) -> tuple[dict[str, Any], DatasetBundle]:
+                         mean: Sequence[float] | None, std: Sequence[float] | None, load: Callable[..., DatasetBundle],
+                         accept_changed_data: bool) -> tuple[dict[str, Any], DatasetBundle]:
     if not is_weights_file(source):
         if model is not None or mean is not None or std is not None:
             raise ResnetlabError(f"{source} is a resnetlab run or checkpoint, which names its model and normalisation: "
                                  f"drop {option('model')}, {option('mean')} and {option('std')}")
-        ckpt = load_checkpoint(source)
-        return ckpt, checkpoint_data(ckpt, dataset, data_dir, load=load)
+        path = checkpoint_path(source)
+        ckpt = load_checkpoint(path)
+        return ckpt, checkpoint_data(ckpt, dataset, data_dir, load=load, record=data_record_of(path),
+                                     accept_changed_data=accept_changed_data, cannot=f"cannot measure the responses of {source}")
     if model is None or dataset is None:
         raise ResnetlabError(f"{source} is a plain weights file: pass {option('model', metavar='NAME')} (e.g. resnet20) and "
                              f"{option('dataset', metavar='NAME')} (e.g. cifar10) to say what it is and which test split to read")

@@ -36,7 +36,7 @@ DPI = 110
 def responses(sources: Sequence[str | Path], out: str | Path, *, model: str | Sequence[str] | None = None,
               dataset: str | None = None, data_dir: str | Path | None = None, mean: Sequence[float] | None = None,
               std: Sequence[float] | None = None, names: Sequence[str] | None = None, batch_size: int | None = None,
-              device: str = "auto") -> dict[str, Any]:
+              device: str = "auto", accept_changed_data: bool = False) -> dict[str, Any]:
     """Measure the layer responses of each source on its test split and write ``out``/responses.csv and
     responses.png.
 
@@ -45,7 +45,8 @@ def responses(sources: Sequence[str | Path], out: str | Path, *, model: str | Se
     ``mean``/``std`` their normalisation (default: the data's own); runs and checkpoints name their
     own. ``dataset`` (with ``data_dir``) is the data the weights files are measured on, and for runs
     another than their own (``data_dir`` alone: where their own is now). ``names`` label the sources
-    (default: the run folders' names, the weights files' stems).
+    (default: the run folders' names, the weights files' stems). A run whose image folder changed since it
+    started is refused, as eval refuses it, unless ``accept_changed_data``.
     Returns {"runs": [{"run", "model", "residual", "source", "images", "layers": [{"layer", "name", "std"}]}],
     "files": {"csv", "png"}}.
     """
@@ -57,7 +58,7 @@ def responses(sources: Sequence[str | Path], out: str | Path, *, model: str | Se
     models = weights_models(plain, model)
     measured = [measure_responses(source, model=models[i], dataset=dataset, data_dir=data_dir, mean=mean if plain[i] else None,
                                   std=std if plain[i] else None, name=names[i] if names else None, batch_size=batch_size,
-                                  device=device)
+                                  device=device, accept_changed_data=accept_changed_data)
                 for i, source in enumerate(sources)]
     files = write_responses(unique_names(measured), Path(out))
     return {"runs": [summary(r) for r in measured], "files": files}
@@ -123,8 +124,8 @@ def responses_figure(measured: Sequence[LayerResponses], *, title: str | None = 
     return fig
 
 
-def response_figure(checkpoints: Sequence[tuple[str, Path | None]], folder: Path, cache: DatasetCache,
-                    device: str) -> tuple[dict[str, str] | None, list[str]]:
+def response_figure(checkpoints: Sequence[tuple[str, Path | None]], folder: Path, cache: DatasetCache, device: str,
+                    accept_changed_data: bool = False) -> tuple[dict[str, str] | None, list[str]]:
     """A report's Fig. 7 from its runs' (name, checkpoint or None): ({"csv", "png"} in ``folder``, or None
     if no run could be measured; notes on the runs that could not be: no checkpoint, data not here)."""
     measured, notes = [], []
@@ -133,7 +134,7 @@ def response_figure(checkpoints: Sequence[tuple[str, Path | None]], folder: Path
             notes.append(f"Layer responses of {name} not measured: it has no checkpoint.")
             continue
         try:
-            measured.append(measure_responses(path, name=name, device=device, load=cache))
+            measured.append(measure_responses(path, name=name, device=device, load=cache, accept_changed_data=accept_changed_data))
         except (ResnetlabError, OSError) as exc:  # the data of another machine, an unreadable file
             notes.append(f"Layer responses of {name} not measured: {exc}")
     if not measured:

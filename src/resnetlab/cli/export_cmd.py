@@ -9,7 +9,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX, a torch.export program (.pt2) or TorchScript "
                                       "(dynamic batch size)")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run folder (its final model, checkpoints/last.pt)")
-    p.add_argument("--format", choices=("onnx", "exported-program", "torchscript"), default="onnx",
+    p.add_argument("--format", choices=("onnx", "exported-program", "torchscript", "safetensors", "folder"), default="onnx",
                    help="exported-program: torch.export's ExportedProgram, saved as .pt2 (torch.export.load)")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never a run's own files)")

@@ -14,7 +14,7 @@ import sys
 
 from resnetlab.errors import ResnetlabError
 
-COMMAND_MODULES = ("models", "summary", "data", "train", "eval", "predict", "finetune", "export", "report", "sweep")
+COMMAND_MODULES = ("models", "summary", "data", "train", "eval", "predict", "finetune", "export", "report", "sweep", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,11 +15,10 @@ from resnetlab.cli.eval_cmd import add_run_flags, add_test_view_flags, positive_
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 
-ALL_CLASSES_UP_TO = 10  # without --topk, every class is listed when there are at most this many
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     from resnetlab.evaluation.explain import CAM_METHODS
+    from resnetlab.evaluation.predict import ALL_CLASSES_UP_TO
     from resnetlab.precision import PRECISIONS  # torch is imported only when a command runs
 
     p = sub.add_parser("predict", help="classify images or folders of images with a run, a checkpoint or a weights file",
@@ -57,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
     from resnetlab.evaluation.plots import check_figure_path
+    from resnetlab.evaluation.predict import default_topk
     from resnetlab.evaluation.preprocess import find_images
     from resnetlab.models.complexity import check_min_image_size
 
@@ -83,7 +83,7 @@ def run_predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **options)
     else:
         predictor = Predictor(args.inputs[0], **options)
-    topk = args.topk if args.topk is not None else (len(predictor.classes) if len(predictor.classes) <= ALL_CLASSES_UP_TO else 5)
+    topk = args.topk if args.topk is not None else default_topk(len(predictor.classes))
     if topk < 1:
         raise ResnetlabError(f"--topk {topk} must be at least 1")
     results = predictor.predict(paths, topk=topk, explain=args.explain, explain_class=args.explain_class,

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 from torch import nn
 
+from resnetlab.data.photos import rgb_image
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.plots import check_figure_path, save_figure
 from resnetlab.evaluation.preprocess import checkpoint_transform, open_rgb
@@ -106,18 +108,24 @@ def explain_files(predictor: Any, results: list[dict[str, Any]], *, class_name: 
     """For each of ``Predictor.predict``'s ``results``: the map of its top class (or ``class_name``),
     on the centre view of the predictor's preprocessing, in its precision and EXIF rule."""
     index = class_index(predictor.classes, class_name)
-    transform = checkpoint_transform(predictor.checkpoint)  # the one centre view predict starts from
-    spec = predictor.checkpoint["model"]
-    norm = predictor.checkpoint["normalization"]
     explanations = []
     for item in results:
-        image = transform(open_rgb(item["path"], predictor.exif_orientation)).unsqueeze(0)
         target = index if index is not None else item["predictions"][0]["index"]
-        heat = activation_maps(predictor.model, spec["name"], image.contiguous(memory_format=predictor.layout), [target],
-                               method=method, precision=predictor.precision)[0]
-        explanations.append(Explanation(item["path"], displayable(image[0], norm["mean"], norm["std"]), heat,
-                                        predictor.classes[target], item["predictions"]))
+        explanation = explain_image(predictor, open_rgb(item["path"], predictor.exif_orientation), target, method=method)
+        explanation.path, explanation.predictions = item["path"], item["predictions"]
+        explanations.append(explanation)
     return explanations
+
+
+def explain_image(predictor: Any, image: Image.Image, target: int, *, method: str = "gradcam") -> Explanation:
+    """The map of class ``target`` on an image in memory (already upright: EXIF rule applied), on the
+    centre view of the predictor's preprocessing, in its precision."""
+    transform = checkpoint_transform(predictor.checkpoint)  # the one centre view predict starts from
+    spec, norm = predictor.checkpoint["model"], predictor.checkpoint["normalization"]
+    pixels = transform(rgb_image(image)).unsqueeze(0)
+    heat = activation_maps(predictor.model, spec["name"], pixels.contiguous(memory_format=predictor.layout), [target],
+                           method=method, precision=predictor.precision)[0]
+    return Explanation("", displayable(pixels[0], norm["mean"], norm["std"]), heat, predictor.classes[target], [])
 
 
 def class_index(classes: Sequence[str], class_name: str | None) -> int | None:

@@ -22,6 +22,13 @@ from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size
 from resnetlab.precision import autocast, evaluation_precision
 
+ALL_CLASSES_UP_TO = 10  # without a topk, every class is listed when there are at most this many, else the top 5
+
+
+def default_topk(num_classes: int) -> int:
+    """The classes shown per image when none is asked: predict's listing and serve's page alike."""
+    return num_classes if num_classes <= ALL_CLASSES_UP_TO else 5
+
 
 class Predictor:
     """A trained model ready for inference: ``Predictor("run/").predict(["cat.jpg", "photos/"])``.

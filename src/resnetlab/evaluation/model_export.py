@@ -35,7 +35,7 @@ def export_safetensors(source: str | Path, out: Path) -> dict[str, Any]:
     with replacing(out) as tmp:  # .<name>.XXXX.tmp.safetensors: read back as safetensors
         write_safetensors(ckpt["state_dict"], tmp, describe(ckpt))
         diff = _same_outputs(ckpt, tmp)
-    return {"path": str(out), "format": "safetensors", "checked_with": "safetensors.torch.load_file", "max_abs_diff": diff}
+    return {"path": str(out), "format": "safetensors", "checked_with": "safetensors (read back as predict reads it)", "max_abs_diff": diff}
 
 
 def export_folder(source: str | Path, out: Path, overwrite: bool) -> dict[str, Any]:
@@ -55,7 +55,8 @@ def export_folder(source: str | Path, out: Path, overwrite: bool) -> dict[str, A
             _move_into_place(staging, out)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return {"path": str(out), "format": "folder", "checked_with": "resnetlab's model folder reader", "max_abs_diff": diff}
+    return {"path": str(out), "format": "folder", "checked_with": "safetensors and config.json (read back as predict reads them)",
+            "max_abs_diff": diff}
 
 
 def model_card(ckpt: dict[str, Any], run: RunFolder | None) -> str:

@@ -147,7 +147,8 @@ def load_checkpoint(path: str | Path, *, for_resume: bool = False) -> dict[str, 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ResnetlabError(
             f"{path} is not a resnetlab checkpoint (no 'format: {FORMAT}' entry); "
-            "for a torchvision weights file use 'resnetlab finetune --init-from'"
+            "for a torchvision weights file use 'resnetlab finetune --init-from', or 'resnetlab predict --weights FILE "
+            "--model NAME --classes JSON'"
         )
     check_checkpoint(ckpt, path, for_resume=for_resume)
     check_input_size(ckpt.get("input_size"), path)

@@ -64,7 +64,10 @@ def model_card(ckpt: dict[str, Any], run: RunFolder | None) -> str:
     spec, classes = ckpt["model"], list(ckpt["classes"])
     summary = run.read_summary() if run is not None else {}
     config = ckpt.get("config") or {}
-    dataset = (ckpt.get("dataset") or {}).get("name") or summary.get("dataset") or "unknown"
+    data = ckpt.get("dataset") or {}
+    dataset = data.get("name") or summary.get("dataset") or "unknown"
+    if dataset == "folder" and data.get("data_dir"):  # an image folder: its own name says more
+        dataset = f"the image folder {Path(data['data_dir']).name}"
     final = summary.get("final") or {}
     lines = [f"# {spec['name']} fine-tuned on {dataset}" if config.get("init_from") else f"# {spec['name']} trained on {dataset}", "",
              f"A {spec['name']} ({spec.get('options') or 'default options'}) classifying {len(classes)} classes, "
@@ -82,13 +85,18 @@ def model_card(ckpt: dict[str, Any], run: RunFolder | None) -> str:
     for key in ("init_from", "epochs", "batch_size", "lr", "precision"):
         if config.get(key) is not None:
             lines.append(f"- {key}: {config[key]}")
+    if isinstance(ckpt.get("epoch"), int) and config.get("epochs") not in (None, ckpt["epoch"]):
+        lines.append(f"- this checkpoint: after epoch {ckpt['epoch']} of {config['epochs']}")
     lines += ["", "## Accuracy", ""]
+    last = (ckpt.get("metrics") or {}).get("last") or {}  # the checkpoint's own record: an unfinished run has no summary
     if final.get("test_acc") is not None:
         lines.append(f"- test accuracy (top-1) at the end of training: {final['test_acc']:.4f}")
+    elif last.get("test_acc") is not None:
+        lines.append(f"- test accuracy (top-1) of this checkpoint, after epoch {ckpt.get('epoch', '?')}: {last['test_acc']:.4f}")
     if (summary.get("best") or {}).get("val_acc") is not None:
         lines.append(f"- best validation accuracy: {summary['best']['val_acc']:.4f}")
     if len(lines) and lines[-1] == "":
-        lines.append("- not recorded (exported from a checkpoint without its run folder)")
+        lines.append("- not recorded (a checkpoint without its run's records)")
     lines += ["", "## Use it", "", "With resnetlab (this folder is accepted wherever a run folder is):", "", "```bash",
               "resnetlab predict THIS_FOLDER photo.jpg", "resnetlab eval THIS_FOLDER --data-dir DATA",
               "resnetlab finetune --init-from THIS_FOLDER --data-dir NEW_DATA --out runs/next", "```", ""]

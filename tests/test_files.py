@@ -174,6 +174,8 @@ IN_PLACE_WRITES = {
     ("evaluation/export.py", "_write_exported_program"): "writes the temporary file export() gets from replacing()",
     ("evaluation/export.py", "_write_torchscript"): "writes the temporary file export() gets from replacing()",
     ("evaluation/export.py", "_write_onnx"): "writes the temporary file export() gets from replacing()",
+    ("evaluation/model_export.py", "export_folder"): "writes the files of a staging folder (mkdtemp beside --out) that takes "
+                                                     "the name --out whole, only once read back and checked",
 }
 MODE = re.compile(r"^[rwxabt+]*[wxa+][rwxabt+]*(:[a-z0-9*]*)?$")  # open()'s modes that write
 WRITERS = {"write_text", "write_bytes", "savefig", "to_csv", "FileHandler", "SummaryWriter", "mkstemp", "NamedTemporaryFile"}

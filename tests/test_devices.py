@@ -16,7 +16,7 @@ from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import model_and_loader
 from resnetlab.evaluation.logits import collect_logits, loss_and_accuracy
 from resnetlab.evaluation.view_averaging import TestViews
-from resnetlab.precision import DTYPES, grad_scaler, resolve_precision
+from resnetlab.precision import dtype_of, grad_scaler, resolve_precision
 from resnetlab.training import distributed, train
 from resnetlab.training import run as run_module
 from tests.builders import fake_cuda, make_tiny_bundle, tiny_config
@@ -65,7 +65,7 @@ def test_bf16_only_where_the_gpu_computes_it_natively(capability, dtype, loss_sc
     """A T4 (7.5) or V100 (7.0) emulates bf16, slowly: those get fp16 with loss scaling."""
     with fake_cuda(capability=capability):
         precision = resolve_precision("auto", torch.device("cuda"))
-        assert DTYPES[precision] == dtype
+        assert dtype_of(precision) == dtype
         assert grad_scaler(torch.device("cuda"), precision).is_enabled() is loss_scaling
 
 
@@ -92,7 +92,7 @@ def test_a_runs_log_names_its_gpu_by_model_and_by_the_index_a_scheduler_chose(tm
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert devices.device_name(torch.device("cuda", 1)) == "cuda:1 (NVIDIA H200 #1)"
     run_module.train(tiny_config(tmp_path / "run", epochs=None, max_iters=1), bundle=make_tiny_bundle())
-    first = (tmp_path / "run" / "train.log").read_text().splitlines()[0]
+    first = (tmp_path / "run" / "train.log").read_text().splitlines()[1]  # after the recipe line
     assert f"device cpu ({torch.get_num_threads()} threads), precision " in first
 
 

@@ -92,5 +92,6 @@ def test_documented_command_is_accepted(argv: list[str], monkeypatch: pytest.Mon
     assert getattr(args, "func", None), argv
     if args.command == "train" and not args.resume:
         overrides = overrides_from(args)
-        config = resolve_config(overrides.pop("recipe", None), args.config_file, overrides)
+        config_file = args.config_file if args.config_file and Path(args.config_file).is_file() else None  # the reader's own file
+        config = resolve_config(overrides.pop("recipe", None), config_file, overrides)
         assert {k: getattr(config, k) for k in overrides} == overrides  # every flag shown takes effect

@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "resnetlab"
 LAYERS = {  # lower imports nothing above it
-    "errors": 0, "files": 0, "memory": 0, "config_values": 0, "run_lock": 0, "stop_signals": 0,
+    "errors": 0, "files": 0, "memory": 0, "config_values": 0, "run_lock": 0, "stop_signals": 0, "progress": 0,
     "runs": 1, "models": 1, "data": 1,
     "checkpoint": 2, "model_folder": 2, "devices": 2, "pretrained": 2, "precision": 2,
     "evaluation": 3, "training": 4, "reports": 5, "serving": 5, "cli": 6, "__init__": 7, "__main__": 7,

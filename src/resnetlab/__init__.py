@@ -9,17 +9,20 @@ import importlib
 from typing import Any
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.models import create_model, list_models
 
 __version__ = "0.1.0"
 
-# Heavier parts load on first use, so ``import resnetlab`` stays fast.
+# Everything that needs torch loads on first use, so ``import resnetlab`` (and ``resnetlab --help``)
+# stays fast: torch's own import is about two seconds.
 _LAZY = {
+    "create_model": "resnetlab.models",
+    "list_models": "resnetlab.models",
     "load_dataset": "resnetlab.data",
     "TensorLoader": "resnetlab.data",
     "TrainConfig": "resnetlab.training",
     "resolve_config": "resnetlab.training",
     "train": "resnetlab.training",
+    "summary": "resnetlab.models.summary",
     "load_checkpoint": "resnetlab.checkpoint",
     "model_from_checkpoint": "resnetlab.checkpoint",
     "evaluate": "resnetlab.evaluation",
@@ -37,4 +40,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'resnetlab' has no attribute {name!r}")
 
 
-__all__ = ["ResnetlabError", "create_model", "list_models", *_LAZY]
+__all__ = ["ResnetlabError", *_LAZY]

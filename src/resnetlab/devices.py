@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from resnetlab.errors import ResnetlabError, shown
+from resnetlab.errors import ResnetlabError, option, shown
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -30,9 +30,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     except RuntimeError:
         raise ResnetlabError(f"unknown device {shown(name)}: use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ResnetlabError(f"device {name!r} requested but CUDA is not available: use --device cpu")
+        raise ResnetlabError(f"device {name!r} requested but CUDA is not available: use {option('device', 'cpu')}")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ResnetlabError(f"device {name!r} requested but MPS is not available: use --device cpu")
+        raise ResnetlabError(f"device {name!r} requested but MPS is not available: use {option('device', 'cpu')}")
     return device
 
 

@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from resnetlab.errors import ResnetlabError
 
 
@@ -93,9 +91,29 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         with writing(path):
             yield tmp
+            os.chmod(tmp, plain_file_mode())  # mkstemp's 0600 would hide a run or report from everyone else
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def plain_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0o666 less the umask (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _file_in_the_way(path: Path) -> Path | None:
@@ -121,6 +139,8 @@ def _torch_reason(message: str, path: Path) -> str:
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file.
     A full disk reads "cannot write <path>: No space left on device" and the old file is kept."""
+    import torch  # here, not at the top: the command line's --help reads this module without torch
+
     with replacing(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()

@@ -13,11 +13,13 @@ from __future__ import annotations
 import functools
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads where it is used: the command line's --help reads PRECISIONS without it
+    import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}  # the torch dtype each autocast precision computes in
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo names of bf16 dot-product units
 
 
@@ -43,7 +45,7 @@ def evaluation_precision(run_config: dict, requested: str | None, device: torch.
     if requested is not None:
         return resolve_precision(requested, device)
     recorded = run_config.get("precision")
-    return recorded if recorded in ("fp32", *DTYPES) else "fp32"
+    return recorded if recorded in ("fp32", *AUTOCAST) else "fp32"
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
@@ -51,13 +53,24 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     autocast to bf16 or fp16 (``precision`` as ``resolve_precision`` decided it)."""
     if precision == "fp32":
         return nullcontext()
-    if precision not in DTYPES:
+    if precision not in AUTOCAST:
         raise ValueError(f"precision {precision!r} is not resolved: resolve_precision decides fp32, bf16 or fp16")
-    return torch.autocast(device_type=device.type, dtype=DTYPES[precision])
+    import torch
+
+    return torch.autocast(device_type=device.type, dtype=dtype_of(precision))
+
+
+def dtype_of(precision: str) -> torch.dtype:
+    """The torch dtype an autocast precision ("bf16", "fp16") computes in."""
+    import torch
+
+    return getattr(torch, AUTOCAST[precision])
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """Loss scaling, which fp16 needs (its small gradients underflow) and bf16 and fp32 do not."""
+    import torch
+
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
@@ -70,6 +83,8 @@ def native_bf16(capability: str, cpu_flags: frozenset[str] | set[str]) -> bool:
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """This machine's answer to ``native_bf16`` (read once: a capability string and cpuinfo flags)."""
+    import torch
+
     return native_bf16(torch.backends.cpu.get_cpu_capability(), cpu_flags())
 
 
@@ -88,4 +103,6 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
 def gpu_has_native_bf16() -> bool:
     """bf16 in hardware (Ampere and later) on the current GPU, the one this process trains on;
     emulated bf16 is slower than fp16 with loss scaling."""
+    import torch
+
     return torch.cuda.is_bf16_supported(including_emulation=False)

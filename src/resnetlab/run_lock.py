@@ -40,7 +40,7 @@ class RunLock:
 
     def acquire(self) -> None:
         for _ in range(10):  # only repeats when the lock file was replaced under us
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # as open() would: the umask decides
             try:
                 locked = self._flock(fd)
                 if locked is False or (locked is None and _alive(read_owner(self.path))):

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from resnetlab.config_values import load_yaml, read_text
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.files import WriteError, atomic_save, replacing, writing
 from resnetlab.run_lock import LOCK_NAME, RunLock
 
@@ -174,12 +174,12 @@ class RunFolder:
                 self._take_lock()
                 self._restore_replaced()
             if not self.last.is_file():
-                raise ResnetlabError(f"cannot resume: {self.last} does not exist (start the run without --resume)")
+                raise ResnetlabError(f"cannot resume: {self.last} does not exist (start the run without {option('resume')})")
             return
         if not self.writer:
             return
         if self.path.exists() and not self.path.is_dir():
-            raise WriteError(f"cannot write {self.path}: it is a file, not a folder (pass a folder to --out)")
+            raise WriteError(f"cannot write {self.path}: it is a file, not a folder (pass a folder to {option('out')})")
         with writing(self.path):
             self.path.mkdir(parents=True, exist_ok=True)
         self._take_lock()
@@ -187,7 +187,7 @@ class RunFolder:
         if self.holds_run():
             if not overwrite:
                 raise ResnetlabError(f"{self.path} already holds a run: continue it with 'resnetlab train --resume "
-                                     f"{self.path}' or pass --overwrite to replace it")
+                                     f"{self.path}' or pass {option('overwrite', True)} to replace it")
             self._move_aside()
         else:
             self._refuse_other_files()
@@ -244,7 +244,7 @@ class RunFolder:
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise ResnetlabError(f"{self.path} is not a run folder (no {CONFIG}) and holds other files ({shown}), "
-                                 f"which training would mix with or write over: pass a new or empty folder to --out")
+                                 f"which training would mix with or write over: pass a new or empty folder to {option('out')}")
 
     def open_log(self, quiet: bool) -> logging.Logger:
         """A logger writing to train.log (main process) and, unless quiet, to stdout."""
@@ -322,7 +322,7 @@ class RunFolder:
             w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             if new:
                 w.writeheader()
-            w.writerow({k: _cell(row.get(k)) for k in METRICS_COLUMNS})
+            w.writerow({k: _cell(_rounded(k, row.get(k))) for k in METRICS_COLUMNS})
         self._tensorboard(row)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -364,6 +364,11 @@ class _LogFile(logging.FileHandler):
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+
+
+def _rounded(column: str, value: Any) -> Any:
+    """A learning rate to 6 significant digits: 0.01, not the schedule's 0.010000000000000002."""
+    return float(f"{value:.6g}") if column == "lr" and isinstance(value, float) and math.isfinite(value) else value
 
 
 def _cell(value: Any) -> Any:

@@ -34,8 +34,8 @@ def budget(monkeypatch: pytest.MonkeyPatch, nbytes: int) -> None:
 def test_a_batch_size_whose_forward_pass_does_not_fit_is_refused_naming_it(tiny_eval, monkeypatch) -> None:
     checkpoint, data = tiny_eval
     budget(monkeypatch, inference_bytes(40))
-    with pytest.raises(ResnetlabError, match=r"^--batch-size 64 \(a forward pass of resnet20 on 64 x 3x16x16\) needs "
-                                             r"[\d.]+ GiB of memory, more than the [\d.]+ GiB this machine has: lower --batch-size$"):
+    with pytest.raises(ResnetlabError, match=r"^batch_size=64 \(a forward pass of resnet20 on 64 x 3x16x16\) needs "
+                                             r"[\d.]+ GiB of memory, more than the [\d.]+ GiB this machine has: lower batch_size$"):
         evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu", batch_size=64)
     assert evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu", batch_size=32)["batch_size"] == 32
 
@@ -64,5 +64,5 @@ def test_not_even_one_image_fitting_is_refused(tiny_eval, monkeypatch) -> None:
     checkpoint, data = tiny_eval
     budget(monkeypatch, inference_bytes(1) - 1)
     with pytest.raises(ResnetlabError, match=r"^evaluating one image \(a forward pass of resnet20 on 1 x 3x16x16\) needs .*: "
-                                             r"evaluate on a device with more memory \(--device\)$"):
+                                             r"evaluate on a device with more memory \(device=DEVICE\)$"):
         evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu")

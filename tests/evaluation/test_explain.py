@@ -110,3 +110,10 @@ def test_the_map_follows_the_precision_asked(tmp_path: Path) -> None:
     bf16 = Predictor(path, device="cpu", precision="bf16")
     maps = [explain_files(p, p.predict([photo]))[0].heat for p in (fp32, bf16)]
     assert not np.array_equal(maps[0], maps[1]) and np.abs(maps[0] - maps[1]).max() < 0.2
+
+
+def test_the_command_line_offers_the_methods_explain_knows() -> None:
+    from resnetlab.cli.predict_cmd import CAM_METHODS
+    from resnetlab.evaluation.explain import CAM_METHODS as KNOWN
+
+    assert list(CAM_METHODS) == list(KNOWN)

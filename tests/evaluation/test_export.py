@@ -65,5 +65,5 @@ def test_exported_program_matches_the_model_at_another_batch_size(tiny_checkpoin
 
 
 def test_exported_program_needs_the_pt2_suffix_torch_reads(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    with pytest.raises(ResnetlabError, match=r"only from \.pt2 files: use --out .*model\.pt2"):
+    with pytest.raises(ResnetlabError, match=r"only from \.pt2 files: use out='.*model\.pt2'"):
         export(tiny_checkpoint, tmp_path / "model.pt", format="exported-program")

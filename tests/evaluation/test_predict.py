@@ -104,3 +104,17 @@ def test_an_image_in_memory_is_predicted_as_its_file_is(tmp_path: Path) -> None:
 def test_a_batch_size_that_is_no_positive_whole_number_is_refused(tmp_path: Path, batch_size) -> None:
     with pytest.raises(ResnetlabError, match=r"batch_size must be a whole number >= 1"):
         Predictor(make_checkpoint(tmp_path / "c.pt"), batch_size=batch_size)
+
+
+def test_predictor_and_command_line_default_to_the_same_classes(tmp_path: Path) -> None:
+    from resnetlab.cli import predict_cmd
+    from resnetlab.evaluation import predict
+
+    assert predict_cmd.ALL_CLASSES_UP_TO == predict.ALL_CLASSES_UP_TO
+    image = write_image(tmp_path / "a.png", seed=1)
+    few = Predictor(make_checkpoint(tmp_path / "few.pt", classes=[f"c{i}" for i in range(7)]), device="cpu")
+    many = Predictor(make_checkpoint(tmp_path / "many.pt", classes=[f"c{i}" for i in range(12)]), device="cpu")
+    assert len(few.predict([image])[0]["predictions"]) == few.default_topk == 7  # every class, as the command line
+    assert len(many.predict_image(Image.open(image))) == many.default_topk == 5
+    with pytest.raises(ResnetlabError, match="topk must be a whole number >= 1, got 0"):
+        few.predict([image], topk=0)

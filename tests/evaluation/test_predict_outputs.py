@@ -165,6 +165,6 @@ def test_a_batch_whose_layers_would_not_fit_is_refused_before_it_is_allocated(tm
     photos = [write_image(tmp_path / "photos" / f"{i}.png", size=(8, 8), seed=i) for i in range(3)]
     predictor = Predictor(ckpt, device="cpu", batch_size=64)
     with pytest.raises(ResnetlabError, match=r"^predicting with .*c.pt \(a forward pass of resnet20 on 64 x 3x512x512\) needs "
-                                             r"\d+\.\d GiB of memory, more than the 8.0 GiB this machine has: lower --batch-size"):
+                                             r"\d+\.\d GiB of memory, more than the 8.0 GiB this machine has: lower batch_size"):
         predictor.predict([tmp_path / "photos"] * 22)  # 66 images: full batches of 64
     assert len(predictor.predict(photos)) == 3  # three images make a batch of three, which fits

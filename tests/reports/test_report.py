@@ -81,15 +81,16 @@ def test_table_lists_both_runs_with_figures_from_their_summaries(two_fake_runs: 
         assert float(row["train_error_pct"]) == pytest.approx(100 * (1 - summary["final"]["train_acc"]))
         assert float(row["train_seconds"]) == summary["train_seconds"]
         assert int(row["epochs"]) == summary["epochs"]
-        assert row["recipe"] == summary["recipe"]
+        assert row["recipe"].startswith(f"{summary['recipe']} (")  # the recipe with its changes
     assert rows["resnet20"]["layers"] == "20" and rows["plain56"]["layers"] == "56"
     # a run that is not the paper's model as defined says so
     assert rows["resnet20"]["model_options"] == "zero_init_residual=True" and rows["plain56"]["model_options"] == ""
     assert rows["resnet20"]["paper_error_pct"] == "8.75" and rows["plain56"]["paper_error_pct"] == ""
     markdown = (tmp_path / "report" / "results.md").read_text()
     # resnet20: 0.27M parameters, 8.75% test error, 10 minutes; plain56: 0.86M, 13.83%, 30m 50s
-    assert "| resnet20 | resnet20 | zero_init_residual=True | 20 | 0.27M | 3.00 | 8.75 | 8.75 | 10m 00s | 6 | 600 | paper |" in markdown
-    assert "| plain56 | plain56 | - | 56 | 0.86M | 12.00 | 13.83 | - | 30m 50s | 6 | 600 | paper |" in markdown
+    assert ("| resnet20 | resnet20 | zero_init_residual=True | 20 | 0.27M | 3.00 | 8.75 | 8.75 | 10m 00s | 6 | 600 | "
+            "paper (model_options {zero_init_residual: true}, epochs 6) |") in markdown
+    assert "| plain56 | plain56 | - | 56 | 0.86M | 12.00 | 13.83 | - | 30m 50s | 6 | 600 | paper (epochs 6) |" in markdown
 
 
 def test_html_references_only_files_that_exist_and_shows_every_figure(two_fake_runs: list[Path], tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def test_skip_bad_images_trains_on_the_readable_ones(tmp_path: Path) -> None:
 def test_images_below_the_models_smallest_at_their_native_size_are_refused_naming_the_folder(tmp_path: Path) -> None:
     data = make_image_folder(tmp_path / "data", classes=("cats", "dogs"), per_class={"train": 6, "test": 2}, size=2)
     expected = (f"the images of {data.resolve()} are 2x2, below the smallest image resnet20 takes, 4 pixels "
-                "(its layers shrink the image 4 times): pass --image-size 4 (or more) to resize them")
+                "(its layers shrink the image 4 times): pass image_size=4 (or more) to resize them")
     with pytest.raises(ResnetlabError) as caught:
         train(config(tmp_path))
     assert str(caught.value) == expected

@@ -96,7 +96,7 @@ def test_reading_rarely_a_non_finite_loss_still_stops_the_run_before_it_is_saved
     monkeypatch.setattr(trainer_module, "host_check_interval", lambda device: 4)
     calls = poison_loss(monkeypatch, at_call=9)
     out = tmp_path / "run"
-    with pytest.raises(ResnetlabError, match=r"loss became (inf|nan) at iteration 9.*lower --lr"):
+    with pytest.raises(ResnetlabError, match=r"loss became (inf|nan) at iteration 9.*lower lr"):
         run_module.train(tiny_config(out), bundle=make_tiny_bundle())
     last = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert last["iteration"] == 6 and not (out / "summary.json").exists()

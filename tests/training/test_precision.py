@@ -84,7 +84,7 @@ def test_auto_on_a_cpu_without_native_bf16_trains_exactly_as_fp32(tmp_path, bund
     auto = train(tiny_config(tmp_path / "auto", epochs=1), bundle=bundle)
     fp32 = train(tiny_config(tmp_path / "fp32", epochs=1, precision="fp32"), bundle=bundle)
     assert auto["precision"] == "fp32" and auto["final"] == fp32["final"]
-    first_line = (tmp_path / "auto" / "train.log").read_text().splitlines()[0]
+    first_line = (tmp_path / "auto" / "train.log").read_text().splitlines()[1]
     assert first_line.endswith("precision fp32 (auto on cpu)")
 
 
@@ -95,7 +95,7 @@ def test_bf16_trains_in_autocast_with_fp32_state_and_records_it(tmp_path, bundle
     assert summary["precision"] == "bf16"
     assert yaml.safe_load((out / "config.yaml").read_text())["precision"] == "bf16"
     assert json.loads((out / "summary.json").read_text())["precision"] == "bf16"
-    assert (out / "train.log").read_text().splitlines()[0].endswith("precision bf16")
+    assert (out / "train.log").read_text().splitlines()[1].endswith("precision bf16")
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert {v.dtype for v in ckpt["state_dict"].values() if v.is_floating_point()} == {torch.float32}  # incl. BN stats
     optimizer_state = [t for s in ckpt["optimizer"]["state"].values() for t in s.values() if torch.is_tensor(t)]
@@ -108,7 +108,7 @@ def test_bf16_trains_in_autocast_with_fp32_state_and_records_it(tmp_path, bundle
 def test_auto_on_a_cpu_with_native_bf16_records_bf16(tmp_path, bundle, native_bf16_cpu):
     summary = train(tiny_config(tmp_path / "run", epochs=1), bundle=bundle)
     assert summary["precision"] == "bf16"
-    assert (tmp_path / "run" / "train.log").read_text().splitlines()[0].endswith("precision bf16 (auto on cpu)")
+    assert (tmp_path / "run" / "train.log").read_text().splitlines()[1].endswith("precision bf16 (auto on cpu)")
 
 
 def test_a_resumed_run_keeps_its_precision_and_refuses_another(tmp_path, bundle, native_bf16_cpu):

@@ -24,7 +24,7 @@ def test_a_resume_on_added_or_deleted_images_names_the_class_folders_and_changes
     (data / "train" / "dog" / "extra.png").write_bytes((data / "train" / "fox" / sorted(
         p.name for p in (data / "train" / "fox").iterdir())[0]).read_bytes())
     with pytest.raises(ResnetlabError, match=r"images in .* changed since the run started \(train/cat has 7 images, it had 8; "
-                                             r"train/dog has 9 images, it had 8\).*--accept-changed-data"):
+                                             r"train/dog has 9 images, it had 8\).*accept_changed_data=True"):
         train(tiny_config(tmp_path / "run", dataset="folder", data_dir=str(data), epochs=2), resume=True)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == last
 

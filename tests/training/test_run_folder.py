@@ -86,7 +86,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, bundle, 
     """An inf injected into the loss at iteration 9 (epoch 2): a clear error, last.pt of epoch 1."""
     poison_loss(monkeypatch, at_call=9)
     out = tmp_path / "run"
-    with pytest.raises(ResnetlabError, match=r"loss became (inf|nan) at iteration 9.*lower --lr"):
+    with pytest.raises(ResnetlabError, match=r"loss became (inf|nan) at iteration 9.*lower lr"):
         train(tiny_config(out), bundle=bundle)
     last = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert last["iteration"] == 6 and not (out / "summary.json").exists()

@@ -193,7 +193,7 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 
 def test_a_learning_rate_that_overflows_ends_with_an_error_and_no_bad_checkpoint(tmp_path, bundle):
     out = tmp_path / "run"
-    with pytest.raises(NonFiniteLoss, match="(nan|inf).*lower --lr"):
+    with pytest.raises(NonFiniteLoss, match="(nan|inf).*lower lr"):
         train(tiny_config(out, lr=1e6, epochs=2), bundle=bundle)
     for path in (out / "checkpoints").glob("*.pt"):
         state = torch.load(path, weights_only=True)["state_dict"]

@@ -14,7 +14,7 @@ import sys
 
 from resnetlab.errors import ResnetlabError
 
-COMMAND_MODULES = ("models", "summary", "data", "train", "eval", "predict", "finetune", "export", "report", "sweep", "serve")
+COMMAND_MODULES = ("models", "summary", "data", "recipes", "train", "eval", "predict", "finetune", "export", "report", "sweep", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,13 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: the command a run records
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except ResnetlabError as exc:
-        print(f"resnetlab: error: {exc}", file=sys.stderr)
+        print(f"resnetlab: error: {exc.for_command_line()}", file=sys.stderr)  # options as flags, not keywords
         return 2
     except OSError as exc:  # a file-system fault no write helper named (they say "cannot write <path>")
         where = f" {os.fsdecode(exc.filename)}" if exc.filename is not None else ""

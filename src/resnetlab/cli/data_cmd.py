@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-import torch
-
-from resnetlab.data import list_datasets, load_dataset
-from resnetlab.data.device_decode import photo_decoder
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, EXIF_ORIENTATIONS
-from resnetlab.data.photo_loader import batched_on
-from resnetlab.data.scan import listed
-from resnetlab.data.types import DatasetBundle
-from resnetlab.devices import resolve_device
 from resnetlab.memory import check_image_size
 
+if TYPE_CHECKING:
+    from resnetlab.data.types import DatasetBundle
+
+# data.sources' registry (checked against it by a test); named here so that --help needs no torch
+DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "folder")
 PER_CLASS_SHOWN = 20  # data info lists each class's counts up to this many classes (--json: always)
 
 
@@ -36,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     """The options every command that loads a dataset shares (train uses the same names)."""
-    p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of: {', '.join(list_datasets())}")
+    p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
     p.add_argument("--data-dir", default=None, help="cache folder (default $RESNETLAB_DATA or ~/.cache/resnetlab); "
                    "for 'folder' the folder holding train/ and test/")
     p.add_argument("--val-split", type=count_or_fraction, default=0, metavar="N",
@@ -66,6 +64,8 @@ count_or_fraction.__name__ = "number"  # argparse names the type in its message
 
 
 def load_from_args(args: argparse.Namespace) -> DatasetBundle:
+    from resnetlab.data import load_dataset
+
     size = args.image_size[0] if args.image_size and len(args.image_size) == 1 else args.image_size
     if args.image_size:
         height, width = (args.image_size * 2)[:2]
@@ -80,6 +80,12 @@ def load_from_args(args: argparse.Namespace) -> DatasetBundle:
 def dataset_info(bundle: DatasetBundle) -> dict:
     """The JSON form of ``resnetlab data info``: splits named as on disk (``DIR/val`` is "val"),
     ``test_split`` naming the one the final evaluation reads, and what each class has in each."""
+    import torch
+
+    from resnetlab.data.device_decode import photo_decoder
+    from resnetlab.data.photo_loader import batched_on
+    from resnetlab.devices import resolve_device
+
     test_name = bundle.extra.get("test_split", "test")
     parts = {"train": bundle.train, test_name: bundle.test}
     if bundle.val is not None:
@@ -105,6 +111,8 @@ def dataset_info(bundle: DatasetBundle) -> dict:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from resnetlab.data.scan import listed
+
     info = dataset_info(load_from_args(args))
     if args.json:
         print(json.dumps(info, indent=2))

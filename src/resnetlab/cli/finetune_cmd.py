@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_finetune(args: argparse.Namespace) -> int:
     from resnetlab.errors import ResnetlabError
     from resnetlab.training import TrainingInterrupted
+    from resnetlab.training.command import cli_command
     from resnetlab.training.finetune import finetune
 
     if args.init_from is None:
@@ -47,7 +48,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     try:
         summary = finetune(args.init_from, dataset=args.dataset, data_dir=args.data_dir, out=args.out, model=args.model,
                            freeze_backbone=args.freeze_backbone, epochs=args.epochs, config_file=args.config_file,
-                           overrides=others, overwrite=args.overwrite, recipe=args.recipe)
+                           overrides=others, overwrite=args.overwrite, recipe=args.recipe,
+                           command=cli_command(getattr(args, "argv", sys.argv[1:])))
     except TrainingInterrupted as exc:  # a fine-tuning run folder is a training run folder: train resumes it
         print(f"resnetlab: {exc}\ncontinue with: resnetlab train --resume {args.out}", file=sys.stderr)
         return 130

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from resnetlab.models.complexity import model_table
-from resnetlab.models.paper import PAPER_CIFAR10_ERROR
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list every registered model with layers, parameters and MACs")
@@ -16,6 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from resnetlab.models.complexity import model_table
+    from resnetlab.models.paper import PAPER_CIFAR10_ERROR
+    from resnetlab.models.summary import human
+
     rows = model_table()
     for row in rows:
         row["paper_cifar10_error"] = PAPER_CIFAR10_ERROR.get(row["name"])
@@ -29,9 +30,3 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"{r['name']:<17}{r['family']:<10}{r['layers']:>7}{r['params']:>14,}{human(r['macs']):>10}  {size:<11}{err:>19}")
     return 0
 
-
-def human(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))

@@ -15,10 +15,14 @@ from resnetlab.cli.eval_cmd import add_run_flags, add_test_view_flags, positive_
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 
+ALL_CLASSES_UP_TO = 10  # Predictor.default_topk's (evaluation.predict, loaded only when a command runs)
+
+# --cam-method's choices: evaluation.explain.CAM_METHODS's names (loaded only when a command runs; a test keeps them equal)
+CAM_METHODS = ("gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam", "eigengradcam", "scorecam",
+               "ablationcam", "gradcamelementwise")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from resnetlab.evaluation.explain import CAM_METHODS
-    from resnetlab.evaluation.predict import ALL_CLASSES_UP_TO
     from resnetlab.precision import PRECISIONS  # torch is imported only when a command runs
 
     p = sub.add_parser("predict", help="classify images or folders of images with a run, a checkpoint or a weights file",
@@ -56,7 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import Predictor
     from resnetlab.evaluation.plots import check_figure_path
-    from resnetlab.evaluation.predict import default_topk
     from resnetlab.evaluation.preprocess import find_images
     from resnetlab.models.complexity import check_min_image_size
 
@@ -83,9 +86,7 @@ def run_predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **options)
     else:
         predictor = Predictor(args.inputs[0], **options)
-    topk = args.topk if args.topk is not None else default_topk(len(predictor.classes))
-    if topk < 1:
-        raise ResnetlabError(f"--topk {topk} must be at least 1")
+    topk = args.topk if args.topk is not None else predictor.default_topk  # Predictor's default, the Python API's too
     results = predictor.predict(paths, topk=topk, explain=args.explain, explain_class=args.explain_class,
                                 cam_method=args.cam_method, overwrite=args.overwrite)
     if args.explain:

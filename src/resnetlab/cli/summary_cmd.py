@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 
 from resnetlab.cli.flags import add_deprecated_spelling, parse_options
-from resnetlab.cli.models_cmd import human
-from resnetlab.models import create_model, model_info
-from resnetlab.models.complexity import count_macs, count_parameters, layer_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,22 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_summary)
 
 
-
-
 def run_summary(args: argparse.Namespace) -> int:
-    info = model_info(args.model)
-    num_classes = args.num_classes or (10 if info.family == "cifar" else 1000)
-    input_size = tuple(args.input_size) if args.input_size else info.input_size
-    model = create_model(args.model, num_classes=num_classes, in_channels=input_size[0], **parse_options(args.option))
-    rows = layer_summary(model, input_size)
-    total = {"model": args.model, "input_size": list(input_size), "num_classes": num_classes,
-             "params": count_parameters(model), "macs": count_macs(model, input_size)}
-    if args.json:
-        print(json.dumps({**total, "layers": [asdict(r) for r in rows]}, indent=2))
-        return 0
-    print(f"{'layer':<28}{'type':<18}{'output shape':<20}{'params':>12}{'MACs':>10}")
-    for r in rows:
-        print(f"{r.name:<28}{r.kind:<18}{str(r.output_shape):<20}{r.params:>12,}{human(r.macs):>10}")
-    print(f"\n{args.model}: {total['params']:,} parameters, {human(total['macs'])} multiply-accumulates "
-          f"on a {'x'.join(map(str, input_size))} input")
+    from resnetlab.models.summary import summary
+
+    table = summary(args.model, tuple(args.input_size) if args.input_size else None, num_classes=args.num_classes,
+                    **parse_options(args.option))
+    print(json.dumps(table.as_dict(), indent=2) if args.json else table)
     return 0

@@ -91,7 +91,9 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from resnetlab.training import TrainingInterrupted, resolve_config, train
+    from resnetlab.training import TrainingInterrupted, resolve_config
+    from resnetlab.training.command import cli_command
+    from resnetlab.training.run import train
 
     overrides = overrides_from(args)
     recipe = overrides.pop("recipe", None)
@@ -106,7 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
         config_file = config_file or (saved if saved.is_file() else None)
     config = resolve_config(recipe, config_file, overrides)
     try:
-        summary = train(config, resume=resume, overwrite=args.overwrite, accept_changed_data=args.accept_changed_data)
+        summary = train(config, resume=resume, overwrite=args.overwrite, accept_changed_data=args.accept_changed_data,
+                        command=cli_command(getattr(args, "argv", sys.argv[1:])))
     except TrainingInterrupted as exc:
         print(f"resnetlab: {exc}\ncontinue with: resnetlab train --resume {config.out}", file=sys.stderr)
         return 130

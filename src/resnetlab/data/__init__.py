@@ -4,12 +4,25 @@
 from the training split; ``create_loader(split, batch_size, ...)`` turns a split into batches.
 """
 
-from resnetlab.data.class_indices import read_class_indices, write_class_indices
-from resnetlab.data.factory import create_loader, load_dataset
-from resnetlab.data.loader import Augmentation, TensorLoader
-from resnetlab.data.sources import list_datasets
-from resnetlab.data.streaming import StreamingLoader
-from resnetlab.data.types import DatasetBundle, ImageSet
+import importlib
+from typing import Any
+
+# Loaded on first use: a module of this package that needs no torch (orientation, the command
+# line's choices) is imported without it.
+_LAZY = {
+    "read_class_indices": "resnetlab.data.class_indices", "write_class_indices": "resnetlab.data.class_indices",
+    "create_loader": "resnetlab.data.factory", "load_dataset": "resnetlab.data.factory",
+    "Augmentation": "resnetlab.data.loader", "TensorLoader": "resnetlab.data.loader",
+    "list_datasets": "resnetlab.data.sources", "StreamingLoader": "resnetlab.data.streaming",
+    "DatasetBundle": "resnetlab.data.types", "ImageSet": "resnetlab.data.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'resnetlab.data' has no attribute {name!r}")
+
 
 __all__ = [
     "Augmentation", "DatasetBundle", "ImageSet", "StreamingLoader", "TensorLoader", "create_loader",

@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import plain_file_mode
 
 DEFAULT_CACHE = Path("~/.cache/resnetlab")
 CHUNK = 1 << 20  # bytes read per step, for hashing and downloading
@@ -69,6 +70,7 @@ def _fetch_verified(url: str, dest: Path, md5: str, *, quiet: bool) -> None:
                 f"checksum mismatch for {dest.name} downloaded from {url}: MD5 {digest.hexdigest()}, "
                 f"expected {md5}. The file was not kept; try again later or download it by hand into {dest.parent}"
             )
+        os.chmod(tmp, plain_file_mode())  # mkstemp's 0600: the cache is as readable as any file the user writes
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

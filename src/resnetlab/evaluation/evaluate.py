@@ -19,7 +19,7 @@ from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, create_loader,
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.devices import memory_format, resolve_device
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
@@ -73,7 +73,8 @@ def evaluate(
     bundle = checkpoint_data(ckpt, dataset, data_dir, split)
     images = bundle.test if split == "test" else bundle.val
     if images is None:  # an unsplit folder: val_split made its test split, and nothing else is held out
-        raise ResnetlabError("this run's val_split held out its test split (an unsplit folder), not a validation split: use --split test")
+        raise ResnetlabError("this run's val_split held out its test split (an unsplit folder), not a validation split: "
+                             f"use {option('split', 'test')}")
     device = resolve_device(device)
     precision = evaluation_precision(config, precision, device)
     batch_size = fitted_batch_size(ckpt, views, device, batch_size,
@@ -130,13 +131,13 @@ def fitted_batch_size(ckpt: dict[str, Any], views: TestViews, device: torch.devi
     per_pass = TEN_CROP_VIEWS if views.ten_crop else 1  # ten crops pass as one batch ten times as big
     estimate = dict(num_classes=spec["num_classes"])
     if asked is not None:
-        check_activation_memory(spec["name"], spec.get("options"), shape, asked * per_pass, device, f"--batch-size {asked}",
-                                "lower --batch-size", **estimate)
+        check_activation_memory(spec["name"], spec.get("options"), shape, asked * per_pass, device, option("batch_size", asked),
+                                f"lower {option('batch_size')}", **estimate)
         return asked
     fitted = largest_batch_that_fits(spec["name"], spec.get("options"), shape, default * per_pass, device, **estimate) // per_pass
     if fitted < 1:  # not even one image: say how much it needs
         check_activation_memory(spec["name"], spec.get("options"), shape, per_pass, device, "evaluating one image",
-                                "evaluate on a device with more memory (--device)", **estimate)
+                                f"evaluate on a device with more memory ({option('device', metavar='DEVICE')})", **estimate)
     return max(1, fitted)
 
 
@@ -168,14 +169,14 @@ def data_request(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path
     config = ckpt.get("config") or {}
     name = dataset or own.get("name")
     if not name:
-        raise ResnetlabError("the checkpoint does not name its dataset: pass --dataset (and --data-dir)")
+        raise ResnetlabError(f"the checkpoint does not name its dataset: pass {option('dataset')} (and {option('data_dir')})")
     if data_dir is None and name == own.get("name"):
         data_dir = own.get("data_dir")
     own_data = name == own.get("name")
     # an unsplit folder's test split is held out by val_split: the run's own data is read with it
     val_split = config.get("val_split", 0) if split == "val" or own_data else 0
     if split == "val" and not val_split:
-        raise ResnetlabError("this run was trained without a validation split (val_split 0): use --split test")
+        raise ResnetlabError(f"this run was trained without a validation split (val_split 0): use {option('split', 'test')}")
     val_split = int(val_split) if val_split >= 1 else val_split  # a count, or a fraction (as training reads it)
     _, height, width = ckpt["input_size"]
     # The run's own data is read exactly as training read it; other data is resized to the model's input.

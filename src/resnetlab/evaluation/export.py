@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.model_export import export_folder, export_safetensors
 from resnetlab.files import WriteError, replacing
 from resnetlab.memory import check_image_size
@@ -52,7 +52,7 @@ def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", ato
     if format == "folder":
         return export_folder(checkpoint, out, overwrite)
     if format == "exported-program" and out.suffix != ".pt2":
-        raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use --out {out.with_suffix('.pt2')}")
+        raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use {option('out', str(out.with_suffix('.pt2')))}")
     check_out(out, overwrite, reads=checkpoint_path(checkpoint))
     if format == "safetensors":
         return export_safetensors(checkpoint, out)
@@ -86,16 +86,16 @@ def check_out(out: Path, overwrite: bool, reads: Path | None = None) -> None:
     export reads (``reads``, however it is spelled: a link, ``..``) and any file a run folder keeps
     (a checkpoint, its config.yaml...): an export never replaces what made it."""
     if out.is_dir():
-        raise WriteError(f"cannot write {out}: it is a folder (give --out a file name, e.g. {out / 'model.onnx'})")
+        raise WriteError(f"cannot write {out}: it is a folder (give {option('out')} a file name, e.g. {out / 'model.onnx'})")
     run = run_holding(out)
     if run is not None:
         raise ResnetlabError(f"{out} belongs to the run in {run}: export to a file outside its checkpoints/ "
                              "and not named like its own files")
     if reads is not None and (out.resolve() == reads.resolve() or (out.exists() and os.path.samefile(out, reads))):
-        raise ResnetlabError(f"--out {out} is the checkpoint being exported ({reads}): choose another --out; "
-                             "an export never replaces its source, even with --overwrite")
+        raise ResnetlabError(f"{option('out', str(out))} is the checkpoint being exported ({reads}): choose another {option('out')}; "
+                             f"an export never replaces its source, even with {option('overwrite', True)}")
     if (out.exists() or out.is_symlink()) and not overwrite:
-        raise ResnetlabError(f"{out} already exists: pass --overwrite to replace it, or choose another --out")
+        raise ResnetlabError(f"{out} already exists: pass {option('overwrite', True)} to replace it, or choose another {option('out')}")
 
 
 def _write_exported_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import ONE_VIEW, TEN_CROP_NEEDS_PHOTOS, TestViews, view_averaged_logits
+from resnetlab.progress import progress_bar
 from resnetlab.stop_signals import StopRequest
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def loader_logits(model: nn.Module, loader: TensorLoader | PhotoLoader, views: T
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = loader.batches(0)
     if progress:
         count = views.count
-        batches = tqdm(batches, total=len(loader), desc=f"{progress} ({count} view{'s' if count > 1 else ''})",
+        batches = progress_bar(batches, total=len(loader), desc=f"{progress} ({count} view{'s' if count > 1 else ''})",
                        unit="batch", leave=False, dynamic_ncols=True, disable=None)  # None: no bar off a terminal
     return collect_logits(model, batches, views, fill=loader.padding_value, stop=stop)
 

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.preprocess import open_rgb
 from resnetlab.files import replacing
 
@@ -44,7 +44,7 @@ def check_figure_path(path: str | Path, *, overwrite: bool = False, inputs: Iter
     if path.is_dir():
         raise ResnetlabError(f"cannot save a figure as {path}: it is a folder (give a file name, e.g. {path / 'predictions.png'})")
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise ResnetlabError(f"{path} already exists: pass --overwrite to replace it, or choose another file")
+        raise ResnetlabError(f"{path} already exists: pass {option('overwrite', True)} to replace it, or choose another file")
     return path
 
 

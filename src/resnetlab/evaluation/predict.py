@@ -15,19 +15,14 @@ from resnetlab.data.loader import normalised_black
 from resnetlab.data.orientation import check_exif_orientation, oriented
 from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb_image
 from resnetlab.devices import memory_format, resolve_device
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, checkpoint_transform, find_images, load_batch
 from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, view_averaged_logits
 from resnetlab.evaluation.weights import weights_checkpoint
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size
 from resnetlab.precision import autocast, evaluation_precision
 
-ALL_CLASSES_UP_TO = 10  # without a topk, every class is listed when there are at most this many, else the top 5
-
-
-def default_topk(num_classes: int) -> int:
-    """The classes shown per image when none is asked: predict's listing and serve's page alike."""
-    return num_classes if num_classes <= ALL_CLASSES_UP_TO else 5
+ALL_CLASSES_UP_TO = 10  # without topk, every class is listed when there are at most this many
 
 
 class Predictor:
@@ -78,9 +73,16 @@ class Predictor:
             logits = view_averaged_logits(self.model, images, self.views, fill=self.fill)
         return logits.softmax(1).cpu()
 
-    def predict(self, paths: Iterable[str | Path], topk: int = 5, *, explain: str | Path | None = None,
+    @property
+    def default_topk(self) -> int:
+        """Classes per image when ``topk`` is not given: every class up to ``ALL_CLASSES_UP_TO``, else 5
+        (the command line's default too)."""
+        return len(self.classes) if len(self.classes) <= ALL_CLASSES_UP_TO else 5
+
+    def predict(self, paths: Iterable[str | Path], topk: int | None = None, *, explain: str | Path | None = None,
                 explain_class: str | None = None, cam_method: str = "gradcam", overwrite: bool = False) -> list[dict[str, Any]]:
-        """For every image in ``paths`` (files or folders): its top-``topk`` classes, highest first.
+        """For every image in ``paths`` (files or folders): its top-``topk`` classes (None:
+        ``default_topk``), highest first.
 
         Returns ``[{"path", "predictions": [{"class", "index", "probability"}, ...]}, ...]``. With
         ``explain`` (a figure file: .png, .pdf...), also writes each photo with the class activation
@@ -88,6 +90,7 @@ class Predictor:
         (``evaluation/explain.py``; each result then names its ``"explained"`` class); an existing
         figure is replaced only with ``overwrite``.
         """
+        topk = self._topk(topk)
         files = find_images(paths)
         if explain is not None:
             from resnetlab.evaluation.explain import check_explain_request
@@ -108,11 +111,12 @@ class Predictor:
                 item["explained"] = explanation.explained
         return results
 
-    def predict_image(self, image: Image.Image, topk: int = 5) -> list[dict[str, Any]]:
+    def predict_image(self, image: Image.Image, topk: int | None = None) -> list[dict[str, Any]]:
         """The top-``topk`` classes of an image already in memory (a notebook, a web request):
         ``[{"class", "index", "probability"}, ...]``, highest first."""
         if not isinstance(image, Image.Image):
             raise ResnetlabError(f"predict_image takes a PIL image, got {type(image).__name__}: use predict(paths) for files")
+        topk = self._topk(topk)
         self.check_memory(1)
         return self._ranked(self.probabilities(self.transform(rgb_image(oriented(image, self.exif_orientation))).unsqueeze(0)), topk)[0]
 
@@ -123,7 +127,8 @@ class Predictor:
             return
         spec = self.checkpoint["model"]
         check_activation_memory(spec["name"], spec.get("options"), tuple(self.checkpoint["input_size"]), images * self.views_per_pass,
-                                self.device, f"predicting with {self.source}", "lower --batch-size, or predict on a bigger machine",
+                                self.device, f"predicting with {self.source}",
+                                f"lower {option('batch_size')}, or predict on a bigger machine",
                                 num_classes=spec["num_classes"])
         self._fits.add(images)
 
@@ -135,6 +140,12 @@ class Predictor:
         centre-cropped to ``image_size`` and normalised with ImageNet's mean and std."""
         checkpoint = weights_checkpoint(model, weights, classes, image_size=image_size, mean=mean, std=std)
         return cls(checkpoint, **options)
+
+    def _topk(self, topk: int | None) -> int:
+        topk = self.default_topk if topk is None else topk
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise ResnetlabError(f"topk must be a whole number >= 1, got {topk!r}")
+        return topk
 
     def _ranked(self, probabilities: torch.Tensor, topk: int) -> list[list[dict[str, Any]]]:
         """Per row of (N, K) probabilities: the top ``topk`` (at most K) classes, highest first."""

@@ -43,3 +43,15 @@ def init_paper_weights(model: nn.Module) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.constant_(m.weight, 1)
             nn.init.constant_(m.bias, 0)
+
+
+def init_xavier_weights(model: nn.Module) -> None:
+    """d2l's ``train_ch6`` initialisation: ``xavier_uniform_`` on every Conv2d and Linear weight;
+    biases and BatchNorm keep what the model set."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+
+
+# A fresh model's starting weights by the config's ``init`` name; None: the model's own (kaiming).
+WEIGHT_INITS = {"kaiming": None, "xavier": init_xavier_weights}

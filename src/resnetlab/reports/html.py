@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resnetlab.reports.tables import COLUMNS, HEADERS, format_cell
+from resnetlab.reports.tables import format_cell, header, table_columns
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
@@ -87,12 +87,13 @@ def render(page: Page) -> str:
 
 def _table(rows: Sequence[dict[str, Any]]) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(HEADERS[k])}</th>" for k in COLUMNS)
+    columns = table_columns(rows)
+    head = "".join(f"<th>{e(header(k))}</th>" for k in columns)
     body = []
     for row in rows:
         cells = "".join(
             f'<td class="num">{e(format_cell(k, row[k]))}</td>' if k in NUMERIC else f"<td>{e(format_cell(k, row[k]))}</td>"
-            for k in COLUMNS
+            for k in columns
         )
         body.append(f"<tr>{cells}</tr>")
     return f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

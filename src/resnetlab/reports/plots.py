@@ -192,14 +192,26 @@ def _family(model: str) -> str:
 
 
 def _scatter_by_family(ax: Axes, points: list[tuple[Run, float, float]]) -> None:
+    """Runs that differ in depth alone (``Run.comparable``: same family, data, recipe and changes,
+    image size) joined by one line, labelled by their family; every other run a point of its own,
+    labelled by its name: a CIFAR resnet20 and a 96-px resnet18 are no series."""
     ax.margins(x=0.15, y=0.12)  # room for the run names written beside the points
-    families: dict[str, list[tuple[Run, float, float]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[Run, float, float]]] = {}
     for point in points:
-        families.setdefault(_family(point[0].model), []).append(point)
-    for family, members in families.items():
+        groups.setdefault(point[0].comparable(), []).append(point)
+    titled: set[str] = set()
+    for members in groups.values():
         members.sort(key=lambda p: p[1])
         xs, ys = [p[1] for p in members], [p[2] for p in members]
-        ax.plot(xs, ys, marker="o", linewidth=1.2, markersize=6, label=FAMILY_TITLES.get(family, family))
+        depths = [p[0].depth for p in members]
+        if len(members) > 1 and len(set(depths)) == len(depths):  # one run per depth: a series
+            title = FAMILY_TITLES.get(_family(members[0][0].model), _family(members[0][0].model))
+            label = title if title not in titled else f"{title}: {members[0][0].name} ..."
+            titled.add(title)
+            ax.plot(xs, ys, marker="o", linewidth=1.2, markersize=6, label=label)
+        else:
+            for run, x, y in members:
+                ax.plot([x], [y], marker="o", linestyle="none", markersize=6, label=run.name)
         for run, x, y in members:
             ax.annotate(run.name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 

@@ -60,11 +60,13 @@ def report(
         write_markdown(rows, out / "results.md")
 
     cache = DatasetCache()
-    sections = [
-        _run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device, sweep_command,
-                     precision)
-        for i, run in enumerate(runs)
-    ]
+    sections = []
+    for i, run in enumerate(runs):  # minutes each with checkpoints: say which run is being evaluated
+        if checkpoints:
+            print(f"[report] run {i + 1}/{len(runs)}: {run.name} ({run.path}): evaluating its checkpoint on its test split",
+                  flush=True)
+        sections.append(_run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device,
+                                     sweep_command, precision))
     page = Page(
         title=title or f"resnetlab report: {len(runs)} run{'s' if len(runs) != 1 else ''}",
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"),

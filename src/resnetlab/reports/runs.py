@@ -59,6 +59,49 @@ class Run:
         return self.summary.get("recipe") or self.config.get("recipe")
 
     @property
+    def recipe_changes(self) -> dict[str, Any] | None:
+        """What the run changed from its recipe: as recorded, else (a run recorded before runs listed
+        them) worked out from its config.yaml, where values decided at the start count as changes;
+        None when neither says."""
+        for record in (self.summary, self.config):
+            if isinstance(record.get("recipe_changes"), dict):
+                return dict(record["recipe_changes"])
+        from resnetlab.training.config import config_from_dict, recipe_changes
+
+        try:
+            return recipe_changes(config_from_dict(dict(self.config), "run config")) if self.config else None
+        except (ResnetlabError, TypeError):
+            return None
+
+    @property
+    def recipe_with_changes(self) -> str | None:
+        """"paper", "paper (lr 0.05, momentum 0.0)", or "paper (changes unknown)"."""
+        from resnetlab.training.config import shown_value
+
+        if self.recipe is None:
+            return None
+        changes = self.recipe_changes
+        if changes is None:
+            return f"{self.recipe} (changes unknown)"
+        return f"{self.recipe} ({', '.join(f'{k} {shown_value(v)}' for k, v in changes.items())})" if changes else self.recipe
+
+    def comparable(self) -> tuple[str, ...]:
+        """What runs joined by one line in a depth plot share: everything but the depth (the model's
+        family and kind, the data, the recipe and its changes, the image size)."""
+        from resnetlab.training.config import shown_value
+
+        try:
+            family = model_info(self.model).family
+        except ResnetlabError:
+            family = "?"
+        kind = self.model.rstrip("0123456789_") or self.model  # resnet56 -> resnet, plain20 -> plain
+        dataset = str(self.summary.get("dataset") or self.config.get("dataset") or "?")
+        changes = self.recipe_changes
+        return (family, kind, dataset, str(self.config.get("data_dir") or ""), str(self.recipe),
+                "unknown" if changes is None else shown_value(dict(sorted(changes.items()))),
+                str(self.config.get("image_size")), shown_value(self.model_options))
+
+    @property
     def is_cifar10(self) -> bool:
         """Trained on CIFAR-10 (official or a copy of it): only then are the paper's figures comparable."""
         dataset = self.summary.get("dataset") or self.config.get("dataset") or ""

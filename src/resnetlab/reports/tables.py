@@ -1,8 +1,8 @@
 """The results table in the paper's Table 6 form, as Markdown (for reading) and CSV (for tools).
 
-One row per run, with the figures taken verbatim from its summary.json; the CSV keeps raw
-numbers (parameters as an integer, errors in percent, seconds) so nothing is lost to rounding,
-the Markdown rounds them the way the paper prints them (0.27M, 8.75).
+One row per run, with the figures taken from its summary.json; the CSV keeps plain numbers
+(parameters as an integer, errors in percent to 2 decimals, seconds to 0.1) for tools, the
+Markdown rounds them the way the paper prints them (0.27M, 8.75).
 """
 
 from __future__ import annotations
@@ -28,9 +28,38 @@ HEADERS = {
 }
 
 
+# Settings that never make two runs' numbers differ, or have a column of their own: the table's
+# columns for "what differs between these runs" leave them out.
+NOT_COMPARED = ("out", "recipe", "model", "model_options", "epochs", "dataset", "quiet", "device", "workers",
+                "memory_budget_gb", "collective_timeout", "compile", "cuda_graphs", "photo_views", "channels_last", "stream")
+
+
+def differing_settings(runs: Sequence[Run]) -> list[str]:
+    """The config fields whose values differ between ``runs`` (image size, data folder, seed...), in
+    the config's order: each becomes a column of the table, so that no difference goes unseen."""
+    if len(runs) < 2:
+        return []
+    keys = [k for run in runs for k in run.config if k not in NOT_COMPARED and k != "recipe_changes"]
+    ordered = list(dict.fromkeys(keys))
+    return [k for k in ordered if len({repr(run.config.get(k)) for run in runs}) > 1]
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """COLUMNS, with the settings that differ between the runs after the recipe."""
+    extra = [k for k in (rows[0] if rows else {}) if k not in COLUMNS]
+    at = COLUMNS.index("recipe") + 1
+    return [*COLUMNS[:at], *extra, *COLUMNS[at:]]
+
+
+def header(key: str) -> str:
+    return HEADERS.get(key, key.replace("_", " "))
+
+
 def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """One dict per run with the COLUMNS keys (None where the run does not say)."""
+    """One dict per run with the COLUMNS keys (None where the run does not say), plus one key per
+    setting that differs between the runs (``differing_settings``)."""
     rows = []
+    varying = differing_settings(runs)
     for run in runs:
         s = run.summary
         train_acc, test_acc = run.final("train_acc"), run.final("test_acc")
@@ -46,20 +75,31 @@ def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
             "train_seconds": s.get("train_seconds"),
             "epochs": s.get("epochs", run.config.get("epochs")),
             "iterations": s.get("iterations"),
-            "recipe": run.recipe,
+            "recipe": run.recipe_with_changes,
             "dataset": s.get("dataset", run.config.get("dataset")),
             "status": "finished" if run.finished else "unfinished",
+            **{k: run.config.get(k) for k in varying},
         })
     return rows
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     with replacing(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        columns = table_columns(rows)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+            writer.writerow({k: "" if row[k] is None else csv_value(k, row[k]) for k in columns})
     return path
+
+
+def csv_value(key: str, value: Any) -> Any:
+    """A number as it means: percentages to 2 decimals (34.21, not 34.209999999999994), seconds to 0.1."""
+    if key.endswith("_pct") and isinstance(value, float):
+        return round(value, 2)
+    if key == "train_seconds" and isinstance(value, float):
+        return round(value, 1)
+    return value
 
 
 def format_cell(key: str, value: Any) -> str:
@@ -72,6 +112,10 @@ def format_cell(key: str, value: Any) -> str:
         return f"{value:.2f}"
     if key == "train_seconds":
         return format_duration(float(value))
+    if isinstance(value, (dict, list, bool)):
+        from resnetlab.training.config import shown_value
+
+        return shown_value(value)
     return str(value)
 
 
@@ -88,10 +132,11 @@ def format_duration(seconds: float) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """A GitHub-flavoured Markdown table (numbers right-aligned)."""
     numeric = {"layers", "params", "train_error_pct", "test_error_pct", "paper_error_pct", "train_seconds", "epochs", "iterations"}
-    lines = ["| " + " | ".join(HEADERS[k] for k in COLUMNS) + " |",
-             "|" + "|".join("---:" if k in numeric else "---" for k in COLUMNS) + "|"]
+    columns = table_columns(rows)
+    lines = ["| " + " | ".join(header(k) for k in columns) + " |",
+             "|" + "|".join("---:" if k in numeric else "---" for k in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(format_cell(k, row[k]) for k in COLUMNS) + " |")
+        lines.append("| " + " | ".join(format_cell(k, row[k]) for k in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

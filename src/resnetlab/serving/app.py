@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from resnetlab.data.photos import open_image
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.predict import Predictor, default_topk
+from resnetlab.evaluation.predict import Predictor
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # one photo; phones write 2-12 MB
 FIELD = "image"
@@ -55,7 +55,7 @@ def create_app(predictor: Predictor, *, explain: bool | None = None) -> Starlett
 
     async def predict(request: Request) -> Response:
         try:
-            topk = _topk(request, len(predictor.classes))
+            topk = _topk(request, predictor.default_topk)
             image = _decode(await _image_field(request))
             with_map = explain and request.query_params.get("explain") in ("1", "true")
         except UploadError as exc:
@@ -130,10 +130,11 @@ def _decode(data: bytes) -> Image.Image:
         raise UploadError(400, f"the upload is not an image Pillow can read: {reason}") from None
 
 
-def _topk(request: Request, num_classes: int) -> int:
+def _topk(request: Request, default: int) -> int:
+    """``?topk=N``, else predict's default (every class up to ten, else 5)."""
     raw = request.query_params.get("topk")
     if raw is None:
-        return default_topk(num_classes)
+        return default
     if not raw.isdigit() or int(raw) < 1:
         raise UploadError(400, f"topk must be a whole number >= 1, got {raw[:20]!r}")
     return int(raw)

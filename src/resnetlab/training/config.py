@@ -1,7 +1,7 @@
 """Training configuration: one typed dataclass whose defaults are the paper's CIFAR-10 recipe.
 
 Layers, last one wins: ``TrainConfig`` defaults < recipe YAML (``recipes/<name>.yaml``, plus
-its ``per_model`` section for the chosen model) < ``--config FILE`` < overrides (command-line
+its ``per_family`` and ``per_model`` sections for the chosen model) < ``--config FILE`` < overrides (command-line
 flags). The resolved config is written to the run folder as ``config.yaml`` (itself a valid
 ``--config`` file) and stored inside every checkpoint as plain types.
 """
@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,20 +24,22 @@ import yaml
 
 from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
-from resnetlab.data.photo_loader import PHOTO_VIEWS
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import replacing
-from resnetlab.models.registry import check_model_options
 from resnetlab.precision import PRECISIONS
-from resnetlab.training.distributed import COLLECTIVE_TIMEOUT
+
+# No torch here (the registry, the photo loader and torch.distributed load where they are used):
+# ``resnetlab train --help`` builds its flags from this module in a fraction of torch's import time.
 
 DEFAULT_RECIPE = "paper"
+COLLECTIVE_TIMEOUT = 600.0  # seconds; collective_timeout's default (its help says why), training.distributed's too
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
 FLIPS = ("random", "alternate", "none")
 PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
-NORMALIZATIONS = ("auto", "imagenet", "dataset")
+NORMALIZATIONS = ("auto", "imagenet", "dataset", "none")
+INITS = ("kaiming", "xavier")
 
 
 def setting(default: Any, help: str) -> Any:
@@ -54,6 +57,8 @@ class TrainConfig:
     # What to train, on what, and where the run folder goes
     model: str = setting("resnet20", "registered model name (resnetlab models)")
     model_options: dict[str, Any] = setting({}, "create_model keyword options")
+    init: str = setting("kaiming", "a fresh model's starting weights: kaiming (each model's own: He et al.'s) | xavier "
+                                   "(xavier_uniform_ on every Conv2d and Linear weight, as d2l's train_ch6)")
     dataset: str = setting("cifar10", "cifar10 | cifar100 | mnist | fashion-mnist | folder (DIR/train/<class>/*)")
     data_dir: str | None = setting(None, "the dataset's folder (None: the download cache, $RESNETLAB_DATA or ~/.cache/resnetlab)")
     out: str = setting("runs/run", "the run folder")
@@ -108,7 +113,8 @@ class TrainConfig:
     subset: int | None = setting(None, "keep only this many training images (quick runs)")
     image_size: int | None = setting(None, "small images: resize to this side (None: native); "
                                            "photo folders: the training crop S (None: 224)")
-    normalization: str = setting("auto", "auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset")
+    normalization: str = setting("auto", "auto (imagenet for torchvision init_from weights, else dataset) | imagenet | dataset | "
+                                         "none (pixels in [0, 1], as ToTensor gives)")
     memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
@@ -155,7 +161,7 @@ def resolve_config(
 ) -> TrainConfig:
     """Merge defaults, a recipe, a config file and overrides (in that order) into a checked config."""
     source = f"config file {config_file}"
-    file_values = _older_spellings(_read_yaml(Path(config_file), "config file"), source) if config_file else {}
+    file_values = _older_spellings(_as_asked(_read_yaml(Path(config_file), "config file")), source) if config_file else {}
     overrides = _older_spellings(overrides or {})
     _check_keys(file_values, source)
     _check_keys(overrides, "overrides")
@@ -163,13 +169,89 @@ def resolve_config(
     overrides = check_values(overrides, HINTS, "")
     name = check_value("recipe", recipe, HINTS["recipe"], "") or file_values.get("recipe") or DEFAULT_RECIPE
     recipe_values = load_recipe(name)
-    per_model = recipe_values.pop("per_model", {}) or {}
-    merged = {**recipe_values, **file_values, **overrides}
-    model = merged.get("model", TrainConfig.model)
-    model_values = per_model.get(model, {})
-    _check_keys(model_values, f"recipe {name!r} per_model.{model}")
-    merged = {**recipe_values, **model_values, **file_values, **overrides, "recipe": name}
+    model = {**recipe_values, **file_values, **overrides}.get("model", TrainConfig.model)
+    recipe_values = recipe_for_model(recipe_values, model, name)
+    merged = {**recipe_values, **file_values, **overrides, "recipe": name}
     return validate(TrainConfig(**merged))
+
+
+def recipe_for_model(values: dict[str, Any], model: str, name: str) -> dict[str, Any]:
+    """A recipe's values for ``model``: its top level, then its ``per_family`` section for the
+    model's family (``imagenet``: 224-pixel images), then its ``per_model`` section for the model."""
+    values = dict(values)
+    per_family = values.pop("per_family", {}) or {}
+    per_model = values.pop("per_model", {}) or {}
+    if not isinstance(model, str):
+        return values  # refused by validate, naming the field
+    from resnetlab.models import model_info
+
+    family = model_info(model).family
+    for section, key, chosen in (("per_family", family, per_family.get(family)), ("per_model", model, per_model.get(model))):
+        _check_keys(chosen or {}, f"recipe {name!r} {section}.{key}")
+        values.update(chosen or {})
+    return values
+
+
+# Fields that say what is trained, on which data, where and how fast, never how: a recipe sets
+# none of them for a run, so a run's changes to its recipe (``recipe_changes``) leave them out.
+NOT_RECIPE = ("model", "dataset", "data_dir", "out", "recipe", "device", "quiet", "compile", "cuda_graphs", "photo_views",
+              "stream", "channels_last", "memory_budget_gb", "workers", "collective_timeout")
+RECORD_ONLY = ("recipe_changes",)  # written beside the fields in config.yaml, derived again when it is read
+
+
+def recipe_config(name: str | None, model: str) -> TrainConfig:
+    """The config recipe ``name`` gives ``model`` with nothing changed (None: the dataclass defaults);
+    unchecked beyond types, so that a recipe's model options a user replaced do not stop it."""
+    if name is None:
+        return TrainConfig(model=model)
+    values = recipe_for_model(load_recipe(name), model, name)
+    values = check_values({**values, "model": model, "recipe": name}, HINTS, f"recipe {name!r}")
+    base = TrainConfig(**values)
+    base.milestones = [float(m) for m in base.milestones or []]
+    return base
+
+
+def recipe_changes(config: TrainConfig) -> dict[str, Any] | None:
+    """``{field: value}`` of every field whose value differs from what ``config.recipe`` sets for
+    its model, however it was changed (flag, config file, keyword); None when the recipe is no
+    longer known (a run of a recipe since renamed)."""
+    try:
+        base = recipe_config(config.recipe, config.model)
+    except ResnetlabError:
+        return None
+    return {k: _as_hinted(k, getattr(config, k)) for k in FIELDS if k not in NOT_RECIPE and getattr(config, k) != getattr(base, k)}
+
+
+def _as_hinted(key: str, value: Any) -> Any:
+    """A rate given as a whole number (``--momentum 0``) recorded as the float it is (0.0)."""
+    hint = HINTS[key]
+    floats = hint is float or (typing.get_origin(hint) in (typing.Union, types.UnionType) and float in typing.get_args(hint))
+    return float(value) if floats and key != "val_split" and isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def describe_recipe(recipe: str | None, changes: dict[str, Any] | None) -> str:
+    """The first line of a run: "recipe paper, changed: lr 0.05, momentum 0.0"."""
+    name = f"recipe {recipe}" if recipe else "no recipe (the TrainConfig defaults)"
+    if changes is None:
+        return f"{name}, changes unknown (recorded before runs listed them)"
+    if not changes:
+        return f"{name}, unchanged"
+    return f"{name}, changed: " + ", ".join(f"{k} {shown_value(v)}" for k, v in changes.items())
+
+
+def shown_value(value: Any) -> str:
+    """A config value as a person reads it: none, true, [0.5, 0.75], {stem: cifar}, 0.05."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1_000).strip().removesuffix("...").strip()
+
+
+def with_recipe_changes(values: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
+    """``values`` (a config or summary dict) with ``recipe_changes`` right after ``recipe``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out[key] = value
+        if key == "recipe":
+            out["recipe_changes"] = changes
+    return out if "recipe" in values else {**values, "recipe_changes": changes}
 
 
 def list_recipes() -> list[str]:
@@ -178,13 +260,36 @@ def list_recipes() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def recipe_description(name: str) -> str:
+    """The comment a recipe file opens with, as one paragraph."""
+    load_recipe(name)  # an unknown name: the message listing the known ones
+    text = (resources.files("resnetlab.training") / "recipes" / f"{name}.yaml").read_text()
+    lines = [line[1:].strip() for line in text.splitlines()[: next((i for i, t in enumerate(text.splitlines())
+                                                                     if not t.startswith("#")), 0)]]
+    return " ".join(lines)
+
+
+def recipe_settings(name: str, model: str | None = None) -> dict[str, tuple[str, bool]]:
+    """Every setting recipe ``name`` gives ``model`` (None: the recipe's own model, else the default):
+    ``{field: (value as shown, whether the recipe sets it)}``, leaving out ``NOT_RECIPE``'s fields."""
+    values = load_recipe(name)
+    model = model or values.get("model") or TrainConfig.model
+    check_value("model", model, str, "")
+    from resnetlab.models import model_info
+
+    model_info(model)  # an unknown model: the message naming the close ones
+    own = recipe_for_model(values, model, name)
+    config = recipe_config(name, model)
+    return {k: (shown_value(getattr(config, k)), k in own) for k in FIELDS if k not in NOT_RECIPE}
+
+
 def load_recipe(name: str) -> dict[str, Any]:
-    """A recipe's raw values (including its ``per_model`` section)."""
+    """A recipe's raw values (including its ``per_family`` and ``per_model`` sections)."""
     if name not in list_recipes():
         raise ResnetlabError(f"unknown recipe {shown(name)}: choose one of {', '.join(list_recipes())}")
     text = (resources.files("resnetlab.training") / "recipes" / f"{name}.yaml").read_text()
     values = load_yaml(text, f"recipe {name!r}") or {}
-    _check_keys({k: v for k, v in values.items() if k != "per_model"}, f"recipe {name!r}")
+    _check_keys({k: v for k, v in values.items() if k not in ("per_model", "per_family")}, f"recipe {name!r}")
     return values
 
 
@@ -218,7 +323,7 @@ def read_run_config(path: Path) -> TrainConfig:
 
 def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
     """A config saved in a run folder or checkpoint, checked like any other."""
-    values = _older_spellings(values, source)
+    values = _older_spellings(_without_record(values), source)
     _check_keys(values, source)
     return validate(TrainConfig(**check_values(values, HINTS, source)))
 
@@ -266,6 +371,23 @@ def _older_spellings(values: dict[str, Any], source: str = "") -> dict[str, Any]
     return values
 
 
+def _as_asked(values: dict[str, Any]) -> dict[str, Any]:
+    """A config file as the run it records was asked for: a run's config.yaml holds the values
+    decided as it started (``DECIDED_AT_START``: precision auto -> bf16); those its
+    ``recipe_changes`` do not list were the recipe's, so the recipe decides them again (the same way
+    on the same machine) and a repeated run records the same changes. Other files: as they are."""
+    changes = values.get("recipe_changes")
+    values = _without_record(values)
+    if isinstance(changes, dict):
+        values = {k: v for k, v in values.items() if k not in DECIDED_AT_START or k in changes}
+    return values
+
+
+def _without_record(values: dict[str, Any]) -> dict[str, Any]:
+    """A saved config without what the run recorded beside its fields (``RECORD_ONLY``)."""
+    return {k: v for k, v in values.items() if k not in RECORD_ONLY}
+
+
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     values = read_yaml_file(path, what) or {}
     if not isinstance(values, dict):
@@ -282,11 +404,14 @@ def _check_keys(values: dict[str, Any], source: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
+    from resnetlab.data.photo_loader import PHOTO_VIEWS
+    from resnetlab.models.registry import check_model_options
+
     for key in FIELDS:  # types first: every check below may then compare and compute
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
-               "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS}
+               "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS, "init": INITS}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {shown(getattr(config, key))}")

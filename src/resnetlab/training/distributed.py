@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.training.config import COLLECTIVE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,6 @@ def from_environment() -> Distributed:
     return Distributed(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-COLLECTIVE_TIMEOUT = 600.0  # seconds; TrainConfig.collective_timeout's default (its help says why)
 
 
 def init_process_group(ctx: Distributed, device: torch.device, timeout: float = COLLECTIVE_TIMEOUT) -> None:

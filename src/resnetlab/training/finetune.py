@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.models import create_model
 from resnetlab.pretrained import guess_model, match_weights, read_state_dict
 
@@ -32,6 +32,7 @@ def finetune(
     overrides: dict[str, Any] | None = None,
     overwrite: bool = False,
     recipe: str = RECIPE,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the weights in ``init_from`` (a checkpoint, run folder or torchvision file) on ``dataset`` into the run folder ``out``.
 
@@ -42,6 +43,7 @@ def finetune(
     ``model`` overrides the architecture read from ``init_from``; ``overrides`` are any other
     ``TrainConfig`` fields. Returns the run's summary.json content, whose ``pretrained`` entry
     lists the weights that were loaded and those that start new (the classifier, for new classes).
+    ``command`` is what summary.json records as repeating the run (None: the ``resnetlab.train`` call).
     """
     from resnetlab.training import resolve_config, train  # the training stack, loaded on use
 
@@ -57,7 +59,7 @@ def finetune(
         values["image_size"] = spec["image_size"]
     values.update(overrides or {})
     config = resolve_config(recipe, config_file, values)
-    return train(config, overwrite=overwrite)
+    return train(config, overwrite=overwrite, command=command)
 
 
 def architecture_of(source: str | Path, model: str | None = None) -> dict[str, Any]:
@@ -70,7 +72,7 @@ def architecture_of(source: str | Path, model: str | None = None) -> dict[str, A
     else:
         guess = guess_model(state)
         if guess is None and model is None:
-            raise ResnetlabError(f"cannot tell which registered model the weights in {source} belong to: pass --model")
+            raise ResnetlabError(f"cannot tell which registered model the weights in {source} belong to: pass {option('model')}")
         name, options = (guess["name"], guess["options"]) if guess else (model, {})
         in_channels, image_size = int(state["conv1.weight"].shape[1]) if "conv1.weight" in state else 3, None
     if model is not None and model != name:

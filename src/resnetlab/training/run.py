@@ -6,6 +6,7 @@ The loop itself, its checkpoints and its summary are ``trainer.py``'s; the step 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,14 +21,26 @@ from resnetlab.data.factory import with_usable_std
 from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.models import create_model
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size, min_image_size
+from resnetlab.models.layers import WEIGHT_INITS
 from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
 from resnetlab.runs import CONFIG, RunFolder
 from resnetlab.training import distributed
-from resnetlab.training.config import DECIDED_AT_START, RESUME_MUTABLE, TrainConfig, config_from_dict, differing_fields, read_run_config
+from resnetlab.training.command import config_call
+from resnetlab.training.config import (
+    DECIDED_AT_START,
+    RESUME_MUTABLE,
+    TrainConfig,
+    config_from_dict,
+    describe_recipe,
+    differing_fields,
+    read_run_config,
+    recipe_changes,
+    with_recipe_changes,
+)
 from resnetlab.training.trainer import Trainer
 
 
@@ -39,6 +52,7 @@ def train(
     bundle: DatasetBundle | None = None,
     on_iteration: Callable[[int], None] | None = None,
     accept_changed_data: bool = False,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``config.out`` and return its summary.json content.
 
@@ -47,12 +61,14 @@ def train(
     change only what a resume may: ``RESUME_MUTABLE``). ``bundle`` replaces ``load_dataset`` (tests,
     notebooks with their own data); ``on_iteration(i)`` is called after every step (tests use it to
     send a signal mid-epoch). A resume refuses an image folder whose images changed since the run
-    started, naming what changed, unless ``accept_changed_data`` (then the log says so). Raises
-    ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
+    started, naming what changed, unless ``accept_changed_data`` (then the log says so). ``command``
+    is what summary.json records as repeating the run (None: the ``resnetlab.train`` call that
+    resolves to ``config``). Raises ``TrainingInterrupted`` after saving a checkpoint on SIGINT/SIGTERM.
     """
     config = config_to_resume(config, resume) if resume else config
     if config is None:
         raise ResnetlabError("train() needs a config, or resume=DIR to continue the run in DIR")
+    config = with_absolute_data_dir(config)
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
     check_batch_fits(config, device, ctx.world_size)
@@ -62,6 +78,9 @@ def train(
     try:
         run.prepare(resume=resume, overwrite=overwrite)
         checkpoint = load_checkpoint(run.last, for_resume=True) if resume else None
+        # as asked, before auto values are decided; a resume keeps what its run recorded (absent: unknown)
+        changes = recipe_changes(config) if checkpoint is None else run.read_config().get("recipe_changes")
+        command = command or config_call(config)
         if checkpoint is not None:
             config = resume_config(config, checkpoint["config"])
         elif config.normalization == "auto":
@@ -69,9 +88,11 @@ def train(
         asked = config.precision  # resolved once, then recorded: config.yaml, checkpoints, summary.json
         config = replace(config, precision=resolve_precision(asked, device, cpu_bf16=False if checkpoint is not None else None))
         log = run.open_log(config.quiet)
+        log.info(describe_recipe(config.recipe, changes))
         log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         bundle = normalized(bundle if bundle is not None else load_data(config), config)
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
+        log.info(describe_data(config, bundle))
         check_native_size_fits(config, bundle, device, ctx.world_size)
         if checkpoint is not None:
             check_same_classes(checkpoint["classes"], bundle.classes, run.path)
@@ -89,10 +110,10 @@ def train(
             log.info(f"resuming {run.path} at iteration {trainer.progress.iteration} "
                      f"(epoch {trainer.progress.epoch + 1}, batch {trainer.progress.batch})")
         else:
-            run.write_start(config.to_dict(), bundle.classes)
+            run.write_start(with_recipe_changes(config.to_dict(), changes), bundle.classes)
             run.write_data_record(data_record(config, bundle))
         trainer.fit()
-        summary = trainer.summary()
+        summary = {**with_recipe_changes(trainer.summary(), changes), "command": command}
         run.save_weights(trainer.eval_model.state_dict())
         run.write_summary(summary)
         return summary
@@ -106,6 +127,14 @@ def train(
         distributed.shutdown()
 
 
+def with_absolute_data_dir(config: TrainConfig) -> TrainConfig:
+    """``data_dir`` as an absolute path, resolved once as the run starts: the run folder, copied or
+    read from another directory (eval, report, resume), still finds its data where it was."""
+    if not config.data_dir:
+        return config
+    return replace(config, data_dir=os.path.abspath(os.path.expanduser(config.data_dir)))
+
+
 def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> TrainConfig:
     """The config of the run ``resume`` names (True: ``config.out``), refusing a folder no run started."""
     if resume is True and config is None:
@@ -114,7 +143,7 @@ def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> T
     saved = RunFolder(folder).config_file
     if not saved.is_file():
         raise ResnetlabError(f"cannot resume {folder}: it is not a run folder (no {CONFIG}); "
-                             "pass the --out folder of a run that 'resnetlab train' started")
+                             f"pass the {option('out')} folder of a run that 'resnetlab train' started")
     return replace(config, out=str(folder)) if config is not None else replace(read_run_config(saved), out=str(folder))
 
 
@@ -140,9 +169,30 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
     if config.normalization == "imagenet":
         channels = bundle.image_shape[0]
         if channels != 3:
-            raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): use --normalization dataset")
+            raise ResnetlabError(f"ImageNet normalisation is for RGB images; these have {channels} channel(s): "
+                                 f"use {option('normalization', 'dataset')}")
         return replace(bundle, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    if config.normalization == "none":  # pixels in [0, 1], as ToTensor gives them
+        channels = bundle.image_shape[0]
+        return replace(bundle, mean=(0.0,) * channels, std=(1.0,) * channels)
     return bundle
+
+
+def describe_data(config: TrainConfig, bundle: DatasetBundle) -> str:
+    """The run's data in one line, with how its seeded split was made: "data folder at /d: 5 classes,
+    train 3,000, val 300, test 370 images; val held out of train by val_split 0.1, seed 0"."""
+    test_name = bundle.extra.get("test_split", "test")
+    parts = {"train": bundle.train, **({"val": bundle.val} if bundle.val is not None else {}), test_name: bundle.test}
+    counts = ", ".join(f"{name} {len(part):,}" for name, part in parts.items())
+    line = f"data {bundle.name} at {bundle.location}: {bundle.num_classes} classes, {counts} images"
+    if "split" in bundle.extra:  # an unsplit folder: its test split held out of each class folder
+        split = bundle.extra["split"]
+        line += f"; {test_name} held out of each class folder by val_split {split.get('val_split')}, seed {split.get('seed')}"
+    elif bundle.val is not None:
+        line += f"; val held out of train by val_split {config.val_split:g}, seed {config.seed}"
+    if config.subset:
+        line += f"; train is a seeded subset of {config.subset:,} (seed {config.seed})"
+    return line
 
 
 def check_batch_fits(config: TrainConfig, device: torch.device, world_size: int = 1) -> None:
@@ -151,11 +201,11 @@ def check_batch_fits(config: TrainConfig, device: torch.device, world_size: int 
     folder or data."""
     if not config.image_size:
         return
-    what = f"--image-size {config.image_size}"
+    what = option("image_size", config.image_size)
     check_min_image_size(config.model, config.image_size, what, config.model_options)
     per_process = config.batch_size * config.batch_copies // world_size  # each process's share of a step
     check_activation_memory(config.model, config.model_options, (3, config.image_size, config.image_size), max(1, per_process),
-                            device, f"a training batch of {what}", "lower --image-size or --batch-size", training=True)
+                            device, f"a training batch of {what}", f"lower {option('image_size')} or {option('batch_size')}", training=True)
 
 
 def check_native_size_fits(config: TrainConfig, bundle: DatasetBundle, device: torch.device, world_size: int = 1) -> None:
@@ -169,10 +219,11 @@ def check_native_size_fits(config: TrainConfig, bundle: DatasetBundle, device: t
     if min(height, width) < smallest:
         raise ResnetlabError(f"the images of {bundle.location} are {width}x{height}, below the smallest image {config.model} "
                              f"takes, {smallest} pixels (its layers shrink the image {smallest} times): "
-                             f"pass --image-size {smallest} (or more) to resize them")
+                             f"pass {option('image_size', smallest)} (or more) to resize them")
     per_process = config.batch_size * config.batch_copies // world_size
     check_activation_memory(config.model, config.model_options, (channels, height, width), max(1, per_process), device,
-                            f"a training batch of {width}x{height} images", "lower --batch-size or --image-size", training=True,
+                            f"a training batch of {width}x{height} images", f"lower {option('batch_size')} or {option('image_size')}",
+                            training=True,
                             num_classes=bundle.num_classes)
 
 
@@ -198,7 +249,7 @@ def check_same_classes(saved: list[str], found: list[str], path: Any) -> None:
               if differ < min(len(saved), len(found)) else "")
     raise ResnetlabError(f"cannot resume {path}: the run was trained on {len(saved)} classes and the data has "
                          f"{len(found)}{'; ' + detail if detail else ''}: resume with the run's own data "
-                         "(--data-dir), or start a new run (or 'resnetlab finetune --init-from' this one)")
+                         f"({option('data_dir')}), or start a new run (or 'resnetlab finetune --init-from' this one)")
 
 
 def data_record(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
@@ -225,12 +276,15 @@ def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bo
         run.log.warning(f"resuming on changed data in {config.data_dir} (--accept-changed-data): {detail}")
         return
     raise ResnetlabError(f"cannot resume {run.path}: the images in {config.data_dir} changed since the run started "
-                         f"({detail}): put them back, start a new run, or pass --accept-changed-data to go on with these")
+                         f"({detail}): put them back, start a new run, or pass {option('accept_changed_data', True)} to go on with these")
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:
     torch.manual_seed(config.seed)
     model = create_model(config.model, num_classes=bundle.num_classes, in_channels=bundle.image_shape[0], **config.model_options)
+    initialise = WEIGHT_INITS[config.init]
+    if initialise is not None:  # kaiming: the model's own weights, drawn above
+        initialise(model)
     return model.to(device, memory_format=memory_format(device, config.channels_last))
 
 

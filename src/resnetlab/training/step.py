@@ -32,6 +32,13 @@ class EpochStats:
     correct: float = 0.0  # images classified correctly
     images: int = 0  # images seen
     seconds: float = 0.0  # training wall time (data + step), evaluation excluded
+    first_lr: float | None = None  # the learning rate of the epoch's first step
+    last_lr: float | None = None  # ... and of its last (the epoch line shows the range)
+
+    def stepped_at(self, lr: float) -> None:
+        """Note the learning rate a step of this epoch trained at."""
+        self.first_lr = lr if self.first_lr is None else self.first_lr
+        self.last_lr = lr
 
     @property
     def loss(self) -> float:

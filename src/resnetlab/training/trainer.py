@@ -21,19 +21,19 @@ from typing import Any, NoReturn
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set_rng_state
 from resnetlab.data import Augmentation, DatasetBundle, create_loader
 from resnetlab.data.loader import batch_count
 from resnetlab.data.photos import eval_resize
 from resnetlab.devices import host_check_interval, memory_format
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.evaluate import evaluation_batch_size
 from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import autocast, grad_scaler
+from resnetlab.progress import progress_bar
 from resnetlab.runs import RunFolder
 from resnetlab.stop_signals import StopRequest, stop_on_signals
 from resnetlab.training import distributed
@@ -153,6 +153,7 @@ class Trainer:
         try:
             mark = time.perf_counter()
             for images, labels in batches:
+                progress.stats.stepped_at(schedule.lr)  # the rate this step trains at
                 totals = self.step(images, labels)
                 pending.append(distributed.sum_over_processes(totals) if self.ctx.enabled else totals)
                 schedule.step()
@@ -176,7 +177,7 @@ class Trainer:
             progress.stats.add(pending, progress.iteration - len(pending) + 1)
         except NonFiniteLoss as exc:
             raise NonFiniteLoss(f"{exc} (epoch {progress.epoch + 1}, lr {schedule.lr:g}): training stopped; "
-                                f"try a lower --lr. {self.last_good_checkpoint()}") from None
+                                f"try a lower {option('lr')}. {self.last_good_checkpoint()}") from None
         finally:
             bar.close()
         return stopped
@@ -202,12 +203,12 @@ class Trainer:
             return flag
         return bool(distributed.reduce_across_processes([float(flag)], self.device).item())
 
-    def progress_bar(self) -> tqdm:
-        return tqdm(total=len(self.train_loader), initial=self.progress.batch, unit="batch",
+    def progress_bar(self) -> Any:
+        return progress_bar(total=len(self.train_loader), initial=self.progress.batch, unit="batch",
                     desc=f"epoch {self.progress.epoch + 1}/{self.epochs}", leave=False, dynamic_ncols=True,
                     disable=True if self.config.quiet or not self.ctx.is_main else None)  # None: no bar off a terminal
 
-    def show(self, bar: tqdm) -> None:
+    def show(self, bar: Any) -> None:
         stats = self.progress.stats
         bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.acc:.3f}", img_s=f"{stats.images_per_second:.0f}", refresh=False)
         bar.update()
@@ -248,7 +249,7 @@ class Trainer:
                "train_loss": stats.loss, "train_acc": stats.acc, "val_loss": val["loss"], "val_acc": val["acc"],
                "test_loss": test["loss"], "test_acc": test["acc"], "epoch_seconds": stats.seconds,
                "images_per_second": stats.images_per_second, "eval_seconds": time.perf_counter() - started,
-               "test_views": views.count}
+               "test_views": views.count, "epoch_lr": [stats.first_lr, stats.last_lr]}
         self.check_finite_outputs(row)
         self.run.append_metrics(row)
         self.log.info(epoch_line(row, self.epochs))
@@ -274,7 +275,7 @@ class Trainer:
                 self.log.info(epoch_line(row, self.epochs))
                 raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "
                                     f"(iteration {row['iteration']}, lr {row['lr']:g}): its outputs overflowed; training stopped, "
-                                    f"epoch not saved; try a lower --lr. {self.last_good_checkpoint()}")
+                                    f"epoch not saved; try a lower {option('lr')}. {self.last_good_checkpoint()}")
 
     def check_finite_weights(self) -> None:
         """Stop the run, keeping the last good checkpoint, when a weight or buffer became NaN or infinite
@@ -285,7 +286,7 @@ class Trainer:
             return
         name = next(name for name, t in tensors if not bool(torch.isfinite(t).all()))
         raise NonFiniteLoss(f"weights became non-finite ({name}) by iteration {self.progress.iteration} "
-                            f"(lr {self.schedule.lr:g}): training stopped, checkpoint not written; try a lower --lr. "
+                            f"(lr {self.schedule.lr:g}): training stopped, checkpoint not written; try a lower {option('lr')}. "
                             f"{self.last_good_checkpoint()}")
 
     def last_good_checkpoint(self) -> str:
@@ -370,7 +371,8 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed,
                                  drop_last=config.drop_last, **common)
     if len(train_loader) == 0:
-        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: lower --batch-size")
+        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: "
+                             f"lower {option('batch_size')}")
     eval_batch = evaluation_batch_size(bundle.pipeline, config.batch_size, device)
     val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
     return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)
@@ -413,10 +415,19 @@ def epoch_views(config: TrainConfig, final: bool) -> TestViews:
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
     views = f" ({row['test_views']} views)" if row.get("test_views", 1) > 1 else ""
     val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if not math.isnan(row["val_acc"]) else ""
-    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {row['lr']:.4g}  "
+    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {epoch_lr(row)}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}{val}  "
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}{views}  "
             f"{row['epoch_seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
+
+
+def epoch_lr(row: dict[str, Any]) -> str:
+    """The learning rate the epoch trained at ("0.1"), or its range ("0.1 to 0.01"); metrics.csv's
+    ``lr`` is the rate after the epoch's last step, the next epoch's first."""
+    first, last = row.get("epoch_lr") or (None, None)
+    if first is None:
+        return f"{row['lr']:.4g}"
+    return f"{first:.4g}" if f"{first:.4g}" == f"{last:.4g}" else f"{first:.4g} to {last:.4g}"
 
 
 def run_description(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:

@@ -295,6 +295,71 @@ def _serve_a_folder_with_no_model(tmp: Path, data: Path, run: Path) -> list[str]
     return ["serve", str(tmp / "empty"), "--port", "0"]
 
 
+def _log_planted_as_a_link(tmp: Path, data: Path, run: Path) -> list[str]:
+    """A link planted as train.log would have the resume append its lines to whatever it points at."""
+    (tmp / "victim.txt").write_text("someone else's file\n")
+    (run / "train.log").unlink()
+    (run / "train.log").symlink_to(tmp / "victim.txt")
+    return ["train", "--resume", str(run), "--max-iters", "4"]
+
+
+def _lock_planted_as_a_link(tmp: Path, data: Path, run: Path) -> list[str]:
+    """A link planted as run.lock would have the lock's pid and host written over what it points at."""
+    (tmp / "victim.txt").write_text("someone else's file\n")
+    (run / "run.lock").symlink_to(tmp / "victim.txt")
+    return ["train", "--resume", str(run), "--max-iters", "4"]
+
+
+def _report_over_the_users_site(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "mysite").mkdir()
+    (tmp / "mysite" / "index.html").write_text("<p>my own page</p>\n")
+    (tmp / "mysite" / "results.md").write_text("my own results\n")
+    return ["report", str(run), "--no-checkpoints", "--out", str(tmp / "mysite")]
+
+
+def _overwrite_a_hand_written_config(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "config.yaml").write_text("lr: 0.5  # my own notes\n")
+    return ["train", *TRAIN, "--data-dir", str(data), "--out", str(tmp / "mine"), "--overwrite"]
+
+
+def _out_inside_the_data_folder(tmp: Path, data: Path, run: Path) -> list[str]:
+    copy = shutil.copytree(data, tmp / "s5")
+    return ["train", *TRAIN, "--data-dir", str(copy), "--out", str(copy / "train" / "myrun")]
+
+
+def _resume_under_a_spent_budget(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["train", "--resume", str(run), "--max-iters", "1"]  # it stopped at iteration 2
+
+
+def _export_onto_a_full_disk(tmp: Path, data: Path, run: Path, format: str) -> list[str]:
+    _faults.append(("os.fsync", OSError(errno.ENOSPC, "No space left on device")))
+    return ["export", str(run), "--format", format, "--out", str(tmp / ("model.pt2" if format == "exported-program" else "model.pt"))]
+
+
+def _eval_on_changed_data(tmp: Path, data: Path, run: Path) -> list[str]:
+    """data.json says train/dark held 7 images when the run started; the folder holds 8."""
+    import json
+
+    record = json.loads((run / "data.json").read_text())
+    record["fingerprint"]["train/dark"]["images"] = 7
+    (run / "data.json").write_text(json.dumps(record))
+    return ["eval", str(run), "--device", "cpu"]
+
+
+def _predict_weights_of_an_older_run(tmp: Path, data: Path, run: Path) -> list[str]:
+    (run / "preprocess.json").unlink()  # runs written before preprocess.json existed
+    return ["predict", "--model", "resnet20", "--weights", str(run / "weights.pth"), "--classes", str(run / "class_indices.json"),
+            str(next((data / "test").rglob("*.png")))]
+
+
+def _class_folder_linked_to_another(tmp: Path, data: Path, run: Path) -> list[str]:
+    copy = shutil.copytree(data, tmp / "linked")
+    shutil.rmtree(copy / "test" / "dark")
+    (copy / "test" / "dark").symlink_to(copy / "train" / "dark")
+    return ["data", "info", "--dataset", "folder", "--data-dir", str(copy)]
+
+
 CASES: dict[str, tuple[Case, str]] = {
     "train into an existing run": (_existing_run, "already holds a run: continue it with .resnetlab train --resume .* or pass --overwrite"),
     "--overwrite with a wrong --data-dir": (_overwrite_with_a_wrong_data_dir, "typo"),
@@ -349,6 +414,25 @@ CASES: dict[str, tuple[Case, str]] = {
     "predict --explain over its photo": (_predict_explained_over_its_photo, "keep.png is one of the images being shown"),
     "serve a folder with no model": (_serve_a_folder_with_no_model, "no checkpoints/last.pt .*and no model.safetensors"),
     "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),
+    "train.log planted as a link": (_log_planted_as_a_link, "train.log is a link to .*victim.txt.* delete the link"),
+    "run.lock planted as a link": (_lock_planted_as_a_link, "run.lock is a link to .*victim.txt.* delete the link"),
+    "report over the user's own site": (_report_over_the_users_site,
+                                        "mysite holds files that resnetlab report did not write \\(index.html, results.md\\).*--overwrite"),
+    "--overwrite of a hand-written config.yaml": (_overwrite_a_hand_written_config,
+                                                  "is not a run folder \\(its config.yaml is no run's"),
+    "--out inside the data folder": (_out_inside_the_data_folder, "--out .*s5/train/myrun is inside the data folder"),
+    "resume under a spent budget": (_resume_under_a_spent_budget,
+                                    "it has trained 2 iterations, more than the budget now given \\(max_iters 1\\): "
+                                    "give at least --max-iters 2"),
+    "export torchscript onto a full disk": (lambda t, d, r: _export_onto_a_full_disk(t, d, r, "torchscript"),
+                                            "cannot write .*model.pt: No space left on device$"),
+    "export exported-program onto a full disk": (lambda t, d, r: _export_onto_a_full_disk(t, d, r, "exported-program"),
+                                                 "cannot write .*model.pt2: No space left on device$"),
+    "eval on changed data": (_eval_on_changed_data, "changed since the run started \\(train/dark has 8 images, it had 7\\).*"
+                                                    "--accept-changed-data"),
+    "predict --weights of a run without preprocess.json": (_predict_weights_of_an_older_run,
+                                                           "has no preprocess.json .*resnetlab predict .*run IMAGE.*--mean and --std"),
+    "class folder linked to another": (_class_folder_linked_to_another, "class folder .*test/dark is a link to .*train/dark"),
 }
 
 _held_locks: list[RunLock] = []
@@ -382,3 +466,5 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case: str, tmp_path: P
     assert re.search(message, err), err
     assert {k: after.get(k) for k in before} == before, "a file that was there changed or disappeared"
     assert not [k for k in after.keys() - before.keys() if k.endswith(".pt") or ".tmp" in k], after.keys() - before.keys()
+    if case == "--out inside the data folder":  # refused before anything is created, even an empty folder
+        assert not (tmp_path / "s5" / "train" / "myrun").exists()

@@ -107,6 +107,14 @@ def consumer(command: str, tmp: Path, ckpt: Path) -> list[str]:
             "--out", str(tmp / "ft"), "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--quiet"]
 
 
+def write_sweep(tmp: Path) -> str:
+    """A one-run sweep file on tiny CIFAR-10 files, for the rows that hand it a bad --set."""
+    path = tmp / "sweep.yaml"
+    path.write_text(f"name: s\nout: {tmp / 'sweep'}\ndefaults: {{dataset: cifar10, data_dir: {write_cifar10(tmp / 'cifar')}, "
+                    "model: resnet20, max_iters: 1, batch_size: 8, device: cpu, quiet: true}\nruns:\n  - {name: a}\n")
+    return str(path)
+
+
 def resume_with(run: Path, tmp: Path, **data) -> list[str]:
     return ["train", "--resume", str(run), "--data-dir", str(write_cifar10(tmp / "other", **data))]
 
@@ -209,6 +217,23 @@ ROWS: dict[str, Row] = {
     "report, damaged config.yaml": Row(lambda t, r: (r / "config.yaml").write_text("lr: [0.1\n") and
                                        ["report", str(r), "--out", str(t / "report"), "--no-checkpoints"],
                                        r"run config .*config.yaml is not valid YAML"),
+    # numbers at their limits: checked where they enter, against what torch takes
+    "--seed 99999999999999999999": Row(flags("--seed", "99999999999999999999"), r"seed must be a whole number from 0 to 2\*\*63 - 1"),
+    "seed over 2**63 in YAML": Row(config("seed: 99999999999999999999\n"), r"seed must be a whole number from 0 to 2\*\*63 - 1"),
+    "seed over 2**63 by --set": Row(lambda t, r: ["sweep", write_sweep(t), "--set", "seed=99999999999999999999"],
+                                    r"seed must be a whole number from 0 to 2\*\*63 - 1"),
+    "--seed -1": Row(flags("--seed", "-1"), r"seed must be a whole number from 0 to 2\*\*63 - 1 \(\d+\), got -1"),
+    "data info --seed 2**63": Row(lambda t, r: ["data", "info", "--dataset", "cifar10", "--data-dir", str(write_cifar10(t / "c")),
+                                                "--seed", str(2**63)], r"seed must be a whole number from 0 to 2\*\*63 - 1"),
+    "--max-iters 0": Row(flags("--epochs", "1", "--max-iters", "0"), r"max_iters must be a whole number >= 1 \(or null: no cap"),
+    "YAML key given twice": Row(config("batch_size: 8\nbatch_size: 12\n"),
+                                r"is not valid YAML: the key 'batch_size' is given twice \(lines 1 and 2\): keep one"),
+    "sweep --set epochs= (empty)": Row(lambda t, r: ["sweep", write_sweep(t), "--set", "epochs="],
+                                       r"--set 'epochs=' has no value: give one \(--set epochs=null unsets it\)"),
+    "summary --num-classes 0": Row(lambda t, r: ["summary", "resnet20", "--num-classes", "0"],
+                                   r"num_classes must be a positive whole number, got 0"),
+    "summary --num-classes 100000000": Row(lambda t, r: ["summary", "resnet20", "--num-classes", "100000000"],
+                                           r"a classifier of 100,000,000 classes .* needs [\d.]+ GiB of memory"),
     "finetune into a run": Row(lambda t, r: consumer("finetune", t, make_checkpoint(t / "m.pt"))[:-9] + ["--out", str(r)],
                                r"already holds a run: continue it with 'resnetlab train --resume"),
 }
@@ -348,3 +373,15 @@ def test_ctrl_c_in_finetune_saves_and_train_resume_continues(tmp_path: Path, cap
     assert main(["train", "--resume", str(out)]) == 0  # the hint is a command that works
     summary = (out / "summary.json").read_text()
     assert '"recipe": "fine-tune"' in summary and '"iterations": 3' in summary  # 12 images, batch 4, 1 epoch
+
+
+def test_seeds_up_to_2_63_split_and_train(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The split's and the loader's seed arithmetic (seed * 1_000_003 + crc, seed * 100_003 + epoch)
+    once overflowed torch's 64-bit seed; now it wraps, and the largest seed trains."""
+    root = make_image_folder(tmp_path / "flat", classes=("a", "b"), per_class=6, splits=("",))
+    assert main(["data", "info", "--dataset", "folder", "--data-dir", str(root), "--val-split", "0.25", "--seed", "35184372088832"]) == 0
+    from resnetlab.data.layout import PERMUTATION, read_layout
+
+    assert read_layout(root, 0.25, 2**63 - 1, PERMUTATION).split["per_class"]["a"] == {"train": 4, "val": 2}
+    assert main(cifar_train(tmp_path) + ["--seed", str(2**63 - 1)]) == 0
+    assert "seed: 9223372036854775807" in (tmp_path / "run" / "config.yaml").read_text()

@@ -168,17 +168,21 @@ IN_PLACE_WRITES = {
     ("runs.py", "append_metrics"): "metrics.csv grows by one row per epoch; an append never touches the rows before it",
     ("runs.py", "_tensorboard"): "tensorboard's event file is a log its SummaryWriter appends to",
     ("reports/parallel.py", "start"): "a sweep run's console log, appended line by line as the run prints",
+    ("runs.py", "_open"): "train.log, appended line by line by logging's FileHandler (never through a link)",
     ("run_lock.py", "acquire"): "the lock file holds the owner's pid under flock: it must be one file, opened in place",
     ("data/download.py", "_fetch_verified"): "a download streamed to a temporary file and renamed once its MD5 matches; "
                                              "its OSErrors are network failures the mirror loop tries the next mirror on",
-    ("evaluation/export.py", "_write_exported_program"): "writes the temporary file export() gets from replacing()",
-    ("evaluation/export.py", "_write_torchscript"): "writes the temporary file export() gets from replacing()",
+    ("evaluation/export.py", "_write_exported_program"): "serializes into memory; write_bytes writes the file",
+    ("evaluation/export.py", "_write_torchscript"): "serializes into memory; write_bytes writes the file",
+    ("evaluation/export.py", "write_bytes"): "writes the temporary file export() gets from replacing(), in Python: "
+                                             "torch's C++ writer aborts the process on a full disk",
     ("evaluation/export.py", "_write_onnx"): "writes the temporary file export() gets from replacing()",
     ("evaluation/model_export.py", "export_folder"): "writes the files of a staging folder (mkdtemp beside --out) that takes "
                                                      "the name --out whole, only once read back and checked",
 }
 MODE = re.compile(r"^[rwxabt+]*[wxa+][rwxabt+]*(:[a-z0-9*]*)?$")  # open()'s modes that write
-WRITERS = {"write_text", "write_bytes", "savefig", "to_csv", "FileHandler", "SummaryWriter", "mkstemp", "NamedTemporaryFile"}
+WRITERS = {"write_text", "write_bytes", "savefig", "to_csv", "FileHandler", "SummaryWriter", "mkstemp", "NamedTemporaryFile",
+           "open_append", "open_no_follow"}  # the last two: files.py's appends that never follow a link
 DUMPS_TO_A_FILE = {"torch.save", "torch.jit.save", "torch.export.save", "torch.onnx.export", "np.save", "numpy.save",
                    "json.dump", "pickle.dump"}
 
@@ -264,3 +268,22 @@ def test_the_static_check_sees_each_way_of_writing(line: str) -> None:
     finder = InPlaceWrites()
     finder.visit(ast.parse(f"def f():\n    {line}\n    with replacing(p) as tmp, tmp.open('w') as g:\n        {line}\n"))
     assert finder.found == [("f", 2)]
+
+
+def test_appends_and_locks_never_follow_a_link(tmp_path) -> None:
+    """train.log, metrics.csv and run.lock are opened with O_NOFOLLOW: a planted link is refused by name."""
+    from resnetlab.files import open_append
+    from resnetlab.run_lock import RunLock
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's\n")
+    (tmp_path / "train.log").symlink_to(victim)
+    with pytest.raises(WriteError, match=r"train.log is a link to .*victim.txt, and a run folder writes only to its own files"):
+        open_append(tmp_path / "train.log")
+    (tmp_path / "run.lock").symlink_to(victim)
+    with pytest.raises(WriteError, match=r"run.lock is a link to .*victim.txt"):
+        RunLock(tmp_path).acquire()
+    assert victim.read_text() == "someone else's\n"
+    with open_append(tmp_path / "real.log") as f:
+        f.write("a line\n")
+    assert (tmp_path / "real.log").read_text() == "a line\n"

@@ -139,6 +139,18 @@ def build_checkpoint(*, model: dict[str, Any], classes: list[str], mean: Sequenc
     return checkpoint
 
 
+def weights_sidecar(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """preprocess.json, written beside a run's weights.pth: how a file becomes that model's input
+    (the checkpoint's ``preprocess`` entry with its mean, std and input size) and the views its final
+    evaluation used, so that ``predict --weights RUN/weights.pth`` gives ``predict RUN``'s probabilities.
+    class_indices.json stays the seed's ``{"0": "daisy", ...}``; this is the rest."""
+    sidecar = {**checkpoint["preprocess"], "input_size": list(checkpoint["input_size"]),
+               "mean": list(checkpoint["normalization"]["mean"]), "std": list(checkpoint["normalization"]["std"])}
+    if checkpoint.get("test_views") is not None:
+        sidecar["test_views"] = dict(checkpoint["test_views"])
+    return sidecar
+
+
 def load_checkpoint(path: str | Path, *, for_resume: bool = False) -> dict[str, Any]:
     """Read one of our checkpoints (a file, or a run folder: see ``run_checkpoint``).
 

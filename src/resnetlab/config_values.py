@@ -19,8 +19,23 @@ import yaml
 from resnetlab.errors import SHOWN_CHARS, ResnetlabError, shown
 
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on"), ("false", "no", "off")
+SEED_LIMIT = 2**63  # torch takes 64-bit seeds; below 2**63 a seed is one whatever signedness reads it
+GENERATOR_SEEDS = 2**64  # what torch.Generator.manual_seed takes: [0, 2**64) wraps every derived seed
 
 
+def check_seed(value: Any, what: str = "seed") -> int:
+    """A seed as torch takes it: a whole number in [0, 2**63), checked where it enters (a flag, a
+    config, ``load_dataset``) rather than where a generator overflows on it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        raise ResnetlabError(f"{what} must be a whole number from 0 to 2**63 - 1 ({SEED_LIMIT - 1}), got {shown(value)}")
+    return value
+
+
+def generator_seed(value: int) -> int:
+    """A seed derived by arithmetic (``seed * 100_003 + epoch``) as ``torch.Generator.manual_seed``
+    takes it: wrapped into 64 bits, so a large seed never overflows; every seed that fitted before is
+    the same number, so runs keep their order and augmentation."""
+    return value % GENERATOR_SEEDS
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -32,6 +47,17 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.YAMLError(f"YAML aliases (*{shown(event.anchor)[1:-1]}) are not allowed in a config "
                                  f"(line {event.start_mark.line + 1}): write the values out")
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """A mapping that names no key twice: YAML would keep the last one silently."""
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.YAMLError(f"the key {shown(key)} is given twice (lines {seen[key]} and {line}): keep one")
+            seen.setdefault(key, line) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -54,8 +80,10 @@ def parse_key_values(pairs: list[str], flag: str) -> dict[str, Any]:
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise ResnetlabError(f"{flag} {shown(pair)} must look like KEY=VALUE, e.g. {flag} {_EXAMPLES.get(flag, 'key=value')}")
+        if not text.strip():  # as train refuses --epochs '': an empty value is a slip, not "unset"
+            raise ResnetlabError(f"{flag} {shown(pair)} has no value: give one ({flag} {key}=null unsets it)")
         try:
-            values[key] = load_yaml(text, f"{flag} {key}") if text else None
+            values[key] = load_yaml(text, f"{flag} {key}")
         except ResnetlabError:
             values[key] = text
     return values

@@ -166,3 +166,31 @@ def file_kind(mode: int) -> str:
     kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
     return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def link_problem(path: str | Path) -> str | None:
+    """``path is a link to <target>: ...`` when ``path`` is a symbolic link, else None.
+
+    A folder we own (a run folder) writes only to regular files it owns: a link planted there would
+    make an append or a lock write through to wherever it points."""
+    path = Path(path)
+    if not path.is_symlink():
+        return None
+    return (f"{path} is a link to {os.readlink(path)}, and a run folder writes only to its own files: "
+            f"delete the link (rm {path}) and run again")
+
+
+def open_no_follow(path: str | Path, flags: int, mode: int = 0o666) -> int:
+    """``os.open`` that never follows a link at ``path`` (``O_NOFOLLOW``): a link is refused by name."""
+    try:
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or Path(path).is_symlink():
+            raise WriteError(link_problem(path) or f"cannot write {path}: it is a link") from None
+        raise
+
+
+def open_append(path: str | Path, newline: str | None = None) -> Any:
+    """``path`` opened for appending text, created if missing, never through a link (``open_no_follow``)."""
+    fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    return os.fdopen(fd, "a", encoding="utf-8", newline=newline)

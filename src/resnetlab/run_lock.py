@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.files import open_no_follow
 
 LOCK_NAME = "run.lock"
 
@@ -40,7 +41,7 @@ class RunLock:
 
     def acquire(self) -> None:
         for _ in range(10):  # only repeats when the lock file was replaced under us
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # as open() would: the umask decides
+            fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides; a planted link is refused
             try:
                 locked = self._flock(fd)
                 if locked is False or (locked is None and _alive(read_owner(self.path))):

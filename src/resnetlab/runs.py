@@ -6,6 +6,7 @@
     class_indices.json {"0": "airplane", ...}
     data.json          image folders: what the data held at the start (a resume refuses other data)
     weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
+    preprocess.json    beside weights.pth: mean, std, input size, resize, EXIF rule, test views (predict --weights)
     train.log          the console lines, plus warnings
     tb/                TensorBoard events (when tensorboard is installed)
     checkpoints/last.pt   the latest state: what a resume continues and what the run folder means
@@ -36,7 +37,7 @@ import yaml
 
 from resnetlab.config_values import load_yaml, read_text
 from resnetlab.errors import ResnetlabError, option
-from resnetlab.files import WriteError, atomic_save, replacing, writing
+from resnetlab.files import WriteError, atomic_save, link_problem, open_append, replacing, writing
 from resnetlab.run_lock import LOCK_NAME, RunLock
 
 CONFIG = "config.yaml"
@@ -45,6 +46,7 @@ SUMMARY = "summary.json"
 CLASS_INDICES = "class_indices.json"
 DATA = "data.json"
 WEIGHTS = "weights.pth"
+PREPROCESS = "preprocess.json"  # beside weights.pth: how a file becomes the model's input (predict --weights)
 LOG = "train.log"
 TENSORBOARD = "tb"
 CHECKPOINTS = "checkpoints"
@@ -55,7 +57,8 @@ REPLACED = ".replaced"  # the old run's files while --overwrite replaces them
 METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "eval_seconds", "test_views")
 RECORDS = (CONFIG, METRICS, SUMMARY)  # files only a run of ours writes: one of them makes a folder a run
-OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES, DATA)  # everything a run writes
+OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES, DATA, PREPROCESS)  # everything a run writes
+EVAL_FILES = "eval-*-confusion.csv", "eval-*-confusion.png", "eval-*-mistakes.png"  # what eval writes into a run folder
 RUN_CHECKPOINTS = (LAST, BEST)  # a run folder means its final model; best.pt only where no last.pt was kept
 
 
@@ -75,10 +78,20 @@ def run_checkpoint(folder: str | Path) -> Path | None:
 def holds_run(folder: str | Path) -> bool:
     """Whether a run of ours got far enough to leave something worth keeping in ``folder``.
 
-    A run writes config.yaml before its first checkpoint, so a folder without config.yaml,
-    metrics.csv or summary.json is not a run, whatever else it holds: a user's own
-    ``checkpoints/`` or ``weights.pth`` are never taken for a run's (and never replaced)."""
-    return any((Path(folder) / name).is_file() for name in RECORDS)
+    A run writes config.yaml and class_indices.json before its first checkpoint, so a folder without
+    metrics.csv, summary.json or that pair is not a run, whatever else it holds: a user's own
+    ``checkpoints/``, ``weights.pth`` or hand-written config.yaml are never taken for a run's (and
+    never replaced)."""
+    folder = Path(folder)
+    if (folder / METRICS).is_file() or (folder / SUMMARY).is_file():
+        return True
+    return (folder / CONFIG).is_file() and (folder / CLASS_INDICES).is_file()
+
+
+def run_files(folder: Path) -> list[str]:
+    """The names in ``folder`` a run (and eval into it) wrote: what ``--overwrite`` replaces, and only that."""
+    evals = {p.name for pattern in EVAL_FILES for p in folder.glob(pattern)}
+    return [name for name in (*OWN_FILES, *sorted(evals)) if (folder / name).exists() or (folder / name).is_symlink()]
 
 
 def run_holding(path: str | Path) -> Path | None:
@@ -169,6 +182,8 @@ class RunFolder:
         user's own files; move the old run aside with ``overwrite``.
 
         Only the main process judges a fresh folder: the others would see its first files."""
+        if self.writer:
+            self._refuse_links()
         if resume:
             if self.writer and self.path.is_dir():
                 self._take_lock()
@@ -206,6 +221,13 @@ class RunFolder:
             return str(self._replaced)  # the run folder itself: its checkpoints, set aside
         return str(self._replaced / inside) if inside.parts[0] in OWN_FILES else path
 
+    def _refuse_links(self) -> None:
+        """A link planted where the run writes (train.log, run.lock, tb/, checkpoints/...) would be
+        written through to what it points at: refused, naming it, before anything is written."""
+        for name in (*OWN_FILES, LOCK_NAME):
+            if (problem := link_problem(self.path / name)) is not None:
+                raise WriteError(problem)
+
     def _take_lock(self) -> None:
         with writing(self._lock.path):
             self._lock.acquire()
@@ -215,9 +237,8 @@ class RunFolder:
         replaced = self.path / REPLACED
         with writing(replaced):
             replaced.mkdir()
-            for name in OWN_FILES:
-                if (self.path / name).exists():
-                    (self.path / name).rename(replaced / name)
+            for name in run_files(self.path):
+                (self.path / name).rename(replaced / name)
         self._replaced = replaced
 
     def _restore_replaced(self) -> None:
@@ -226,10 +247,9 @@ class RunFolder:
         if not replaced.is_dir():
             return
         with writing(self.path):
-            for name in OWN_FILES:
-                if (replaced / name).exists():
-                    _remove(self.path / name)
-                    (replaced / name).rename(self.path / name)
+            for name in run_files(replaced):
+                _remove(self.path / name)
+                (replaced / name).rename(self.path / name)
             shutil.rmtree(replaced)
         self._replaced = None
 
@@ -243,7 +263,8 @@ class RunFolder:
                         and not (p.name == CHECKPOINTS and p.is_dir() and not any(p.iterdir())))
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            raise ResnetlabError(f"{self.path} is not a run folder (no {CONFIG}) and holds other files ({shown}), "
+            why = f"no {CONFIG}" if not self.config_file.is_file() else f"its {CONFIG} is no run's: no {CLASS_INDICES} beside it"
+            raise ResnetlabError(f"{self.path} is not a run folder ({why}) and holds other files ({shown}), "
                                  f"which training would mix with or write over: pass a new or empty folder to {option('out')}")
 
     def open_log(self, quiet: bool) -> logging.Logger:
@@ -302,9 +323,11 @@ class RunFolder:
         if self.writer:
             atomic_save(checkpoint, self.best if best else self.last)
 
-    def save_weights(self, state_dict: dict[str, Any]) -> None:
-        """weights.pth: the final model as a plain state_dict(), for tools that know nothing of checkpoints."""
+    def save_weights(self, state_dict: dict[str, Any], preprocess: dict[str, Any]) -> None:
+        """weights.pth: the final model as a plain state_dict(), for tools that know nothing of checkpoints,
+        and preprocess.json beside it (``checkpoint.weights_sidecar``), written first: how to feed it."""
         if self.writer:
+            write_json(self.path / PREPROCESS, preprocess)
             atomic_save(state_dict, self.weights)
 
     def truncate_metrics(self, completed_epochs: int) -> None:
@@ -318,7 +341,7 @@ class RunFolder:
         if not self.writer:
             return
         new = not self.metrics.is_file()
-        with writing(self.metrics), self.metrics.open("a", newline="") as f:
+        with writing(self.metrics), open_append(self.metrics, newline="") as f:
             w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             if new:
                 w.writeheader()
@@ -353,7 +376,10 @@ class RunFolder:
 
 class _LogFile(logging.FileHandler):
     """train.log; a failed write (a full disk) stops the run with one message instead of logging's
-    own traceback on stderr after every line."""
+    own traceback on stderr after every line. Opened without following a link (``open_append``)."""
+
+    def _open(self) -> Any:
+        return open_append(self.baseFilename)
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]

@@ -55,3 +55,16 @@ def test_a_file_that_is_no_class_file_is_named(tmp_path, make, message) -> None:
     with pytest.raises(ResnetlabError) as caught:
         read_class_indices(path)
     assert str(caught.value).startswith(f"class indices file {path} {message}")
+
+
+def test_a_class_file_of_200000_classes_is_read_and_a_repeat_found_in_linear_time(tmp_path) -> None:
+    """names.count(n) per name made 200,000 classes take longer than anyone waits."""
+    import json
+
+    names = {str(i): f"class {i}" for i in range(200_000)}
+    (tmp_path / "many.json").write_text(json.dumps(names))
+    assert read_class_indices(tmp_path / "many.json")[-1] == "class 199999"
+    names["199999"] = "class 7"
+    (tmp_path / "many.json").write_text(json.dumps(names))
+    with pytest.raises(ResnetlabError, match="the class name 'class 7' is given to more than one index"):
+        read_class_indices(tmp_path / "many.json")

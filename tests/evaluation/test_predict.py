@@ -118,3 +118,37 @@ def test_predictor_and_command_line_default_to_the_same_classes(tmp_path: Path) 
     assert len(many.predict_image(Image.open(image))) == many.default_topk == 5
     with pytest.raises(ResnetlabError, match="topk must be a whole number >= 1, got 0"):
         few.predict([image], topk=0)
+
+
+def test_a_runs_weights_pth_gives_the_runs_own_probabilities(tmp_path: Path) -> None:
+    """The run writes preprocess.json beside weights.pth (its dataset mean/std, size, views), so the
+    plain weights predict what the run predicts; without it ImageNet's statistics were used."""
+    import json
+
+    from resnetlab.cli import main
+    from tests.builders import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", classes=("dark", "bright"), per_class={"train": 8, "test": 4})
+    run = tmp_path / "run"
+    assert main(["train", "--model", "resnet20", "--dataset", "folder", "--data-dir", str(data), "--max-iters", "2",
+                 "--batch-size", "4", "--device", "cpu", "--quiet", "--test-time-flip", "--out", str(run)]) == 0
+    sidecar = json.loads((run / "preprocess.json").read_text())
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert sidecar["mean"] == ckpt["normalization"]["mean"] and sidecar["input_size"] == [3, 8, 8]
+    assert sidecar["pipeline"] == "small" and sidecar["test_views"] == {"flip": True, "shift": 0, "ten_crop": False}
+    assert max(sidecar["mean"]) < 0.3  # the data's own statistics, far from ImageNet's
+    images = sorted(str(p) for p in (data / "test").rglob("*.png"))
+
+    def probabilities(predictor: Predictor) -> torch.Tensor:
+        return torch.tensor([[p["probability"] for p in sorted(r["predictions"], key=lambda p: p["index"])]
+                             for r in predictor.predict(images, topk=2)])
+
+    from_run = probabilities(Predictor(run, device="cpu"))
+    weights = run / "weights.pth"
+    from_weights = probabilities(Predictor.from_weights("resnet20", weights, run / "class_indices.json", device="cpu"))
+    assert (from_run - from_weights).abs().max().item() < 1e-6
+    given = Predictor.from_weights("resnet20", weights, run / "class_indices.json", device="cpu", mean=sidecar["mean"], std=sidecar["std"])
+    assert (from_run - probabilities(given)).abs().max().item() < 1e-6  # --mean/--std, the same numbers
+    imagenet = Predictor.from_weights("resnet20", weights, run / "class_indices.json", device="cpu", mean=[0.485, 0.456, 0.406],
+                                      std=[0.229, 0.224, 0.225])
+    assert (from_run - probabilities(imagenet)).abs().max().item() > 1e-3  # what the old default gave

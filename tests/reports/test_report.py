@@ -174,3 +174,17 @@ def test_report_of_real_runs_shows_confusion_matrix_matching_the_summary(tiny_tr
         # The confusion matrix comes from last.pt on the test split: its accuracy is final.test_acc.
         assert f"last.pt: {100 * summary['final']['test_acc']:.2f}% correct on 36 test images" in page  # 3 classes x 12
     assert "not shown" not in page
+
+
+def test_a_folder_of_the_users_files_is_refused_and_overwrite_replaces_only_the_reports(two_fake_runs: list[Path],
+                                                                                      tmp_path: Path) -> None:
+    site = tmp_path / "mysite"
+    site.mkdir()
+    (site / "index.html").write_text("<p>my own page</p>\n")
+    (site / "notes.txt").write_text("my own notes\n")
+    with pytest.raises(ResnetlabError, match=r"mysite holds files that resnetlab report did not write \(index.html, notes.txt\)"):
+        report(two_fake_runs, site, checkpoints=False)
+    assert (site / "index.html").read_text() == "<p>my own page</p>\n"
+    report(two_fake_runs, site, checkpoints=False, overwrite=True)
+    assert "resnetlab report" in (site / "index.html").read_text() and (site / "notes.txt").read_text() == "my own notes\n"
+    report(two_fake_runs, site, checkpoints=False)  # a report of ours is written over without asking (a sweep's, again)

@@ -34,6 +34,7 @@ class FakeTrain:
         self.calls.append((folder.name, resume, overwrite))
         if folder.name == self.interrupt:  # Ctrl-C mid-run: a checkpoint, metrics, no summary
             fake_run(folder, config.model, finished=False)
+            (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))  # the settings it started with
             (folder / "checkpoints").mkdir(exist_ok=True)
             (folder / "checkpoints" / "last.pt").write_bytes(b"checkpoint")
             raise TrainingInterrupted(str(folder / "checkpoints" / "last.pt"), 1, 3, 103)
@@ -213,3 +214,20 @@ def test_only_trains_and_reports_the_named_runs(tmp_path: Path, monkeypatch: pyt
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--only", "a,d"]) == 2
     assert "--only d: sweep tiny has the runs a, b, c" in capsys.readouterr().err
     assert fake.calls == [("a", False, False), ("c", False, False)]
+
+
+def test_an_unfinished_run_with_other_settings_is_not_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep re-run with other settings once said "unfinished, resuming" and resumed the run under them."""
+    first = FakeTrain(interrupt="a")
+    monkeypatch.setattr(training, "train", first, raising=False)
+    out = tmp_path / "out"
+    with pytest.raises(TrainingInterrupted):
+        sweep(write_sweep(tmp_path / "s.yaml", [{"name": "a", "model": "resnet20"}]), out, write_report=False)
+    second = FakeTrain()
+    monkeypatch.setattr(training, "train", second, raising=False)
+    spec = write_sweep(tmp_path / "s.yaml", [{"name": "a", "model": "resnet20"}], defaults={"recipe": "paper", "epochs": 3})
+    with pytest.raises(ResnetlabError, match=r"out/a stopped unfinished \(it would not be resumed\) with other settings .*epochs 2 -> 3"):
+        sweep(spec, out, write_report=False)
+    assert second.calls == []
+    sweep(write_sweep(tmp_path / "s.yaml", [{"name": "a", "model": "resnet20"}]), out, write_report=False)
+    assert second.calls == [("a", True, False)]  # the sweep's own settings again: resumed

@@ -178,3 +178,19 @@ def test_a_child_trains_the_config_the_sweep_resolved(tmp_path: Path) -> None:
     parallel.write_config(config, tmp_path / "r.yaml")
     assert resolve_config(None, tmp_path / "r.yaml") == config
     assert config.error_warmup_lr == 0.01  # resnet110's own value in the paper recipe, kept
+
+
+def test_a_child_takes_values_that_look_like_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sweep ... --out=--psw --parallel 2``: each child once failed "argument --config: expected one argument"."""
+    from resnetlab.cli import build_parser
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(parallel.subprocess, "Popen", lambda command, **kwargs: started.append(command))
+    monkeypatch.chdir(tmp_path)
+    config = resolve_config("paper", overrides={"out": "--psw/a", "epochs": 1})
+    for state in ("new", "resumable", "stale"):
+        parallel.start(parallel.Job(1, "a", config, state, ""), Path("--psw-logs"), dict(os.environ))
+    for command in started:
+        args = build_parser().parse_args(command[3:])  # after "python -m resnetlab"
+        assert args.config_file == "--psw-logs/a.yaml"
+        assert (args.resume if command[-1].startswith("--resume") else args.out) == "--psw/a"

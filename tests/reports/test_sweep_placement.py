@@ -117,7 +117,7 @@ class FakeChildren:
 
     def __call__(self, command: list[str], *, env: dict[str, str], **kwargs: Any) -> SimpleNamespace:
         self.started.append((command, env))
-        fake_run(Path(command[command.index("--out") + 1]), "resnet20")
+        fake_run(Path(next(word for word in command if word.startswith("--out=")).removeprefix("--out=")), "resnet20")
         return SimpleNamespace(pid=1000 + len(self.started), returncode=0, poll=lambda: 0,
                                send_signal=lambda signum: None, wait=lambda: 0)
 
@@ -150,7 +150,7 @@ def test_each_child_gets_its_gpu_in_its_environment_its_start_line_and_its_log(
         "[sweep tiny 3/3] c: training, on cuda:0 (CUDA_VISIBLE_DEVICES=3)"]
     assert [log.split()[:2] for log in logs] == [["$", f"CUDA_VISIBLE_DEVICES={gpu}"] for gpu in "353"]
     command, env = children.started[1]
-    assert command[1:4] == ["-m", "resnetlab", "train"] and str(tmp_path / "out" / "b") in command
+    assert command[1:4] == ["-m", "resnetlab", "train"] and f"--out={tmp_path / 'out' / 'b'}" in command
     assert {**env, "CUDA_VISIBLE_DEVICES": "3,5"} == parallel.child_environment(3)  # all else as without GPUs
 
 

@@ -119,7 +119,7 @@ def test_set_and_model_option_pairs_are_typed_alike_as_yaml_scalars() -> None:
     from resnetlab.cli.flags import parse_options
     from resnetlab.reports.sweep import parse_set
 
-    pairs = ["epochs=2", "lr=0.05", "zero_init_residual=true", "shortcut=B", "data-dir=/data/x", "init_from=", "note=[1"]
+    pairs = ["epochs=2", "lr=0.05", "zero_init_residual=true", "shortcut=B", "data-dir=/data/x", "init_from=null", "note=[1"]
     want = {"epochs": 2, "lr": 0.05, "zero_init_residual": True, "shortcut": "B", "data_dir": "/data/x", "init_from": None,
             "note": "[1"}
     assert parse_set(pairs) == parse_options(pairs) == want
@@ -127,6 +127,8 @@ def test_set_and_model_option_pairs_are_typed_alike_as_yaml_scalars() -> None:
         parse_options(["shortcut"])
     with pytest.raises(ResnetlabError, match=r"--set '=3' must look like KEY=VALUE"):
         parse_set(["=3"])
+    with pytest.raises(ResnetlabError, match=r"--set 'epochs=' has no value: give one \(--set epochs=null unsets it\)"):
+        parse_set(["epochs="])  # empty is a slip, as train refuses --epochs '', not "unset"
 
 
 def test_every_field_has_its_help_in_its_metadata():

@@ -184,3 +184,33 @@ def test_a_graph_ready_run_interrupted_and_resumed_ends_as_an_eager_run_that_nev
     rows = lambda out: [[r[c] for c in RESULT_COLUMNS] for r in read_metrics(out / "metrics.csv")]  # noqa: E731
     assert rows(broken) == rows(straight)
     assert resumed["final"] == expected["final"] and resumed["iterations"] == expected["iterations"] == 15
+
+
+def test_a_resume_under_a_budget_the_run_has_passed_is_refused_naming_one_that_works(tmp_path, bundle):
+    """--epochs 1 after a stop in epoch 2 used to end in itertools.islice's ValueError."""
+    out = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_config(out), bundle=bundle, on_iteration=interrupt_at(8))  # 6 iterations per epoch: epoch 2, batch 2
+    from resnetlab.errors import ResnetlabError
+
+    with pytest.raises(ResnetlabError, match=r"it has trained 8 iterations, more than the budget now given \(6 iterations: epochs 1.*"
+                                             r"give at least epochs=2 or max_iters=8"):
+        train(tiny_config(out, epochs=1), resume=True, bundle=bundle)
+    summary = train(tiny_config(out, epochs=2), resume=True, bundle=bundle)  # the budget that works finishes at its boundary
+    assert (summary["epochs"], summary["iterations"]) == (2, 12)
+
+
+def test_a_resume_with_another_process_count_is_logged_and_recorded(tmp_path, bundle):
+    """Resuming a 2-process torchrun run with one process goes on, and says so in train.log and summary.json."""
+    out = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_config(out), bundle=bundle, on_iteration=interrupt_at(8))
+    last = out / "checkpoints" / "last.pt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["metrics"]["world_size"] == 1
+    ckpt["metrics"]["world_size"] = 2  # as a 2-process run writes it
+    torch.save(ckpt, last)
+    summary = train(tiny_config(out), resume=True, bundle=bundle)
+    assert summary["process_changes"] == ["iteration 8: 2 -> 1 processes"]
+    log = (out / "train.log").read_text()
+    assert "resuming a run of 2 processes with 1 (iteration 8: 2 -> 1 processes)" in log

@@ -71,7 +71,7 @@ def test_refuses_a_folder_holding_a_run(tmp_path, bundle):
 
 def test_a_run_that_failed_before_training_leaves_no_run_behind(tmp_path, bundle, monkeypatch):
     """A wrong --data-dir fails after the folder is prepared; the corrected command just runs."""
-    def no_data(config):
+    def no_data(config, *rule):
         raise ResnetlabError("image folder /nowhere does not exist")
 
     monkeypatch.setattr("resnetlab.training.run.load_data", no_data)
@@ -108,3 +108,22 @@ def test_translated_views_are_averaged_in_the_final_evaluation_only(tmp_path, bu
     for name in ("last.pt",):
         saved = torch.load(out / "checkpoints" / name, weights_only=True)["test_views"]
         assert saved == {"flip": True, "shift": 1, "ten_crop": False}
+
+
+def test_overwrite_replaces_the_eval_files_of_the_old_run_and_never_a_users_config(tmp_path, bundle):
+    from resnetlab.runs import holds_run
+
+    out = tmp_path / "run"
+    train(tiny_config(out, epochs=1), bundle=bundle)
+    for name in ("eval-test-confusion.csv", "eval-test-confusion.png", "eval-val-mistakes.png"):
+        (out / name).write_text("the old model's evaluation")
+    (out / "my-notes.txt").write_text("mine")
+    train(tiny_config(out, epochs=1, seed=3), bundle=bundle, overwrite=True)
+    assert not list(out.glob("eval-*")) and (out / "my-notes.txt").read_text() == "mine"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("lr: 0.5  # hand-written\n")
+    assert not holds_run(mine)  # a config.yaml alone is no run: --overwrite never replaces it
+    with pytest.raises(ResnetlabError, match="is not a run folder \\(its config.yaml is no run's"):
+        train(tiny_config(mine, epochs=1), bundle=bundle, overwrite=True)
+    assert (mine / "config.yaml").read_text() == "lr: 0.5  # hand-written\n"

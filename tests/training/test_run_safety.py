@@ -107,7 +107,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_started(tmp_path, bun
     train(tiny_config(out, epochs=1), bundle=bundle)
     old, names = hashes(out), sorted(p.name for p in out.iterdir())
 
-    def no_data(config):
+    def no_data(config, *rule):
         raise ResnetlabError("image folder /nowhere does not exist")
 
     monkeypatch.setattr("resnetlab.training.run.load_data", no_data)

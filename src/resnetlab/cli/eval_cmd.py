@@ -28,6 +28,8 @@ def add_run_flags(p: argparse.ArgumentParser, batch_default: int | None) -> None
     """--batch-size / --device, shared by eval and predict (the device is resolved where it is used)."""
     p.add_argument("--batch-size", type=positive_int, default=batch_default)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps (default auto)")
+    p.add_argument("--accept-changed-data", action="store_true",
+                   help="evaluate a run on its image folder although its images changed since the run started (data.json)")
 
 
 def add_test_view_flags(p: argparse.ArgumentParser) -> None:
@@ -86,7 +88,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     try:
         result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, **view_overrides(args),
-                          out=args.out, batch_size=args.batch_size, device=args.device, precision=args.precision)
+                          out=args.out, batch_size=args.batch_size, device=args.device, precision=args.precision,
+                          accept_changed_data=args.accept_changed_data)
     except EvaluationStopped as exc:
         print(f"resnetlab: {exc}: nothing written", file=sys.stderr)
         return 130

@@ -33,8 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="with --weights: the architecture of the weights (e.g. resnet34)")
     p.add_argument("--weights", default=None, metavar="FILE", help="a plain state_dict() file (.pth), with --model and --classes")
     p.add_argument("--classes", default=None, metavar="JSON", help='with --weights: class_indices.json ({"0": "daisy", ...})')
-    p.add_argument("--image-size", type=int, default=224, metavar="S",
-                   help="with --weights: the crop side the model was trained at (photos resized to S*256/224, centre S crop)")
+    p.add_argument("--image-size", type=int, default=None, metavar="S",
+                   help="with --weights: the crop side the model was trained at (photos resized to S*256/224, centre S crop; "
+                        "default: a run's preprocess.json beside the weights, else 224)")
+    p.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
+                   help="with --weights: the per-channel mean the model was trained with, in [0, 1] units "
+                        "(default: a run's preprocess.json beside the weights, else ImageNet's)")
+    p.add_argument("--std", type=float, nargs="+", default=None, metavar="S",
+                   help="with --weights: the per-channel std the model was trained with (default as --mean)")
     p.add_argument("--exif-orientation", choices=EXIF_ORIENTATIONS, default=None,
                    help="photos tagged as stored sideways: read as stored (ignore) or turned upright (apply); "
                         "default: the run's rule (with --weights: ignore, as torchvision)")
@@ -68,11 +74,12 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.weights:
         if not args.model or not args.classes:
             raise ResnetlabError("--weights needs --model NAME (its architecture) and --classes class_indices.json")
-        check_min_image_size(args.model, args.image_size, f"--image-size {args.image_size}")
+        if args.image_size is not None:
+            check_min_image_size(args.model, args.image_size, f"--image-size {args.image_size}")
         paths = args.inputs
     else:
-        if args.model or args.classes:
-            raise ResnetlabError("--model and --classes go with --weights FILE; a run folder or checkpoint names its own")
+        if args.model or args.classes or args.mean or args.std:
+            raise ResnetlabError("--model, --classes, --mean and --std go with --weights FILE; a run folder or checkpoint names its own")
         if len(args.inputs) < 2:
             raise ResnetlabError("pass a run folder (or checkpoint) and then the images: resnetlab predict RUN photo.jpg")
         paths = args.inputs[1:]
@@ -83,7 +90,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.explain and args.show and Path(args.explain).resolve() == Path(args.show).resolve():
         raise ResnetlabError("--explain and --show name the same file: give each figure its own")
     if args.weights:
-        predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, **options)
+        predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, mean=args.mean,
+                                           std=args.std, **options)
     else:
         predictor = Predictor(args.inputs[0], **options)
     topk = args.topk if args.topk is not None else predictor.default_topk  # Predictor's default, the Python API's too

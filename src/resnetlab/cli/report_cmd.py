@@ -16,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=32, help="test images in each prediction grid (default 32)")
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--device", default="auto", help="where the checkpoints run: auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a folder holding other files (replaces only the report's own: index.html, "
+                        "results.csv/.md, figures/, runs/)")
+    p.add_argument("--accept-changed-data", action="store_true",
+                   help="show the predictions of runs whose image folder changed since they started (default: not shown, "
+                        "the page says what changed)")
     add_precision_flag(p)
     p.set_defaults(func=run_report)
 
@@ -24,6 +30,7 @@ def run_report(args: argparse.Namespace) -> int:
     from resnetlab.reports import report
 
     index = report(args.run_dirs, args.out, checkpoints=not args.no_checkpoints, samples=args.samples, title=args.title,
-                   device=args.device, precision=args.precision)
+                   device=args.device, precision=args.precision, overwrite=args.overwrite,
+                   accept_changed_data=args.accept_changed_data)
     print(f"report: {index}")
     return 0

@@ -16,8 +16,10 @@ from typing import Any
 from torchvision.transforms.v2 import functional as TF
 
 # isort: off
+from resnetlab.config_values import check_seed
 from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the sources, in this order)
 # isort: on
+from resnetlab.data.layout import NAME_HASH
 from resnetlab.data.loader import TensorLoader
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
 from resnetlab.data.photo_files import PhotoFiles
@@ -44,6 +46,7 @@ def load_dataset(
     memory_budget: int | None = None,
     stream: bool | None = None,
     exif_orientation: str = DEFAULT_EXIF_ORIENTATION,
+    split_rule: str = NAME_HASH,
 ) -> DatasetBundle:
     """Load ``name`` (cifar10, cifar100, mnist, fashion-mnist, folder) into memory.
 
@@ -55,11 +58,15 @@ def load_dataset(
     An unsplit ``folder`` (``DIR/<class>/*``) takes its test split from ``val_split``, per class
     (``data/layout.py``); ``exif_orientation`` "apply" turns photos tagged as stored sideways
     upright (``data/orientation.py``; "ignore", as torchvision, reads the pixels as stored).
+    ``split_rule`` is how an unsplit folder is split (``layout.NAME_HASH``; a run that started before
+    it was split by ``layout.PERMUTATION``, and is read again so).
     """
     source = get_source(name)
+    check_seed(seed)
     size = normalise_size(image_size)
     options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
-                          stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation))
+                          stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation),
+                          split_rule=split_rule)
     raw = source.load(Path(data_dir).expanduser() if data_dir else None, options)
     train, test = raw.train, raw.test
     if raw.pipeline == "small":

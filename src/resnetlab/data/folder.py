@@ -7,7 +7,7 @@ as one tensor, for the CIFAR pipeline; anything else is a photo folder (``data/p
 cached at the evaluation resize. The first load decodes
 every image (JPEGs with torchvision's libjpeg-turbo decoder, the rest with PIL; one process, as
 a pool of two gained nothing measurable on two shared cores) and saves the split as one uint8 tensor keyed by
-the folder's contents (relative paths, sizes, modification times) and the resize option; loading
+the folder's contents (relative paths, sizes, modification and change times, inodes) and the resize option; loading
 the same folder again reads that file instead of 60,000 JPEGs. Any change to the folder changes
 the key, so a stale cache is never used.
 """
@@ -48,11 +48,16 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def content_key(split_dir: Path, samples: list[tuple[str, int]], variant: str) -> str:
-    """A hash of every file's relative path, size and mtime, plus ``variant``: what changes the pixels."""
+    """A hash of every file's relative path, size, mtime, ctime and inode, plus ``variant``: what changes the pixels.
+
+    git's index rule: pixels rewritten at the same size with the mtime set back (``touch -d``,
+    ``cp -p``, an editor that keeps it) still change the ctime, which no user can set, or the inode
+    (a file replaced by a rename); one ``stat`` per file, as before, and no file read."""
     digest = hashlib.sha256(f"v{CACHE_VERSION} {variant}\n".encode())
     for path, label in samples:
         st = os.stat(path)
-        digest.update(f"{os.path.relpath(path, split_dir)}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digest.update(f"{os.path.relpath(path, split_dir)}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                      f"\0{st.st_ino}\n".encode())
     return digest.hexdigest()[:20]
 
 
@@ -196,7 +201,7 @@ def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
         raise ResnetlabError("dataset 'folder' needs --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
                              "(or DIR/<class>/ and --val-split FRACTION)")
     root = Path(data_dir).expanduser()
-    layout = read_layout(root, options.val_split, options.seed)
+    layout = read_layout(root, options.val_split, options.seed, options.split_rule)
     classes, train_samples, test_samples = layout.classes, layout.train, layout.test
     cache_dir = folder_cache_dir(root)
     pipeline, why = detect_pipeline(train_samples + test_samples)

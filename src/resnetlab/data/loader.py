@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from resnetlab.config_values import generator_seed
 from resnetlab.data.types import ImageSet
 
 FLIP_MODES = ("random", "alternate", "none")
@@ -148,7 +149,7 @@ class TensorLoader(Batches):
         """Order, and per copy the crop offsets, flips and cutout centres of a whole epoch, from one
         seeded generator. Copies beyond the first draw after it, so one copy is the plain loader."""
         n = len(self.labels)
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(generator_seed(self.seed * 100_003 + epoch))
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         aug = self.augmentation
         h, w = self.image_size

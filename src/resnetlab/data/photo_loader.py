@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from resnetlab.config_values import generator_seed
 from resnetlab.data.batched_views import cut_views
 from resnetlab.data.loader import Augmentation, Batches, LoaderOptions
 from resnetlab.data.photo_views import PhotoView, cut_view, draw_view, stack_channels_last, ten_crops, view_rng
@@ -80,7 +81,7 @@ class PhotoBatches(Batches):
         n = len(self.data)
         if not self.train:
             return torch.arange(n)
-        return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        return torch.randperm(n, generator=torch.Generator().manual_seed(generator_seed(self.seed * 100_003 + epoch)))
 
     def normalise(self, pixels: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 (B, C, S, S) or (B, V, C, S, S) -> float on the device, normalised (+ colour offsets)."""

@@ -26,7 +26,8 @@ class LoadOptions:
     memory_budget: int | None = None  # bytes a photo folder's decoded cache may take (None: half the RAM)
     stream: bool | None = None  # photo folders: decode from disk every epoch (None: when the cache would not fit)
     val_split: int | float = 0  # an unsplit image folder: photos held out of each class for testing (data/layout.py)
-    seed: int = 0  # ... chosen by a permutation seeded by this
+    seed: int = 0  # ... each photo's draw seeded by this
+    split_rule: str = "name-hash"  # ... by this rule (layout.SPLIT_RULES: "permutation" for runs that started before)
     exif_orientation: str = "ignore"  # image folders: "apply" turns photos tagged as stored sideways upright
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from resnetlab.config_values import generator_seed
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 
@@ -38,5 +39,5 @@ def take_subset(train: ImageSet, size: int | None, seed: int) -> ImageSet:
         return train
     if size <= 0:
         raise ResnetlabError(f"--subset {size} must be a positive number of training images")
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(generator_seed(seed + 1)))
     return train.take(order[:size].sort().values)

@@ -8,6 +8,7 @@ top-1 accuracy is the ``final.test_acc`` of its summary.json, not a near-miss fr
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
-from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, create_loader, load_dataset
+from resnetlab.data import DatasetBundle, ImageSet, TensorLoader, create_loader, fingerprint, load_dataset
 from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.devices import memory_format, resolve_device
@@ -27,9 +28,11 @@ from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, check
 from resnetlab.files import replacing, writing
 from resnetlab.models.complexity import check_activation_memory, largest_batch_that_fits
 from resnetlab.precision import autocast, evaluation_precision
+from resnetlab.runs import RunFolder, run_holding
 from resnetlab.stop_signals import StopRequest, stop_on_signals
 
 SPLITS = ("test", "val")
+log = logging.getLogger(__name__)
 
 
 def evaluate(
@@ -46,6 +49,7 @@ def evaluate(
     device: str | torch.device = "auto",
     mistakes: int = 32,
     precision: str | None = None,
+    accept_changed_data: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint file or a run folder (its ``checkpoints/last.pt``: the final model).
 
@@ -54,7 +58,9 @@ def evaluate(
     (``TestViews.from_checkpoint``) but for ``flip``, ``shift`` and ``ten_crop`` when given (None: as
     the run did); ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). Writes
     ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
-    folder, or beside the checkpoint file).
+    folder, or beside the checkpoint file). A run's own image folder is compared with its data.json,
+    as a resume compares it: images that changed since the run started are refused, naming what
+    changed, unless ``accept_changed_data``.
 
     ``batch_size`` (None: ``evaluation_batch_size``, halved until its forward pass fits in the
     device's memory) is refused when its forward pass would not fit. SIGINT or SIGTERM stops the
@@ -70,7 +76,8 @@ def evaluate(
     config = ckpt.get("config") or {}
     views = TestViews.from_checkpoint(ckpt).overridden(flip=flip, shift=shift, ten_crop=ten_crop)  # a bad shift: refused here
     check_views_fit(views, ckpt)  # before any data is read
-    bundle = checkpoint_data(ckpt, dataset, data_dir, split)
+    bundle = checkpoint_data(ckpt, dataset, data_dir, split, record=data_record_of(path), accept_changed_data=accept_changed_data,
+                             cannot=f"cannot evaluate {path} on its data")
     images = bundle.test if split == "test" else bundle.val
     if images is None:  # an unsplit folder: val_split made its test split, and nothing else is held out
         raise ResnetlabError("this run's val_split held out its test split (an unsplit folder), not a validation split: "
@@ -155,16 +162,38 @@ def model_and_loader(ckpt: dict[str, Any], images: ImageSet | PhotoSet, batch_si
 
 
 def checkpoint_data(ckpt: dict[str, Any], dataset: str | None = None, data_dir: str | Path | None = None,
-                    split: str = "test", *, load: Callable[..., DatasetBundle] = load_dataset) -> DatasetBundle:
+                    split: str = "test", *, load: Callable[..., DatasetBundle] = load_dataset, record: dict[str, Any] | None = None,
+                    accept_changed_data: bool = False, cannot: str = "cannot evaluate the run") -> DatasetBundle:
     """The data the checkpoint was trained on (or the one asked for), read as its training read it
     and checked against its classes and input size. ``load`` is ``load_dataset`` or a caching twin
-    (a report reads one dataset once for many runs, and never downloads)."""
-    return check_data_fits(ckpt, load(**data_request(ckpt, dataset, data_dir, split)))
+    (a report reads one dataset once for many runs, and never downloads). ``record`` is the run's
+    data.json: its own image folder is compared with it first (``fingerprint.refuse_changed_data``)."""
+    request = data_request(ckpt, dataset, data_dir, split, record)
+    named_by_run = data_dir is None and request["name"] == (ckpt.get("dataset") or {}).get("name")
+    if record and reads_recorded_data(request, record, named_by_run) and Path(request["data_dir"]).is_dir():
+        fingerprint.refuse_changed_data(record, request["data_dir"], cannot, accept_changed_data, log.warning, doing="evaluating")
+    return check_data_fits(ckpt, load(**request))
 
 
-def data_request(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path | None, split: str) -> dict[str, Any]:
+def data_record_of(checkpoint: Path) -> dict[str, Any]:
+    """The data.json of the run folder that keeps ``checkpoint`` ({} for a checkpoint outside one)."""
+    run = run_holding(checkpoint)
+    return RunFolder(run).read_data_record() if run is not None else {}
+
+
+def reads_recorded_data(request: dict[str, Any], record: dict[str, Any], named_by_run: bool) -> bool:
+    """Whether ``request`` reads the image folder data.json describes: the folder the run names
+    (wherever its recorded path now leads: a relative one from another directory), or the same
+    folder named again; not other data the user named."""
+    if request["name"] != "folder" or not request.get("data_dir") or not record.get("fingerprint"):
+        return False
+    return named_by_run or Path(request["data_dir"]).resolve() == Path(str(record.get("data_dir"))).resolve()
+
+
+def data_request(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path | None, split: str,
+                 record: dict[str, Any] | None = None) -> dict[str, Any]:
     """``load_dataset``'s arguments for a checkpoint's data: its own data exactly as training read it
-    (image size, validation split and seed, storage); other data resized to the model's input."""
+    (image size, validation split and seed and split rule, storage); other data resized to the model's input."""
     own = ckpt.get("dataset") or {}
     config = ckpt.get("config") or {}
     name = dataset or own.get("name")
@@ -181,8 +210,11 @@ def data_request(ckpt: dict[str, Any], dataset: str | None, data_dir: str | Path
     _, height, width = ckpt["input_size"]
     # The run's own data is read exactly as training read it; other data is resized to the model's input.
     image_size = config.get("image_size") if name == own.get("name") else (height, width)
-    return {"name": name, "data_dir": data_dir, "val_split": val_split, "seed": config.get("seed", 0),
-            "image_size": image_size, "stream": config.get("stream"), "exif_orientation": config.get("exif_orientation", "ignore")}
+    request = {"name": name, "data_dir": data_dir, "val_split": val_split, "seed": config.get("seed", 0),
+               "image_size": image_size, "stream": config.get("stream"), "exif_orientation": config.get("exif_orientation", "ignore")}
+    if own_data and val_split and record:
+        request["split_rule"] = fingerprint.split_rule(record)  # a run split before the name-hash rule keeps its split
+    return request
 
 
 def check_data_fits(ckpt: dict[str, Any], bundle: DatasetBundle) -> DatasetBundle:

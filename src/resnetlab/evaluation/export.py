@@ -16,6 +16,7 @@ torch now recommends in place of TorchScript (deprecated); TorchScript stays for
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import warnings
 from collections.abc import Callable
@@ -101,7 +102,9 @@ def check_out(out: Path, overwrite: bool, reads: Path | None = None) -> None:
 def _write_exported_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    torch.export.save(program, path)
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def _run_exported_program(path: Path, images: torch.Tensor) -> tuple[str, torch.Tensor]:
@@ -116,7 +119,19 @@ def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export (exported-program)
         traced = torch.jit.trace(model, example)
-        torch.jit.save(traced, str(path))
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """The serialized model written by Python, not by torch's C++ writer: on a full disk that writer
+    aborts the process (a C++ exception in a destructor) and leaves its file behind, where Python's
+    write raises ``OSError``, which ``replacing`` turns into one line and cleans up after."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _run_torchscript(path: Path, images: torch.Tensor) -> tuple[str, torch.Tensor]:

@@ -3,7 +3,7 @@ own preprocessing and test-time views."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from PIL import Image
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.data.loader import normalised_black
 from resnetlab.data.orientation import check_exif_orientation, oriented
-from resnetlab.data.photos import DEFAULT_CROP, IMAGENET_MEAN, IMAGENET_STD, rgb_image
+from resnetlab.data.photos import rgb_image
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, checkpoint_transform, find_images, load_batch
@@ -133,11 +133,13 @@ class Predictor:
         self._fits.add(images)
 
     @classmethod
-    def from_weights(cls, model: str, weights: str | Path, classes: str | Path | list[str], *, image_size: int = DEFAULT_CROP,
-                     mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD, **options: Any) -> Predictor:
+    def from_weights(cls, model: str, weights: str | Path, classes: str | Path | list[str], *, image_size: int | None = None,
+                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None, **options: Any) -> Predictor:
         """A predictor from a plain ``state_dict()`` file and a ``class_indices.json`` (or class names),
         as the transfer-learning write-ups save them: photos resized to ``image_size * 256 / 224``,
-        centre-cropped to ``image_size`` and normalised with ImageNet's mean and std."""
+        centre-cropped to ``image_size`` (default 224) and normalised with ImageNet's mean and std; a
+        run's weights.pth is fed as its run was, from the preprocess.json beside it (so it gives the
+        run's probabilities); ``mean``/``std`` give another normalization (``weights_checkpoint``)."""
         checkpoint = weights_checkpoint(model, weights, classes, image_size=image_size, mean=mean, std=std)
         return cls(checkpoint, **options)
 

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from resnetlab.errors import ResnetlabError, lookup
+from resnetlab.memory import FLOAT32_BYTES, check_fits
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,19 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **optio
         raise ResnetlabError(f"num_classes must be a positive whole number, got {num_classes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ResnetlabError(f"in_channels must be a positive whole number, got {in_channels!r}")
+    check_classifier_fits(info, num_classes, in_channels, options)
     model = info.builder(num_classes=num_classes, in_channels=in_channels, **options)
     model.model_name = name  # type: ignore[assignment]
     return model
+
+
+def check_classifier_fits(info: ModelInfo, num_classes: int, in_channels: int, options: dict[str, Any]) -> None:
+    """Refuse a classifier whose weights alone exceed this machine's memory (``--num-classes 100000000``)
+    before it is allocated: the width it reads is taken from the model built on the meta device."""
+    with torch.device("meta"):
+        head = getattr(info.builder(num_classes=1, in_channels=in_channels, **options), "fc", None)
+    if not isinstance(head, nn.Linear):
+        return
+    features = head.in_features
+    check_fits(float(num_classes) * (features + 1) * FLOAT32_BYTES, f"a classifier of {num_classes:,} classes "
+               f"({features} x {num_classes:,} float32 weights)", "pass fewer classes")

@@ -57,7 +57,7 @@ def summary(model: str | nn.Module, input_size: tuple[int, int, int] | list[int]
         classes = getattr(getattr(model, "fc", None), "out_features", 0)
     else:
         info = model_info(model)
-        classes = num_classes or (10 if info.family == "cifar" else 1000)
+        classes = num_classes if num_classes is not None else (10 if info.family == "cifar" else 1000)  # 0 is refused, not 10
         input_size = input_size or info.input_size
         name = model
         built = create_model(model, num_classes=classes, in_channels=int(input_size[0]), **options)

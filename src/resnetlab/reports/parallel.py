@@ -148,11 +148,12 @@ def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:
     config_file = logs / f"{job.name}.yaml"
     write_config(replace(job.config, quiet=True), config_file)
     folder = job.config.out
-    command = [sys.executable, "-m", "resnetlab", "train", "--config", str(config_file)]
+    # --flag=VALUE: a folder named like a flag (--out=--psw) stays the flag's value
+    command = [sys.executable, "-m", "resnetlab", "train", f"--config={config_file}"]
     if job.state == "resumable":
-        command += ["--resume", folder]
+        command += [f"--resume={folder}"]
     else:
-        command += ["--out", folder] + (["--overwrite"] if job.state == "stale" else [])
+        command += [f"--out={folder}"] + (["--overwrite"] if job.state == "stale" else [])
     gpu = f"{CUDA_VISIBLE_DEVICES}={env[CUDA_VISIBLE_DEVICES]} " if CUDA_VISIBLE_DEVICES in env else ""
     with writing(logs / f"{job.name}.log"), (logs / f"{job.name}.log").open("a") as console:
         console.write(f"$ {gpu}{' '.join(command)}\n")

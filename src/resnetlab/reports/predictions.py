@@ -71,15 +71,17 @@ class DatasetCache:
 
 
 def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed: int = 0,
-                       device: str = "auto", precision: str | None = None) -> TestPredictions:
+                       device: str = "auto", precision: str | None = None, accept_changed_data: bool = False) -> TestPredictions:
     """Run the final checkpoint over the whole test split, in the run's precision unless ``precision``
-    says otherwise; raises ResnetlabError saying what is missing."""
+    says otherwise; raises ResnetlabError saying what is missing, or that the run's image folder
+    changed since it started (unless ``accept_changed_data``), as eval does."""
     path = run.checkpoint()
     if path is None:
         raise ResnetlabError(f"no checkpoint in {RunFolder(run.path).checkpoints} ({' or '.join(RUN_CHECKPOINTS)})")
     ckpt = load_checkpoint(path)
     try:
-        bundle = checkpoint_data(ckpt, load=cache)  # the run's own test split, read as eval reads it
+        bundle = checkpoint_data(ckpt, load=cache, record=RunFolder(run.path).read_data_record(),  # as eval reads it
+                                 accept_changed_data=accept_changed_data, cannot=f"cannot report the predictions of {run.path}")
     except OSError as exc:
         raise ResnetlabError(f"the data of {(ckpt.get('dataset') or {}).get('name')} could not be read: {exc}") from None
     device = resolve_device(device)

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from resnetlab.devices import resolve_device
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.plots import plot_confusion_matrix
 from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
@@ -42,17 +42,22 @@ def report(
     sweep_command: str | None = None,
     device: str = "auto",
     precision: str | None = None,
+    overwrite: bool = False,
+    accept_changed_data: bool = False,
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
 
     ``checkpoints=False`` skips the confusion matrices and sample predictions (no model is run,
     no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
     checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts), in
-    ``precision`` (default: each run's own).
+    ``precision`` (default: each run's own). ``out`` may be new, empty or a report of ours; a folder
+    holding other files is refused unless ``overwrite`` (which replaces only ``REPORT_FILES``). A run
+    whose image folder changed since it started is refused, as eval refuses it, unless ``accept_changed_data``.
     """
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
     out = Path(out)
+    check_report_folder(out, overwrite)
     rows = result_rows(runs)
     with writing(out):
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -66,7 +71,7 @@ def report(
             print(f"[report] run {i + 1}/{len(runs)}: {run.name} ({run.path}): evaluating its checkpoint on its test split",
                   flush=True)
         sections.append(_run_section(run, out, _folder_name(run, i), cache if checkpoints else None, samples, device,
-                                     sweep_command, precision))
+                                     sweep_command, precision, accept_changed_data))
     page = Page(
         title=title or f"resnetlab report: {len(runs)} run{'s' if len(runs) != 1 else ''}",
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -85,6 +90,31 @@ def report(
     return index
 
 
+REPORT_FILES = ("index.html", "results.csv", "results.md", "figures", "runs")  # everything a report writes
+REPORT_MARK = "by <code>resnetlab report</code>"  # in every index.html a report writes (html.render)
+
+
+def check_report_folder(out: Path, overwrite: bool) -> None:
+    """A report is written into a new or empty folder, or over a report of ours; a folder holding a
+    user's own index.html or results.md is refused unless ``overwrite``, which replaces only the
+    report's own files and leaves every other file there as it is."""
+    if overwrite or not out.is_dir() or _is_report(out / "index.html"):
+        return
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ResnetlabError(f"{out} holds files that resnetlab report did not write ({shown}): pass another {option('out')}, "
+                             f"or {option('overwrite', True)} to write the report there (it replaces only {', '.join(REPORT_FILES)})")
+
+
+def _is_report(index: Path) -> bool:
+    try:
+        with index.open("rb") as f:
+            return REPORT_MARK.encode() in f.read(1 << 16)
+    except OSError:
+        return False
+
+
 def _overview(runs: Sequence[Run], out: Path) -> list[FigureRef]:
     """The across-run figures, in figures/."""
     figures = out / "figures"
@@ -101,7 +131,8 @@ def _overview(runs: Sequence[Run], out: Path) -> list[FigureRef]:
 
 
 def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | None, samples: int,
-                 device: str, sweep_command: str | None, precision: str | None = None) -> RunSection:
+                 device: str, sweep_command: str | None, precision: str | None = None,
+                 accept_changed_data: bool = False) -> RunSection:
     folder = out / "runs" / folder_name
     with writing(folder):
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +152,8 @@ def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | No
         section.missing.append("Confusion matrix and sample predictions skipped (report written without checkpoints).")
         return section
     try:
-        predictions = predict_test_split(run, cache, samples=samples, device=device, precision=precision)
+        predictions = predict_test_split(run, cache, samples=samples, device=device, precision=precision,
+                                         accept_changed_data=accept_changed_data)
     except ResnetlabError as exc:
         section.missing.append(f"Confusion matrix and sample predictions not shown: {exc}")
         return section

@@ -146,18 +146,21 @@ SAME_RUN_ANYWHERE = ("out", "data_dir", "device", "quiet", "compile", "recipe")
 
 
 def refuse_outdated_run(folder: Path, config: Any, asker: str = "the sweep") -> None:
-    """A finished run trained with other settings than ``config`` stops ``asker`` before any training."""
+    """A finished or unfinished run trained with other settings than ``config`` stops ``asker`` before
+    any training: an unfinished one is never resumed under settings it did not start with."""
     from resnetlab.training.config import differing_fields, read_run_config
 
     config_file = RunFolder(folder).config_file
-    if run_state(folder) != "finished" or not config_file.is_file():
+    state = run_state(folder)
+    if state not in ("finished", "resumable") or not config_file.is_file():
         return
     saved = read_run_config(config_file)
     changed = differing_fields(saved, config, ignore=SAME_RUN_ANYWHERE)
     if changed:
         detail = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
+        how = "finished" if state == "finished" else "stopped unfinished (it would not be resumed)"
         raise ResnetlabError(
-            f"{folder} finished with other settings than {asker} now asks for ({detail}): move that folder "
+            f"{folder} {how} with other settings than {asker} now asks for ({detail}): move that folder "
             "away (or pass another --out) to train it again, or undo the change to keep it")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from resnetlab.config_values import check_value, check_values, load_yaml, read_yaml_file, shown
+from resnetlab.config_values import check_seed, check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import replacing
@@ -415,9 +415,13 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {shown(getattr(config, key))}")
-    if config.epochs is None and not config.max_iters:
+    if config.epochs is None and config.max_iters is None:
         raise ResnetlabError("set epochs or max_iters: the run needs a budget")
-    for key in ("max_iters", "test_time_shift", "crop_padding", "cutout", "uncropped_epochs", "workers"):
+    if config.max_iters is not None and (isinstance(config.max_iters, bool) or not isinstance(config.max_iters, int)
+                                         or config.max_iters < 1):  # 0 would read as "no cap": say null for that
+        raise ResnetlabError(f"max_iters must be a whole number >= 1 (or null: no cap, the epochs alone), got {shown(config.max_iters)}")
+    check_seed(config.seed)
+    for key in ("test_time_shift", "crop_padding", "cutout", "uncropped_epochs", "workers"):
         value = getattr(config, key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ResnetlabError(f"{key} must be a whole number >= 0, got {value!r}")

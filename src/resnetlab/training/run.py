@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import load_checkpoint
-from resnetlab.data import DatasetBundle, load_dataset
+from resnetlab.checkpoint import load_checkpoint, weights_sidecar
+from resnetlab.data import DatasetBundle, fingerprint, load_dataset
 from resnetlab.data.factory import with_usable_std
-from resnetlab.data.fingerprint import fingerprint_changes, folder_fingerprint
+from resnetlab.data.layout import NAME_HASH
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError, option
@@ -69,6 +69,8 @@ def train(
     if config is None:
         raise ResnetlabError("train() needs a config, or resume=DIR to continue the run in DIR")
     config = with_absolute_data_dir(config)
+    if not resume:
+        refuse_out_in_data(config)
     ctx = distributed.from_environment()
     device = distributed.process_device(ctx, resolve_device(config.device))
     check_batch_fits(config, device, ctx.world_size)
@@ -83,6 +85,10 @@ def train(
         command = command or config_call(config)
         if checkpoint is not None:
             config = resume_config(config, checkpoint["config"])
+            if config.max_iters is not None and checkpoint["iteration"] > config.max_iters:  # before the log: nothing written
+                raise ResnetlabError(f"cannot resume {run.path}: it has trained {checkpoint['iteration']} iterations, more than the "
+                                     f"budget now given (max_iters {config.max_iters}): give at least "
+                                     f"{option('max_iters', checkpoint['iteration'])}, or resume with the run's own budget")
         elif config.normalization == "auto":
             config = replace(config, normalization=normalization_for(run.readable(config.init_from)))  # recorded as decided
         asked = config.precision  # resolved once, then recorded: config.yaml, checkpoints, summary.json
@@ -90,13 +96,14 @@ def train(
         log = run.open_log(config.quiet)
         log.info(describe_recipe(config.recipe, changes))
         log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
-        bundle = normalized(bundle if bundle is not None else load_data(config), config)
+        record = run.read_data_record() if checkpoint is not None else {}
+        bundle = normalized(bundle if bundle is not None else load_data(config, fingerprint.split_rule(record)), config)
         bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
         log.info(describe_data(config, bundle))
         check_native_size_fits(config, bundle, device, ctx.world_size)
         if checkpoint is not None:
             check_same_classes(checkpoint["classes"], bundle.classes, run.path)
-            check_same_data(run, config, accept_changed_data)
+            check_same_data(run, record, config, accept_changed_data)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
         model = build_model(config, bundle, device)
@@ -114,7 +121,7 @@ def train(
             run.write_data_record(data_record(config, bundle))
         trainer.fit()
         summary = {**with_recipe_changes(trainer.summary(), changes), "command": command}
-        run.save_weights(trainer.eval_model.state_dict())
+        run.save_weights(trainer.eval_model.state_dict(), weights_sidecar(trainer.checkpoint()))
         run.write_summary(summary)
         return summary
     except RuntimeError as exc:
@@ -147,13 +154,25 @@ def config_to_resume(config: TrainConfig | None, resume: bool | str | Path) -> T
     return replace(config, out=str(folder)) if config is not None else replace(read_run_config(saved), out=str(folder))
 
 
-def load_data(config: TrainConfig) -> DatasetBundle:
-    """The one place training reads data (``train(..., bundle=)`` bypasses it)."""
+def refuse_out_in_data(config: TrainConfig) -> None:
+    """A run folder inside the image folder it trains on (``--data-dir s5 --out s5/train/myrun``) would
+    become a class folder of that data set, or images of one: refused before anything is created."""
+    if config.dataset != "folder" or not config.data_dir or not config.out:
+        return
+    data, out = Path(config.data_dir).expanduser().resolve(), Path(config.out).expanduser().resolve()
+    if out == data or data in out.parents:
+        raise ResnetlabError(f"{option('out', config.out)} is inside the data folder {config.data_dir}: the run's files would "
+                             f"become part of the data set it reads; pass an {option('out')} outside it")
+
+
+def load_data(config: TrainConfig, split_rule: str = NAME_HASH) -> DatasetBundle:
+    """The one place training reads data (``train(..., bundle=)`` bypasses it); ``split_rule``: a
+    resumed run's own (its data.json's), so that a run split before ``NAME_HASH`` keeps its split."""
     val_split = int(config.val_split) if config.val_split >= 1 else config.val_split
     budget = int(config.memory_budget_gb * 2**30) if config.memory_budget_gb else None
     return load_dataset(config.dataset, config.data_dir, val_split=val_split, seed=config.seed, subset=config.subset,
                         image_size=config.image_size, skip_bad_images=config.skip_bad_images, memory_budget=budget,
-                        stream=config.stream, exif_orientation=config.exif_orientation)
+                        stream=config.stream, exif_orientation=config.exif_orientation, split_rule=split_rule)
 
 
 def normalization_for(init_from: str | None) -> str:
@@ -257,26 +276,14 @@ def data_record(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:
     without train/ and test/, the seeded split of its files; nothing for other data sets."""
     if config.dataset != "folder" or not config.data_dir:
         return {}
-    record = {"data_dir": config.data_dir, "fingerprint": folder_fingerprint(config.data_dir)}
-    if bundle.extra.get("split"):
-        record["split"] = bundle.extra["split"]
-    return record
+    return fingerprint.data_record(config.data_dir, bundle.extra.get("split"))
 
 
-def check_same_data(run: RunFolder, config: TrainConfig, accept_changed_data: bool) -> None:
+def check_same_data(run: RunFolder, record: dict[str, Any], config: TrainConfig, accept_changed_data: bool) -> None:
     """A resumed run must see the images it started on (data.json), unless told to go on anyway."""
-    saved = run.read_data_record().get("fingerprint")
-    if not saved or config.dataset != "folder" or not config.data_dir:
-        return
-    changes = fingerprint_changes(saved, folder_fingerprint(config.data_dir))
-    if not changes:
-        return
-    detail = "; ".join(changes)
-    if accept_changed_data:
-        run.log.warning(f"resuming on changed data in {config.data_dir} (--accept-changed-data): {detail}")
-        return
-    raise ResnetlabError(f"cannot resume {run.path}: the images in {config.data_dir} changed since the run started "
-                         f"({detail}): put them back, start a new run, or pass {option('accept_changed_data', True)} to go on with these")
+    if config.dataset == "folder" and config.data_dir:
+        fingerprint.refuse_changed_data(record, config.data_dir, f"cannot resume {run.path}", accept_changed_data,
+                                        run.log.warning, doing="resuming")
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:

@@ -58,6 +58,7 @@ class Progress:
     best: dict[str, Any] | None = None  # metrics row of the best epoch by validation accuracy
     last: dict[str, Any] | None = None  # last metrics row
     pretrained: dict[str, Any] | None = None  # what init_from loaded
+    process_changes: list[str] = field(default_factory=list)  # "iteration 6: 2 -> 1 processes", one per resume that changed it
 
 
 class Trainer:
@@ -306,7 +307,8 @@ class Trainer:
         progress = self.progress
         metrics = {"epoch_stats": asdict(progress.stats), "train_seconds": progress.train_seconds,
                    "train_images": progress.train_images, "best": progress.best, "last": progress.last,
-                   "pretrained": progress.pretrained}
+                   "pretrained": progress.pretrained, "world_size": self.ctx.world_size,
+                   "process_changes": progress.process_changes}
         state = TrainingState(
             epoch=progress.epoch, batch=progress.batch, iteration=progress.iteration,
             optimizer=self.optimizer.state_dict(), scheduler=self.schedule.state_dict(), scaler=self.scaler.state_dict(),
@@ -331,6 +333,34 @@ class Trainer:
         progress.stats = EpochStats(**m["epoch_stats"])
         progress.train_seconds, progress.train_images = m["train_seconds"], m["train_images"]
         progress.best, progress.last, progress.pretrained = m["best"], m["last"], m["pretrained"]
+        progress.process_changes = list(m.get("process_changes", []))
+        self.refuse_spent_budget()
+        self.note_process_count(m.get("world_size"))
+
+    def note_process_count(self, saved: int | None) -> None:
+        """A run resumed with another number of processes (torchrun's 2 -> 1) goes on with the same
+        global batch, but each step's batch-norm statistics and the split of the data over processes
+        change: its numbers will differ from an uninterrupted run's, so the log and summary.json say so."""
+        if saved is None or saved == self.ctx.world_size:
+            return
+        change = f"iteration {self.progress.iteration}: {saved} -> {self.ctx.world_size} processes"
+        self.progress.process_changes.append(change)
+        self.log.warning(f"resuming a run of {saved} processes with {self.ctx.world_size} ({change}): the global batch is "
+                         "the same, but batch-norm statistics per process differ, so the numbers will differ from an "
+                         "uninterrupted run's (recorded in summary.json's process_changes)")
+
+    def refuse_spent_budget(self) -> None:
+        """A resume under a budget the run has already passed (``--epochs 1`` after a stop in epoch 2)
+        has no step to take and no epoch boundary to stop at: refused, naming a budget that works.
+        A budget that ends exactly where the run stopped finishes that epoch (its evaluation)."""
+        done, total = self.progress.iteration, self.schedule.total_iters
+        if done <= total:
+            return
+        per_epoch = max(1, len(self.train_loader))
+        raise ResnetlabError(
+            f"cannot resume {self.run.path}: it has trained {done} iterations, more than the budget now given "
+            f"({total} iterations: epochs {self.config.epochs}, max_iters {self.config.max_iters}): give at least "
+            f"{option('epochs', math.ceil(done / per_epoch))} or {option('max_iters', done)}, or resume with the run's own budget")
 
     def summary(self) -> dict[str, Any]:
         """The summary.json content (the run folder's contract in ARCHITECTURE.md)."""
@@ -346,6 +376,8 @@ class Trainer:
             "images_per_second": progress.train_images / progress.train_seconds if progress.train_seconds else 0.0,
             "final": final, "classes": list(self.bundle.classes), "command": " ".join(sys.argv),
         }
+        if progress.process_changes:
+            summary["process_changes"] = list(progress.process_changes)
         if self.val_loader is not None:
             final.update(val_loss=last.get("val_loss"), val_acc=last.get("val_acc"))
             summary["best"] = {k: progress.best[k] for k in ("epoch", "iteration", "val_loss", "val_acc", "test_loss", "test_acc")}

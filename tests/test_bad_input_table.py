@@ -410,7 +410,7 @@ CASES: dict[str, tuple[Case, str]] = {
     "export a model folder over the user's folder": (_export_folder_over_the_users_folder, "holds other files, never replaced"),
     "export a model folder onto a file": (_export_folder_onto_a_file, "cannot write .*notes.txt: it is a file"),
     "predict with a damaged model folder": (_predict_with_a_damaged_model_folder, "not a readable safetensors file"),
-    "predict --explain-class of no class": (_predict_explaining_an_unknown_class, "'oak' is not a class of this model"),
+    "predict --explain-class of no class": (_predict_explaining_an_unknown_class, "--explain-class oak names no class of this model"),
     "predict --explain over its photo": (_predict_explained_over_its_photo, "keep.png is one of the images being shown"),
     "serve a folder with no model": (_serve_a_folder_with_no_model, "no checkpoints/last.pt .*and no model.safetensors"),
     "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),

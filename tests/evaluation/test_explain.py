@@ -83,7 +83,7 @@ def test_cli_explain_writes_the_figure_and_refuses_bad_requests(tmp_path: Path, 
     assert out.is_file() and f"wrote {out}" in capsys.readouterr().out
     for argv, message in [
         (["--explain", str(out)], "already exists"),
-        (["--explain", str(tmp_path / "b.png"), "--explain-class", "oak"], "'oak' is not a class of this model"),
+        (["--explain", str(tmp_path / "b.png"), "--explain-class", "oak"], "--explain-class oak names no class of this model"),
         (["--explain", str(photo.with_suffix(".jpg"))], "one of the images"),
         (["--explain-class", "rose"], "go with --explain"),
     ]:

@@ -110,7 +110,7 @@ def test_a_folder_round_trips_through_predict_eval_and_finetune(tiny_run: Path, 
 def test_an_export_never_replaces_other_files_and_replaces_its_own_only_when_asked(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "hub"
     export(tiny_run, out, format="folder")
-    with pytest.raises(ResnetlabError, match="--overwrite"):
+    with pytest.raises(ResnetlabError, match="pass overwrite=True to replace it"):
         export(tiny_run, out, format="folder")
     export(tiny_run, out, format="folder", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub"]  # nothing left aside

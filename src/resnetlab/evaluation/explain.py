@@ -24,7 +24,7 @@ from PIL import Image
 from torch import nn
 
 from resnetlab.data.photos import rgb_image
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.plots import check_figure_path, save_figure
 from resnetlab.evaluation.preprocess import checkpoint_transform, open_rgb
 from resnetlab.models.registry import model_info
@@ -53,7 +53,7 @@ def require_grad_cam() -> Any:
 
 def check_cam_method(method: str) -> str:
     if method not in CAM_METHODS:
-        raise ResnetlabError(f"unknown CAM method {method!r}: choose one of {', '.join(CAM_METHODS)}")
+        raise ResnetlabError(f"unknown CAM method {option('cam_method', method)}: choose one of {', '.join(CAM_METHODS)}")
     return method
 
 
@@ -132,7 +132,8 @@ def class_index(classes: Sequence[str], class_name: str | None) -> int | None:
     if class_name is None:
         return None
     if class_name not in classes:
-        raise ResnetlabError(f"--explain-class {class_name!r} is not a class of this model: choose one of {', '.join(classes)[:300]}")
+        raise ResnetlabError(f"{option('explain_class', class_name)} names no class of this model: "
+                             f"choose one of {', '.join(classes)[:300]}")
     return list(classes).index(class_name)
 
 

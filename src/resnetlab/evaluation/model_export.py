@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.files import WriteError, replacing, writing
 from resnetlab.model_folder import CONFIG, DESCRIPTION_FORMAT, MODEL_CARD, SUFFIX, WEIGHTS, describe, write_safetensors
 from resnetlab.models.registry import model_info
@@ -30,7 +30,7 @@ PROBE_BATCH = 2
 def export_safetensors(source: str | Path, out: Path) -> dict[str, Any]:
     """``source``'s weights as one ``.safetensors`` file (its description in the header's metadata)."""
     if out.suffix != SUFFIX:
-        raise ResnetlabError(f"safetensors files end in {SUFFIX}: use --out {out.with_suffix(SUFFIX)}")
+        raise ResnetlabError(f"safetensors files end in {SUFFIX}: use {option('out', str(out.with_suffix(SUFFIX)))}")
     ckpt = load_checkpoint(source)
     with replacing(out) as tmp:  # .<name>.XXXX.tmp.safetensors: read back as safetensors
         write_safetensors(ckpt["state_dict"], tmp, describe(ckpt))
@@ -152,18 +152,19 @@ def _check_folder_out(out: Path, overwrite: bool, reads: Path) -> None:
     """An empty or new folder, or with ``overwrite`` a model folder written before; never a run folder,
     never the folder being exported."""
     if out.exists() and not out.is_dir():
-        raise WriteError(f"cannot write {out}: it is a file, and --format folder writes a folder (choose another --out)")
+        raise WriteError(f"cannot write {out}: it is a file, and {option('format', 'folder')} writes a folder "
+                         f"(choose another {option('out')})")
     if not out.is_dir() or not any(out.iterdir()):
         return
     if holds_run(out) or run_holding(out) is not None:
         raise ResnetlabError(f"{out} is (inside) a run folder: export to a folder of its own")
     if reads.parent.resolve() == out.resolve():
-        raise ResnetlabError(f"--out {out} is the model folder being exported: choose another --out; "
-                             "an export never replaces its source, even with --overwrite")
+        raise ResnetlabError(f"{option('out', str(out))} is the model folder being exported: choose another {option('out')}; "
+                             f"an export never replaces its source, even with {option('overwrite', True)}")
     ours = _is_exported_folder(out)
     if not overwrite or not ours:
-        what = "--overwrite to replace it" if ours else "an empty or new folder (it holds other files, never replaced)"
-        raise ResnetlabError(f"{out} already exists: pass {what}, or choose another --out")
+        what = f"{option('overwrite', True)} to replace it" if ours else "an empty or new folder (it holds other files, never replaced)"
+        raise ResnetlabError(f"{out} already exists: pass {what}, or choose another {option('out')}")
 
 
 def _is_exported_folder(folder: Path) -> bool:

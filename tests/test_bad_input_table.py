@@ -291,6 +291,41 @@ def _sweep_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["sweep", str(tmp / "sweep.yaml"), "--out", str(tmp / "notes.txt")]
 
 
+def _export_folder_into_the_run(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["export", str(run), "--format", "folder", "--out", str(run), "--overwrite"]
+
+
+def _export_folder_over_the_users_folder(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "notes.txt").write_text("mine")
+    return ["export", str(run), "--format", "folder", "--out", str(tmp / "mine"), "--overwrite"]
+
+
+def _export_folder_onto_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["export", str(run), "--format", "folder", "--out", str(tmp / "notes.txt")]
+
+
+def _predict_with_a_damaged_model_folder(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "model").mkdir()
+    (tmp / "model" / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    return ["predict", str(tmp / "model"), str(next((data / "test").rglob("*.png")))]
+
+
+def _predict_explaining_an_unknown_class(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["predict", str(run), str(next((data / "test").rglob("*.png"))), "--explain", str(tmp / "why.png"), "--explain-class", "oak"]
+
+
+def _predict_explained_over_its_photo(tmp: Path, data: Path, run: Path) -> list[str]:
+    shutil.copy(next((data / "test").rglob("*.png")), tmp / "keep.png")
+    return ["predict", str(run), str(tmp / "keep.png"), "--explain", str(tmp / "keep.png"), "--overwrite"]
+
+
+def _serve_a_folder_with_no_model(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "empty").mkdir()
+    return ["serve", str(tmp / "empty"), "--port", "0"]
+
+
 def _log_planted_as_a_link(tmp: Path, data: Path, run: Path) -> list[str]:
     """A link planted as train.log would have the resume append its lines to whatever it points at."""
     (tmp / "victim.txt").write_text("someone else's file\n")
@@ -411,6 +446,13 @@ CASES: dict[str, tuple[Case, str]] = {
                                            "holds class folders \\(bright, dark\\) but no train/ .*pass --val-split FRACTION"),
     "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
     "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),
+    "export a model folder into the run": (_export_folder_into_the_run, "is \\(inside\\) a run folder"),
+    "export a model folder over the user's folder": (_export_folder_over_the_users_folder, "holds other files, never replaced"),
+    "export a model folder onto a file": (_export_folder_onto_a_file, "cannot write .*notes.txt: it is a file"),
+    "predict with a damaged model folder": (_predict_with_a_damaged_model_folder, "not a readable safetensors file"),
+    "predict --explain-class of no class": (_predict_explaining_an_unknown_class, "--explain-class oak names no class of this model"),
+    "predict --explain over its photo": (_predict_explained_over_its_photo, "keep.png is one of the images being shown"),
+    "serve a folder with no model": (_serve_a_folder_with_no_model, "no checkpoints/last.pt .*and no model.safetensors"),
     "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),
     "train.log planted as a link": (_log_planted_as_a_link, "train.log is a link to .*victim.txt.* delete the link"),
     "run.lock planted as a link": (_lock_planted_as_a_link, "run.lock is a link to .*victim.txt.* delete the link"),

@@ -15,7 +15,7 @@ import sys
 from resnetlab.errors import ResnetlabError
 
 COMMAND_MODULES = ("models", "summary", "data", "recipes", "train", "eval", "predict", "finetune", "export", "responses", "report",
-                   "sweep")
+                   "sweep", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -180,7 +180,10 @@ def _prediction_figures(run: Run, predictions: TestPredictions, out: Path, folde
     grid = plots.prediction_grid(
         predictions.sample_images, predictions.sample_labels, predictions.sample_predictions, predictions.classes,
         folder / "predictions.png",
-        title=f"{run.name}: {len(predictions.sample_labels)} random test images, {wrong} wrong (green ✓ right, red ✗ wrong)",
+        title=f"{run.name}: {len(predictions.sample_labels)} random test images, {wrong} wrong (green ✓ right, red ✗ wrong)"
+              + ("; last row: the mistakes' class activation maps" if predictions.mistake_maps is not None
+                 and len(predictions.mistake_maps) else ""),
+        mistake_maps=predictions.mistake_maps,
     )
     return [_ref(out, confusion, "Confusion matrix on the test split (rows: true class)"),
             _ref(out, grid, "Sample test predictions", width=1150)]  # full width: the captions are small

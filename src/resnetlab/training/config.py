@@ -36,8 +36,6 @@ COLLECTIVE_TIMEOUT = 600.0  # seconds; collective_timeout's default (its help sa
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "linear")
 SCHEDULE_UNITS = ("iterations", "epochs")
-FLIPS = ("random", "alternate", "none")
-PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 NORMALIZATIONS = ("auto", "imagenet", "dataset", "none")
 INITS = ("kaiming", "xavier")
 
@@ -118,7 +116,7 @@ class TrainConfig:
     memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
-    photo_views: str = setting("auto", "photos: where training views are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
+    photo_views: str = setting("auto", "photos: where training crops are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
                                        "at a time) | batched (the training device, whole batches; nvjpeg on CUDA) | auto (batched on CUDA)")
     skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
     exif_orientation: str = setting("ignore", "image folders and predict: photos tagged as stored sideways (EXIF orientation) "
@@ -404,12 +402,13 @@ def _check_keys(values: dict[str, Any], source: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
-    from resnetlab.data.photo_loader import PHOTO_VIEWS
+    from resnetlab.data.loader import FLIP_MODES, PHOTO_AUGMENTATIONS  # the data's own choices, loaded with torch
+    from resnetlab.data.photo_pipeline import PHOTO_VIEWS
     from resnetlab.models.registry import check_model_options
 
     for key in FIELDS:  # types first: every check below may then compare and compute
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIPS,
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIP_MODES,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
                "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS, "init": INITS}
     for key, allowed in choices.items():

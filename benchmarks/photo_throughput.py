@@ -6,17 +6,17 @@ and step count, rounds interleaved so that drift in the machine's load hits ever
 1. bare     training steps on one ready, normalised channels_last batch (no data work at all);
 2. cached   ``PhotoLoader`` over the photo folder's memory cache: RandomResizedCrop + flip per
             photo from the cached copy, normalised, channels_last;
-3. cached-batched  the same views cut in batches (``photo_views: batched``), the path a GPU
+3. cached-batched  the same crops cut in batches (``photo_views: batched``), the path a GPU
             takes, here on the CPU: what decides that the CPU keeps cutting photo by photo;
-4. streamed ``StreamingLoader``: the same views (bit for bit), each photo decoded from its file
+4. streamed ``StreamingLoader``: the same crops (bit for bit), each photo decoded from its file
             and resized in ``--workers`` worker processes (one line per worker count given).
 
 Prints images/s for each and the ratios to the bare step (target for cached >= 0.9), and
 cached-batched / cached; then how far the batched paths' pixels are from the per-photo ones over
 one epoch (the cache cut in batches, and the folder streamed with its JPEGs decoded by
 ``decode_jpeg`` in the training process, the GPU's code path on the CPU); then the cutting alone,
-batch by batch on the same boxes: per photo (``cut_view``), batched matrix products
-(``cut_views``) and ``torchvision.ops.roi_align`` (adaptive sampling), the candidates for the
+batch by batch on the same boxes: per photo (``cut_crop``), batched matrix products
+(``cut_crops``) and ``torchvision.ops.roi_align`` (adaptive sampling), the candidates for the
 batched path. Run on a quiet machine:
 
     python benchmarks/photo_throughput.py --data-dir ~/.cache/resnetlab/flowers5_kaggle --sizes 224 112 --workers 1 2 --steps 20 --rounds 3
@@ -35,8 +35,8 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from resnetlab.data import Augmentation, create_loader, load_dataset
-from resnetlab.data.batched_views import cut_views, pack_boxes
-from resnetlab.data.photo_views import PhotoView, cut_view, draw_view, stack_channels_last, view_rng
+from resnetlab.data.batched_crops import cut_crops, pack_boxes
+from resnetlab.data.photo_crops import PhotoCrop, crop_rng, cut_crop, draw_crop, stack_channels_last
 from resnetlab.models import create_model
 
 
@@ -98,7 +98,7 @@ def measure(data_dir: str, size: int, args: argparse.Namespace) -> dict[str, flo
 
 
 def pixel_difference(data_dir: str, size: int, batch_size: int) -> None:
-    """Max and mean |difference| in pixel levels (0-255) of one epoch's training views, batched vs per-photo."""
+    """Max and mean |difference| in pixel levels (0-255) of one epoch's training crops, batched vs per-photo."""
     pixels = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3, train=True, augmentation=Augmentation())
     cached = load_dataset("folder", data_dir, image_size=size).train
     streamed = load_dataset("folder", data_dir, image_size=size, stream=True).train
@@ -112,31 +112,31 @@ def pixel_difference(data_dir: str, size: int, batch_size: int) -> None:
         print(f"  {name} vs per-photo, one epoch: max |difference| {top:.0f}, mean {total / count:.4f} pixel levels")
 
 
-def roi_align_views(images: list[torch.Tensor], views: list[PhotoView], crop: int) -> torch.Tensor:
-    """The views by ``roi_align`` over the packed boxes (sampling_ratio 0: ceil(box / S) samples a bin)."""
-    packed = pack_boxes(images, views, "cpu").permute(0, 3, 1, 2).float()
-    boxes = torch.tensor([[k, 0, 0, v.width, v.height] for k, v in enumerate(views)], dtype=torch.float32)
+def roi_align_crops(images: list[torch.Tensor], crops: list[PhotoCrop], crop: int) -> torch.Tensor:
+    """The crops by ``roi_align`` over the packed boxes (sampling_ratio 0: ceil(box / S) samples a bin)."""
+    packed = pack_boxes(images, crops, "cpu").permute(0, 3, 1, 2).float()
+    boxes = torch.tensor([[k, 0, 0, v.width, v.height] for k, v in enumerate(crops)], dtype=torch.float32)
     out = roi_align(packed, boxes, crop, spatial_scale=1.0, sampling_ratio=0, aligned=True)
-    out = torch.where(torch.tensor([v.flip for v in views])[:, None, None, None], out.flip(-1), out)
+    out = torch.where(torch.tensor([v.flip for v in crops])[:, None, None, None], out.flip(-1), out)
     return out.round().clamp(0, 255).to(torch.uint8).contiguous(memory_format=torch.channels_last)
 
 
 def resize_kernels(data_dir: str, size: int, batch_size: int, rounds: int) -> None:
-    """Cutting a batch's views three ways, interleaved on the same boxes: speed ratios and pixel differences."""
+    """Cutting a batch's crops three ways, interleaved on the same boxes: speed ratios and pixel differences."""
     photos = load_dataset("folder", data_dir, image_size=size).train
-    ways = {"per-photo": lambda ims, vs: stack_channels_last([cut_view(x, v, size) for x, v in zip(ims, vs)]),
-            "batched": lambda ims, vs: cut_views(ims, vs, size, "cpu"), "roi_align": lambda ims, vs: roi_align_views(ims, vs, size)}
+    ways = {"per-photo": lambda ims, vs: stack_channels_last([cut_crop(x, v, size) for x, v in zip(ims, vs)]),
+            "batched": lambda ims, vs: cut_crops(ims, vs, size, "cpu"), "roi_align": lambda ims, vs: roi_align_crops(ims, vs, size)}
     seconds = {name: 0.0 for name in ways}
     top, total = dict.fromkeys(ways, 0), dict.fromkeys(ways, 0.0)
     batches = len(photos) // batch_size
     for round_, b in itertools.product(range(rounds), range(batches)):
         rows = range(b * batch_size, (b + 1) * batch_size)
-        views = [draw_view(view_rng(0, round_, i), *photos.shapes[i].tolist()[1:], size, "random-resized-crop", True) for i in rows]
+        crops = [draw_crop(crop_rng(0, round_, i), *photos.shapes[i].tolist()[1:], size, "random-resized-crop", True) for i in rows]
         images = [photos.image(i) for i in rows]
         reference = None
         for name, cut in ways.items():
             start = time.perf_counter()
-            pixels = cut(images, views)
+            pixels = cut(images, crops)
             seconds[name] += time.perf_counter() - start
             reference = pixels if reference is None else reference
             difference = (pixels.int() - reference.int()).abs()

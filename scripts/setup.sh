@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import resnetlab, torch, torchvision, onnxruntime, pytest" 2>/dev/null \
+if ! .venv/bin/python -c "import resnetlab, torch, torchvision, onnxruntime, pytest, safetensors, pytorch_grad_cam, starlette, uvicorn, multipart" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[all]"

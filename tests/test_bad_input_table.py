@@ -235,6 +235,37 @@ def _predict_from_weights_at_size_1(tmp: Path, data: Path, run: Path) -> list[st
             "--image-size", "1", str(next((data / "test").rglob("*.png")))]
 
 
+def _responses_of_weights_without_a_model(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["responses", str(run / "weights.pth"), "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_with_an_unknown_model(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["responses", str(run / "weights.pth"), "--model", "resnet21", "--dataset", "folder", "--data-dir", str(data),
+            "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_of_another_architectures_weights(tmp: Path, data: Path, run: Path) -> list[str]:
+    from resnetlab.models import create_model
+
+    torch.save({"state_dict": create_model("resnet32", num_classes=2).state_dict()}, tmp / "resnet32.th")
+    return ["responses", str(tmp / "resnet32.th"), "--model", "resnet20", "--dataset", "folder", "--data-dir", str(data),
+            "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_without_the_data(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["responses", str(run), "--data-dir", str(tmp / "typo"), "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_on_changed_data(tmp: Path, data: Path, run: Path) -> list[str]:
+    _eval_on_changed_data(tmp, data, run)  # data.json: train/dark held 7 images; the folder holds 8
+    return ["responses", str(run), "--out", str(tmp / "fig7"), "--device", "cpu"]
+
+
+def _responses_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["responses", str(run), "--out", str(tmp / "notes.txt"), "--device", "cpu"]
+
+
 def _data_info_at_a_huge_size(tmp: Path, data: Path, run: Path) -> list[str]:
     return ["data", "info", "--dataset", "folder", "--data-dir", str(data), "--image-size", "100000"]
 
@@ -258,6 +289,41 @@ def _sweep_into_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
     (tmp / "sweep.yaml").write_text(f"name: s\ndefaults: {{dataset: folder, data_dir: {data}, model: resnet20, max_iters: 2}}\n"
                                     "runs:\n  - {name: a}\n")
     return ["sweep", str(tmp / "sweep.yaml"), "--out", str(tmp / "notes.txt")]
+
+
+def _export_folder_into_the_run(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["export", str(run), "--format", "folder", "--out", str(run), "--overwrite"]
+
+
+def _export_folder_over_the_users_folder(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "notes.txt").write_text("mine")
+    return ["export", str(run), "--format", "folder", "--out", str(tmp / "mine"), "--overwrite"]
+
+
+def _export_folder_onto_a_file(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("mine")
+    return ["export", str(run), "--format", "folder", "--out", str(tmp / "notes.txt")]
+
+
+def _predict_with_a_damaged_model_folder(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "model").mkdir()
+    (tmp / "model" / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    return ["predict", str(tmp / "model"), str(next((data / "test").rglob("*.png")))]
+
+
+def _predict_explaining_an_unknown_class(tmp: Path, data: Path, run: Path) -> list[str]:
+    return ["predict", str(run), str(next((data / "test").rglob("*.png"))), "--explain", str(tmp / "why.png"), "--explain-class", "oak"]
+
+
+def _predict_explained_over_its_photo(tmp: Path, data: Path, run: Path) -> list[str]:
+    shutil.copy(next((data / "test").rglob("*.png")), tmp / "keep.png")
+    return ["predict", str(run), str(tmp / "keep.png"), "--explain", str(tmp / "keep.png"), "--overwrite"]
+
+
+def _serve_a_folder_with_no_model(tmp: Path, data: Path, run: Path) -> list[str]:
+    (tmp / "empty").mkdir()
+    return ["serve", str(tmp / "empty"), "--port", "0"]
 
 
 def _log_planted_as_a_link(tmp: Path, data: Path, run: Path) -> list[str]:
@@ -364,6 +430,15 @@ CASES: dict[str, tuple[Case, str]] = {
     "predict --show as a .pth": (_predict_shown_as_a_weights_file, "matplotlib writes no .pth files; end the name with .png"),
     "predict from weights at --image-size 1": (_predict_from_weights_at_size_1,
                                                 "--image-size 1 is below the smallest image resnet20 takes, 4 pixels"),
+    "responses of weights without --model": (_responses_of_weights_without_a_model,
+                                             "weights.pth is a plain weights file: pass --model NAME .* and --dataset NAME"),
+    "responses with an unknown --model": (_responses_with_an_unknown_model, "resnet21"),
+    "responses of another architecture's weights": (_responses_of_another_architectures_weights,
+                                                    "do not fit the backbone of resnet20: .*they look like resnet32 weights"),
+    "responses without the data": (_responses_without_the_data, "typo"),
+    "responses into a file": (_responses_into_a_file, "cannot write .*notes.txt"),
+    "responses on changed data": (_responses_on_changed_data, "cannot measure the responses of .*changed since the run started "
+                                                              "\\(train/dark has 8 images, it had 7\\).*--accept-changed-data"),
     "data info at a huge --image-size": (_data_info_at_a_huge_size, "--image-size 100000 .* needs [\\d.]+ GiB"),
     "class file of numbers": (_class_file_of_numbers, "class indices file .*classes.json: the class of index 0 is 1, not a class name"),
     "class file with names as keys": (_class_file_with_names_as_keys, "classes.json: 'dark' maps to \"bright\", not an index"),
@@ -371,6 +446,13 @@ CASES: dict[str, tuple[Case, str]] = {
                                            "holds class folders \\(bright, dark\\) but no train/ .*pass --val-split FRACTION"),
     "report into a file": (_report_into_a_file, "cannot write .*notes.txt"),
     "eval into a file": (_eval_into_a_file, "cannot write .*notes.txt/eval"),
+    "export a model folder into the run": (_export_folder_into_the_run, "is \\(inside\\) a run folder"),
+    "export a model folder over the user's folder": (_export_folder_over_the_users_folder, "holds other files, never replaced"),
+    "export a model folder onto a file": (_export_folder_onto_a_file, "cannot write .*notes.txt: it is a file"),
+    "predict with a damaged model folder": (_predict_with_a_damaged_model_folder, "not a readable safetensors file"),
+    "predict --explain-class of no class": (_predict_explaining_an_unknown_class, "--explain-class oak names no class of this model"),
+    "predict --explain over its photo": (_predict_explained_over_its_photo, "keep.png is one of the images being shown"),
+    "serve a folder with no model": (_serve_a_folder_with_no_model, "no checkpoints/last.pt .*and no model.safetensors"),
     "sweep into a file": (_sweep_into_a_file, "cannot write .*notes.txt"),
     "train.log planted as a link": (_log_planted_as_a_link, "train.log is a link to .*victim.txt.* delete the link"),
     "run.lock planted as a link": (_lock_planted_as_a_link, "run.lock is a link to .*victim.txt.* delete the link"),

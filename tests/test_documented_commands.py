@@ -65,7 +65,7 @@ COMMANDS = documented_commands()
 def test_every_main_command_has_a_documented_example() -> None:
     """The parser below checks each example; this checks that the reading found them all."""
     shown = {argv[0] for _, argv in COMMANDS if argv}
-    assert {"train", "eval", "predict", "finetune", "export", "report", "sweep", "data", "models"} <= shown, sorted(shown)
+    assert {"train", "eval", "predict", "finetune", "export", "report", "responses", "sweep", "data", "models"} <= shown, sorted(shown)
     assert any(argv[:1] == ["train"] and "fast" in argv for _, argv in COMMANDS)
 
 

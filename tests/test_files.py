@@ -179,6 +179,8 @@ IN_PLACE_WRITES = {
     ("evaluation/export.py", "write_bytes"): "writes the temporary file export() gets from replacing(), in Python: "
                                              "torch's C++ writer aborts the process on a full disk",
     ("evaluation/export.py", "_write_onnx"): "writes the temporary file export() gets from replacing()",
+    ("evaluation/model_export.py", "export_folder"): "writes the files of a staging folder (mkdtemp beside --out) that takes "
+                                                     "the name --out whole, only once read back and checked",
 }
 MODE = re.compile(r"^[rwxabt+]*[wxa+][rwxabt+]*(:[a-z0-9*]*)?$")  # open()'s modes that write
 WRITERS = {"write_text", "write_bytes", "savefig", "to_csv", "FileHandler", "SummaryWriter", "mkstemp", "NamedTemporaryFile",

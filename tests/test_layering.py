@@ -1,5 +1,5 @@
 """Imports run one way: errors, files, config_values, run_lock <- runs, models, data <- checkpoint,
-devices, precision, pretrained <- evaluation <- training <- reports <- sweeps <- cli.
+devices, precision, pretrained, model_folder <- evaluation <- training <- reports, serving <- sweeps <- cli.
 
 Every import in src/resnetlab is read from the source: at the top of a file or inside a function,
 absolute, relative (``from . import x``) or of the package (``from resnetlab import training``).
@@ -19,8 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "resnetlab"
 LAYERS = {  # lower imports nothing above it
     "errors": 0, "files": 0, "memory": 0, "config_values": 0, "run_lock": 0, "stop_signals": 0, "progress": 0,
     "runs": 1, "models": 1, "data": 1,
-    "checkpoint": 2, "devices": 2, "pretrained": 2, "precision": 2,
-    "evaluation": 3, "training": 4, "reports": 5, "sweeps": 6, "cli": 7, "__init__": 8, "__main__": 8,
+    "checkpoint": 2, "model_folder": 2, "devices": 2, "pretrained": 2, "precision": 2,
+    "evaluation": 3, "training": 4, "reports": 5, "serving": 5, "sweeps": 6, "cli": 7, "__init__": 8, "__main__": 8,
 }
 
 

@@ -29,6 +29,7 @@ _LAZY = {
     "Predictor": "resnetlab.evaluation",
     "finetune": "resnetlab.training.finetune",
     "export": "resnetlab.evaluation",
+    "responses": "resnetlab.reports.responses",
     "report": "resnetlab.reports",
     "sweep": "resnetlab.sweeps",
 }

@@ -22,6 +22,7 @@ from torch import nn
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import atomic_save, path_problem
 from resnetlab.memory import check_image_size
+from resnetlab.model_folder import WEIGHTS, checkpoint_entries, is_model_folder, is_safetensors, read_safetensors
 from resnetlab.models import create_model
 from resnetlab.runs import CHECKPOINTS, RUN_CHECKPOINTS, run_checkpoint
 
@@ -33,13 +34,16 @@ TRAINING_STATE = ("config", "epoch", "batch", "iteration", "optimizer", "schedul
 
 
 def checkpoint_path(source: str | Path) -> Path:
-    """A checkpoint file as given, or a run folder's ``run_checkpoint``; a missing one is named."""
+    """A checkpoint file as given, a run folder's ``run_checkpoint``, or a model folder's
+    model.safetensors (``model_folder.py``); a missing one is named."""
     source = Path(source)
     if source.is_dir():
         found = run_checkpoint(source)
+        if found is None and is_model_folder(source):
+            return source / WEIGHTS
         if found is None:
-            raise ResnetlabError(f"{source} is a folder with no {' or '.join(f'{CHECKPOINTS}/{n}' for n in RUN_CHECKPOINTS)}: "
-                                 "pass a run folder or a .pt file")
+            raise ResnetlabError(f"{source} is a folder with no {' or '.join(f'{CHECKPOINTS}/{n}' for n in RUN_CHECKPOINTS)} "
+                                 f"and no {WEIGHTS}: pass a run folder, a model folder or a .pt file")
         return found
     if (problem := path_problem(source)) is not None:
         raise ResnetlabError(f"checkpoint {source} {problem}: pass a .pt file or a run folder")
@@ -47,10 +51,14 @@ def checkpoint_path(source: str | Path) -> Path:
 
 
 def read_weights_file(path: str | Path) -> Any:
-    """``torch.load(weights_only=True)`` with our own message for every way it can fail."""
+    """``torch.load(weights_only=True)`` with our own message for every way it can fail; a
+    safetensors file (or model folder) is its checkpoint when it describes itself, else its tensors."""
     path = checkpoint_path(path)
     if path.stat().st_size == 0:
         raise ResnetlabError(f"{path} is empty (0 bytes): the checkpoint was never written; pass another one")
+    if is_safetensors(path):
+        state, description = read_safetensors(path)
+        return state if description is None else build_checkpoint(**checkpoint_entries(description, path), state_dict=state)
     try:
         with warnings.catch_warnings():  # a plain pickle's protocol note would only precede our own message
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -151,7 +159,8 @@ def load_checkpoint(path: str | Path, *, for_resume: bool = False) -> dict[str, 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ResnetlabError(
             f"{path} is not a resnetlab checkpoint (no 'format: {FORMAT}' entry); "
-            "for a torchvision weights file use 'resnetlab finetune --init-from'"
+            "for a torchvision weights file use 'resnetlab finetune --init-from', or 'resnetlab predict --weights FILE "
+            "--model NAME --classes JSON'"
         )
     check_checkpoint(ckpt, path, for_resume=for_resume)
     check_input_size(ckpt.get("input_size"), path)

@@ -132,7 +132,7 @@ def test_a_torchvision_that_decodes_no_lists_is_asked_once_and_then_given_one_fi
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (nvjpeg)")
-def test_on_a_gpu_nvjpeg_and_the_batched_views_stay_near_the_cpu_path(photo_folder) -> None:
+def test_on_a_gpu_nvjpeg_and_the_batched_crops_stay_near_the_cpu_path(photo_folder) -> None:
     cuda = torch.device("cuda")
     cached, streamed = loaders(photo_folder, train=True, device=cuda)
     on_gpu = create_loader(load_dataset("folder", photo_folder, image_size=32).train, 4, **PIXELS, seed=5, train=True, device=cuda,

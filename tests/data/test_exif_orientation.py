@@ -12,8 +12,9 @@ from PIL import Image, ImageOps
 
 from resnetlab.checkpoint import FORMAT, VERSION
 from resnetlab.cli import main
-from resnetlab.data import folder, load_dataset
-from resnetlab.data.photos import decode_photo, eval_resize
+from resnetlab.data import decode, load_dataset
+from resnetlab.data.decode import decode_photo
+from resnetlab.data.photos import eval_resize
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation import Predictor
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, open_rgb
@@ -42,11 +43,11 @@ def test_every_decoder_reads_as_stored_by_default_and_upright_when_asked(tmp_pat
     photo = sideways_jpeg(tmp_path / "phone.jpg")
     assert open_rgb(photo).size == (120, 90) and open_rgb(photo, "apply").size == (90, 120)
     assert np.array_equal(np.asarray(open_rgb(photo, "apply")), upright(photo))
-    assert decode_photo(str(photo), 37).shape == (37, 49, 3) and decode_photo(str(photo), 37, "apply").shape == (49, 37, 3)
-    stored = folder._decode_jpeg(str(photo), None)  # torchvision's decoder, the small-image path
-    turned = folder._decode_jpeg(str(photo), None, "apply")
+    assert decode_photo(str(photo), 37).shape == (3, 37, 49) and decode_photo(str(photo), 37, "apply").shape == (3, 49, 37)
+    stored = decode._decode_jpeg(str(photo), None)  # torchvision's decoder, the small-image path
+    turned = decode._decode_jpeg(str(photo), None, "apply")
     assert stored.shape == (90, 120, 3) and turned.shape == (120, 90, 3)
-    assert np.array_equal(turned, folder._decode_pil(str(photo), None, "apply"))  # both decoders turn it the same way
+    assert np.array_equal(turned, decode._decode_pil(str(photo), None, "apply"))  # both decoders turn it the same way
     assert np.array_equal(turned, upright(photo))
 
 

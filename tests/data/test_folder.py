@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnetlab.data import folder, load_dataset
+from resnetlab.data import decode, folder, load_dataset
 from resnetlab.data.layout import read_layout
 from resnetlab.errors import ResnetlabError
 from tests.builders import make_image_folder
@@ -154,8 +154,8 @@ def test_fast_jpeg_path_matches_pil(tmp_path) -> None:
     root = make_image_folder(tmp_path / "p", ext="jpg", mode="RGB")
     Image.new("L", (8, 8), 90).save(root / "train" / "cat" / "gray.jpg")
     for path in sorted((root / "train").rglob("*.jpg")):
-        fast = folder._decode_jpeg(str(path), None)
-        pil = folder._decode_pil(str(path), None)
+        fast = decode._decode_jpeg(str(path), None)
+        pil = decode._decode_pil(str(path), None)
         assert fast is not None and (fast.reshape(pil.shape) == pil).all()
 
 

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from resnetlab.cli import main
-from resnetlab.data import folder, load_dataset
-from resnetlab.data import photos as photo_module
-from resnetlab.data.photos import PhotoSet, eval_resize, rgb_image
+from resnetlab.data import decode, load_dataset
+from resnetlab.data.decode import rgb_image
+from resnetlab.data.photos import PhotoSet, eval_resize
 from resnetlab.errors import ResnetlabError
 from tests.builders import make_photo_folder, write_photo
 
@@ -68,7 +68,7 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path) -> None:
     with Image.open(path) as image:
         pixels = np.asarray(rgb_image(image))
     assert pixels[0, :, 0].tolist() == [4, 233, 255, 0]  # round(v * 255 / 65535); clipping gave 255 for both
-    assert folder.decode_image(str(path), None)[0, :, 0].tolist() == [4, 233, 255, 0]  # the small-image path too
+    assert decode.decode_small_image(str(path), None)[0, :, 0].tolist() == [4, 233, 255, 0]  # the small-image path too
 
 
 def jpeg_claiming(path, width: int, height: int) -> None:
@@ -85,7 +85,7 @@ def test_decompression_bombs_are_refused_jpeg_and_png(photo_folder, monkeypatch)
     with pytest.raises(ResnetlabError, match=r"bomb\.jpg.*(pixel limit|decompression bomb)"):
         load_dataset("folder", photo_folder, image_size=32)
     (photo_folder / "train" / "ant" / "bomb.jpg").unlink()
-    monkeypatch.setattr(photo_module, "MAX_PIXELS", 11_000)  # a PNG just over a (lowered) limit; the others are under
+    monkeypatch.setattr(decode, "MAX_PIXELS", 11_000)  # a PNG just over a (lowered) limit; the others are under
     write_photo(photo_folder / "train" / "bee" / "big.png", 120, 100, "RGB", "PNG", seed=3)
     with pytest.raises(ResnetlabError, match=r"big\.png.*pixel limit"):
         load_dataset("folder", photo_folder, image_size=32)

@@ -9,8 +9,8 @@ import torch
 from torchvision import transforms
 
 from resnetlab.data import Augmentation, create_loader, load_dataset
+from resnetlab.data.photo_crops import crop_rng, draw_crop, random_resized_box, scale_jitter_box, ten_crop_boxes
 from resnetlab.data.photo_loader import PhotoLoader
-from resnetlab.data.photo_views import draw_view, random_resized_box, scale_jitter_box, ten_crop_boxes, view_rng
 from resnetlab.data.photos import PhotoSet
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
@@ -18,7 +18,7 @@ MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
 
 def test_random_resized_boxes_follow_torchvision() -> None:
     """Same bounds and, over many draws, the same area and aspect statistics as RandomResizedCrop.get_params."""
-    boxes = torch.tensor([random_resized_box(view_rng(0, 0, i), 256, 341) for i in range(4000)]).double()
+    boxes = torch.tensor([random_resized_box(crop_rng(0, 0, i), 256, 341) for i in range(4000)]).double()
     top, left, h, w = boxes.T
     assert (top >= 0).all() and (left >= 0).all() and (top + h <= 256).all() and (left + w <= 341).all()
     assert (h >= 1).all() and (w >= 1).all()
@@ -34,11 +34,11 @@ def test_random_resized_boxes_follow_torchvision() -> None:
 
 def test_extreme_panorama_falls_back_to_torchvisions_centre_box() -> None:
     """A 10x400 strip: no box of 8%+ of the area with a ratio in 3/4..4/3 fits, so the centred fallback."""
-    assert random_resized_box(view_rng(0, 0, 1), 10, 400) == (0, (400 - 13) // 2, 10, 13)
+    assert random_resized_box(crop_rng(0, 0, 1), 10, 400) == (0, (400 - 13) // 2, 10, 13)
 
 
 def test_scale_jitter_boxes_are_squares_of_the_paper_scales() -> None:
-    boxes = [scale_jitter_box(view_rng(0, 0, i), 256, 300, 224) for i in range(500)]
+    boxes = [scale_jitter_box(crop_rng(0, 0, i), 256, 300, 224) for i in range(500)]
     sides = torch.tensor([b[2] for b in boxes])
     assert all(b[2] == b[3] and b[0] + b[2] <= 256 and b[1] + b[3] <= 300 for b in boxes)
     # shorter side s in [256, 480] for a 224 crop: a 224 crop of it is 224 * 256 / s cached pixels
@@ -46,11 +46,11 @@ def test_scale_jitter_boxes_are_squares_of_the_paper_scales() -> None:
 
 
 def test_a_view_depends_on_seed_epoch_and_index_alone() -> None:
-    view = draw_view(view_rng(3, 2, 17), 256, 300, 224, "scale", True)
-    assert view == draw_view(view_rng(3, 2, 17), 256, 300, 224, "scale", True)
-    assert view != draw_view(view_rng(3, 3, 17), 256, 300, 224, "scale", True)
+    view = draw_crop(crop_rng(3, 2, 17), 256, 300, 224, "scale", True)
+    assert view == draw_crop(crop_rng(3, 2, 17), 256, 300, 224, "scale", True)
+    assert view != draw_crop(crop_rng(3, 3, 17), 256, 300, 224, "scale", True)
     assert any(abs(c) > 1e-4 for c in view.colour)  # PCA colour noise
-    assert draw_view(view_rng(3, 2, 17), 256, 300, 224, "random-resized-crop", True).colour == (0.0, 0.0, 0.0)
+    assert draw_crop(crop_rng(3, 2, 17), 256, 300, 224, "random-resized-crop", True).colour == (0.0, 0.0, 0.0)
 
 
 @pytest.fixture

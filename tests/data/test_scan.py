@@ -116,3 +116,19 @@ def test_a_class_with_only_passed_over_entries_is_an_empty_class(tmp_path, layou
     os.symlink("..", weeds / "loop")
     with pytest.raises(ResnetlabError, match="weeds contain no images"):
         load_dataset("folder", root, val_split=0.25)
+
+
+def test_only_links_are_resolved_so_a_large_folder_costs_no_system_call_per_photo(tmp_path, monkeypatch) -> None:
+    root = make_image_folder(tmp_path / "many", classes=("a", "b"), per_class=40, splits=("train", "test"))
+    (root / "train" / "a" / "nested").mkdir()
+    for k in range(40):
+        (root / "train" / "a" / "nested" / f"{k}.png").write_bytes((root / "train" / "a" / "000.png").read_bytes())
+    os.symlink("000.png", root / "train" / "b" / "again.png")
+    calls: list[str] = []
+    real = os.path.realpath
+    monkeypatch.setattr(os.path, "realpath", lambda path, *a, **k: calls.append(str(path)) or real(path, *a, **k))
+    every = [root / s / c for s in ("train", "test") for c in ("a", "b")]
+    scan = scan_classes(every[:2], every)
+    assert len(scan.samples) == 120 and scan.passed == [f"{root}/train/b/again.png (a link to {root}/train/b/000.png, read as itself)"]
+    assert len(calls) <= 2 * len(every) + 1  # the class folders and the one link: none per photo (120 photos)
+    assert scan.samples[40] == (str(root / "train" / "a" / "nested" / "0.png"), 0)  # nested photos under their class, sorted

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from resnetlab.data import create_loader, load_dataset
+from resnetlab.data.photo_pipeline import PhotoPipeline
 from resnetlab.data.streaming import PhotoStream
 from tests.builders import make_photo_folder
 
@@ -21,9 +22,9 @@ def streamed(tmp_path, monkeypatch):
 
 
 def test_workers_hand_over_uint8_and_the_device_normalises_as_the_cached_loader_does(streamed, tmp_path) -> None:
-    stream = PhotoStream(streamed.test, train=False, augmentation="random-resized-crop", flip=True, seed=0, ten_crop=False)
+    stream = PhotoStream(streamed.test, PhotoPipeline(streamed.test.crop))
     image, *_ = stream[0, 0]
-    assert image.dtype == torch.uint8  # a quarter of float32's bytes to pin and copy
+    assert image.dtype == torch.uint8 and image.shape == (1, 3, 32, 32)  # a quarter of float32's bytes to pin and copy
     x, labels = next(create_loader(streamed.test, 6, mean=MEAN, std=STD, num_workers=0).batches(0))
     cached = load_dataset("folder", tmp_path / "f", image_size=32)
     y, same_labels = next(create_loader(cached.test, 6, mean=MEAN, std=STD).batches(0))

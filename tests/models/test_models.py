@@ -161,6 +161,15 @@ def test_reference_cifar_checkpoint_converts_by_renaming() -> None:
     assert torch.equal(fresh.fc.weight, ours.fc.weight)
 
 
+def test_reference_projection_shortcuts_convert_to_downsample() -> None:
+    ours = create_model("resnet20", shortcut="B")
+    reference = {"module." + k.replace(".downsample.", ".shortcut."): v for k, v in ours.state_dict().items()}
+    assert any(".shortcut.0.weight" in k for k in reference)
+    fresh = create_model("resnet20", shortcut="B")
+    fresh.load_state_dict(from_reference_cifar(reference), strict=True)
+    assert torch.equal(fresh.layer2[0].downsample[0].weight, ours.layer2[0].downsample[0].weight)
+
+
 def test_paper_cifar_depths_recorded() -> None:
     assert [model_info(f"resnet{d}").depth for d in (20, 32, 44, 56, 110, 1202)] == [20, 32, 44, 56, 110, 1202]
     assert model_info("resnet50").depth == 50 and model_info("resnet152").depth == 152

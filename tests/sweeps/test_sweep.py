@@ -48,7 +48,7 @@ def test_shipped_sweeps_resolve_to_valid_configs() -> None:
     assert {"cifar10-depth", "degradation", "degradation-cpu"} <= set(list_sweeps())
     depth = load_sweep("cifar10-depth")
     assert [r.name for r in depth.runs] == ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202"]
-    for name in list_sweeps():
+    for name in set(list_sweeps()) - {"seed004"}:  # the paper's sweeps (seed004's d2l runs: test_sweep_seed004.py)
         for run in load_sweep(name).runs:
             config = resolve_config(run.recipe, overrides={**run.overrides, "out": "x"})
             assert config.model == run.name and config.recipe == "paper"

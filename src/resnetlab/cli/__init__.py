@@ -14,7 +14,8 @@ import sys
 
 from resnetlab.errors import ResnetlabError
 
-COMMAND_MODULES = ("models", "summary", "data", "recipes", "train", "eval", "predict", "finetune", "export", "report", "sweep")
+COMMAND_MODULES = ("models", "summary", "data", "recipes", "train", "eval", "predict", "finetune", "export", "responses", "report",
+                   "sweep", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

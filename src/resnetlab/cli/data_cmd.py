@@ -83,7 +83,7 @@ def dataset_info(bundle: DatasetBundle) -> dict:
     import torch
 
     from resnetlab.data.device_decode import photo_decoder
-    from resnetlab.data.photo_loader import batched_on
+    from resnetlab.data.photo_pipeline import batched_on
     from resnetlab.devices import resolve_device
 
     test_name = bundle.extra.get("test_split", "test")

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from resnetlab.cli.eval_cmd import add_run_flags, add_test_view_flags, positive_int, view_overrides
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 
 ALL_CLASSES_UP_TO = 10  # Predictor.default_topk's (evaluation.predict, loaded only when a command runs)
+
+# --cam-method's choices: evaluation.explain.CAM_METHODS's names (loaded only when a command runs; a test keeps them equal)
+CAM_METHODS = ("gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam", "eigengradcam", "scorecam",
+               "ablationcam", "gradcamelementwise")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_flags(p, batch_default=64)
     p.add_argument("--show", default=None, metavar="OUT.png", help="save the image(s) titled with the predicted class and probability "
                                                                   "(.png, .jpg, .pdf, .svg...; never over one of the images)")
-    p.add_argument("--overwrite", action="store_true", help="with --show: replace an existing file")
+    p.add_argument("--explain", default=None, metavar="OUT.png",
+                   help="save each image with the class activation map of its predicted class overlaid, beside its top "
+                        "classes (needs: pip install 'resnetlab[explain]')")
+    p.add_argument("--explain-class", default=None, metavar="NAME", help="with --explain: map this class instead of the predicted one")
+    p.add_argument("--cam-method", choices=CAM_METHODS, default="gradcam",
+                   help="with --explain: the grad-cam package's method (default gradcam)")
+    p.add_argument("--overwrite", action="store_true", help="with --show or --explain: replace an existing file")
     p.add_argument("--json", action="store_true", help='print [{"path", "predictions": [{"class", "index", "probability"}]}]')
     p.set_defaults(func=run_predict)
 
@@ -74,13 +85,20 @@ def run_predict(args: argparse.Namespace) -> int:
         paths = args.inputs[1:]
     if args.show:  # before any work: a typo in --show must not cost the predictions, nor a photo
         check_figure_path(args.show, overwrite=args.overwrite, inputs=find_images(paths))
+    if (args.explain_class or args.cam_method != "gradcam") and not args.explain:
+        raise ResnetlabError("--explain-class and --cam-method go with --explain OUT.png")
+    if args.explain and args.show and Path(args.explain).resolve() == Path(args.show).resolve():
+        raise ResnetlabError("--explain and --show name the same file: give each figure its own")
     if args.weights:
         predictor = Predictor.from_weights(args.model, args.weights, args.classes, image_size=args.image_size, mean=args.mean,
                                            std=args.std, **options)
     else:
         predictor = Predictor(args.inputs[0], **options)
     topk = args.topk if args.topk is not None else predictor.default_topk  # Predictor's default, the Python API's too
-    results = predictor.predict(paths, topk=topk)
+    results = predictor.predict(paths, topk=topk, explain=args.explain, explain_class=args.explain_class,
+                                cam_method=args.cam_method, overwrite=args.overwrite)
+    if args.explain:
+        print(f"wrote {args.explain}")
     if args.show:
         from resnetlab.evaluation.plots import plot_predictions
 

@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="report folder (index.html, results.md/.csv, figures)")
     p.add_argument("--no-checkpoints", action="store_true",
                    help="skip confusion matrices and sample predictions (no model run, no data read)")
+    p.add_argument("--responses", action="store_true",
+                   help="add the paper's Fig. 7: the std of every 3x3 layer's response on the test split, one line per run "
+                        "(see 'resnetlab responses')")
     p.add_argument("--samples", type=int, default=32, help="test images in each prediction grid (default 32)")
     p.add_argument("--title", default=None, help="page title")
     p.add_argument("--device", default="auto", help="where the checkpoints run: auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps")
@@ -31,6 +34,6 @@ def run_report(args: argparse.Namespace) -> int:
 
     index = report(args.run_dirs, args.out, checkpoints=not args.no_checkpoints, samples=args.samples, title=args.title,
                    device=args.device, precision=args.precision, overwrite=args.overwrite,
-                   accept_changed_data=args.accept_changed_data)
+                   accept_changed_data=args.accept_changed_data, responses=args.responses)
     print(f"report: {index}")
     return 0

@@ -20,7 +20,7 @@ import torch
 from resnetlab.data.archive import extract_tar
 from resnetlab.data.download import cache_root, download, verify_md5
 from resnetlab.data.labels import checked_labels
-from resnetlab.data.sources import LoadOptions, RawDataset, register_source
+from resnetlab.data.sources import RawDataset, SourceOptions, register_source
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 
@@ -119,7 +119,7 @@ def read_split(folder: Path, files: tuple[str, ...], label_key: bytes, num_class
     return ImageSet(torch.from_numpy(np.concatenate(images)), torch.cat(labels))
 
 
-def prepare(spec: CifarArchive, data_dir: Path | None, options: LoadOptions) -> Path:
+def prepare(spec: CifarArchive, data_dir: Path | None, options: SourceOptions) -> Path:
     """The extracted folder: used as is if present, else extracted from a verified archive."""
     root = cache_root(data_dir)
     folder, archive = root / spec.folder, root / spec.filename
@@ -134,7 +134,7 @@ def prepare(spec: CifarArchive, data_dir: Path | None, options: LoadOptions) -> 
     return extract_tar(archive, root, spec.folder)
 
 
-def load_cifar(spec: CifarArchive, data_dir: Path | None, options: LoadOptions) -> RawDataset:
+def load_cifar(spec: CifarArchive, data_dir: Path | None, options: SourceOptions) -> RawDataset:
     folder = prepare(spec, data_dir, options)
     meta = read_batch(folder / spec.meta_file)
     names = meta.get(spec.names_key)

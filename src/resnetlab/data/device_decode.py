@@ -6,7 +6,7 @@ grayscale, by its header) travels as its bytes, anything else (PNG, WebP, CMYK J
 photo decoded on the CPU exactly as the cache holds it. The training process decodes the batch's
 JPEGs in one ``torchvision.io.decode_jpeg`` call; when that call fails, each file alone, and a file
 the device still refuses is decoded by PIL as the cache decodes it, so an odd file costs time,
-never the batch. A file nothing can read comes back as its error text, for the loader to name.
+never the batch. A file nothing can read comes back as its ``UnreadableImage``, for the loader to name.
 
 Each decoded JPEG is then resized to the evaluation resize on the device (torch's antialiased
 bilinear, where the cache uses PIL's): with nvjpeg's own rounding, the pixels differ from the CPU
@@ -24,28 +24,23 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
+from resnetlab.data.decode import UnreadableImage, decode_photo, open_image, reading
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, orientation
-from resnetlab.data.photos import UNREADABLE, decode_photo, open_image
 
 DEVICE_MODES = ("RGB", "L")  # JPEG colour modes nvjpeg decodes to RGB; CMYK and YCCK JPEGs are left to PIL
 
 
-def read_photo(path: str, shorter_side: int, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> tuple[torch.Tensor, bool] | str:
+def read_photo(path: str, shorter_side: int, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> tuple[torch.Tensor, bool]:
     """In a worker: (the file's bytes, True) for a JPEG the device decodes, else (the photo as the
-    cache holds it, uint8 (C, H, W), False); the error text for a file that is no readable image.
+    cache holds it, uint8 (C, H, W), False); ``UnreadableImage`` for a file that is no readable image.
     A photo the EXIF rule turns upright is decoded here, as the cache decodes it."""
-    try:
+    with reading(path):
         with open_image(path) as image:  # the header alone, and the decompression-bomb check
             as_bytes = (image.format == "JPEG" and image.mode in DEVICE_MODES
                         and (exif_orientation != "apply" or orientation(image) == 1))
         if as_bytes:
             return torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8), True
-    except UNREADABLE as exc:
-        return f"{type(exc).__name__}: {exc}"
-    array = decode_photo(path, shorter_side, exif_orientation)
-    if isinstance(array, str):
-        return array
-    return torch.from_numpy(array.copy()).permute(2, 0, 1), False
+    return decode_photo(path, shorter_side, exif_orientation), False
 
 
 @functools.cache
@@ -90,20 +85,22 @@ def decoder_device(device: torch.device) -> torch.device:
 
 
 def decode_batch(payloads: Sequence[tuple[torch.Tensor, bool]], paths: Sequence[str], shorter_side: int,
-                 device: torch.device, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> list[torch.Tensor | str]:
+                 device: torch.device, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> list[torch.Tensor | UnreadableImage]:
     """Each photo at the evaluation resize, uint8 (C, H, W) on ``device``, from ``read_photo``'s
-    payloads; the error text for a file nothing could read."""
+    payloads; the ``UnreadableImage`` of a file nothing could read."""
     jpegs = [k for k, (_, is_jpeg) in enumerate(payloads) if is_jpeg]
     decoded = dict(zip(jpegs, decode_jpegs([payloads[k][0] for k in jpegs], decoder_device(device))))
-    photos: list[torch.Tensor | str] = []
+    photos: list[torch.Tensor | UnreadableImage] = []
     for k, (payload, is_jpeg) in enumerate(payloads):
         if not is_jpeg:
             photos.append(payload.to(device, non_blocking=True))
         elif decoded[k] is not None:
             photos.append(TF.resize(decoded[k], shorter_side, antialias=True).to(device, non_blocking=True))
         else:
-            array = decode_photo(paths[k], shorter_side, exif_orientation)  # what the device refused, as the cache reads it
-            photos.append(array if isinstance(array, str) else torch.from_numpy(array.copy()).permute(2, 0, 1).to(device))
+            try:  # what the device refused, as the cache reads it
+                photos.append(decode_photo(paths[k], shorter_side, exif_orientation).to(device))
+            except UnreadableImage as exc:
+                photos.append(exc)
     return photos
 
 

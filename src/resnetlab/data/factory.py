@@ -23,10 +23,9 @@ from resnetlab.data import cifar, mnist, folder  # noqa: F401  (registers the so
 from resnetlab.data.layout import NAME_HASH
 from resnetlab.data.loader import TensorLoader
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
-from resnetlab.data.photo_files import PhotoFiles
 from resnetlab.data.photo_loader import PhotoLoader
-from resnetlab.data.photos import PhotoSet
-from resnetlab.data.sources import LoadOptions, get_source
+from resnetlab.data.photos import PhotoFiles, PhotoSet
+from resnetlab.data.sources import SourceOptions, get_source
 from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_name, channel_stats, usable_std
 from resnetlab.data.streaming import StreamingLoader
@@ -66,10 +65,10 @@ def load_dataset(
     """
     source = get_source(name)
     check_seed(seed)
-    size = normalise_size(image_size)
-    options = LoadOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
-                          stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation),
-                          split_rule=split_rule)
+    size = as_height_width(image_size)
+    options = SourceOptions(download=download, image_size=size, skip_bad_images=skip_bad_images, memory_budget=memory_budget,
+                            stream=stream, val_split=val_split, seed=seed, exif_orientation=check_exif_orientation(exif_orientation),
+                            split_rule=split_rule)
     raw = source.load(Path(data_dir).expanduser() if data_dir else None, options)
     train, test = raw.train, raw.test
     if raw.pipeline == "small":
@@ -93,7 +92,7 @@ def with_usable_std(bundle: DatasetBundle) -> DatasetBundle:
     return replace(bundle, std=std, extra={**bundle.extra, "constant_channels": flat})
 
 
-def normalise_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+def as_height_width(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
     """``32`` or ``(32, 32)`` -> ``(32, 32)`` (H, W); None keeps the native size."""
     if image_size is None:
         return None
@@ -123,8 +122,9 @@ def create_loader(
     """The one place a split becomes a loader: ``TensorLoader`` (small images), ``PhotoLoader``
     (photos cached in memory) or ``StreamingLoader`` (photos on disk, ``num_workers`` decoding
     processes); ``ten_crop`` for the paper's 10-crop evaluation of photos; ``photo_views`` where the
-    photos' views are cut and streamed JPEGs decoded ("per-photo", "batched", "auto": see
-    ``photo_loader``). ``options`` are the fields of ``data.loader.LoaderOptions`` (mean and std, device, train, augmentation, seed, ranks).
+    photos' training crops are cut and streamed JPEGs decoded ("per-photo", "batched", "auto": see
+    ``photo_pipeline``). ``options`` are the fields of ``data.loader.LoaderOptions`` (mean and std,
+    device, train, augmentation, seed, ranks).
 
     All yield ``(normalised float images on device, int64 labels)`` from ``batches(epoch, start)``.
     """

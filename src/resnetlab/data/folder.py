@@ -5,7 +5,7 @@ class folders split by ``--val-split`` (``data/layout.py`` finds the files). The
 are read: small images of one size (at most 64 px: CIFAR, MNIST, thumbnails) are kept whole,
 as one tensor, for the CIFAR pipeline; anything else is a photo folder (``data/photos.py``),
 cached at the evaluation resize. The first load decodes
-every image (JPEGs with torchvision's libjpeg-turbo decoder, the rest with PIL; one process, as
+every image (``data/decode.py``: JPEGs with torchvision's libjpeg-turbo decoder, the rest with PIL; one process, as
 a pool of two gained nothing measurable on two shared cores) and saves the split as one uint8 tensor keyed by
 the folder's contents (relative paths, sizes, modification and change times, inodes) and the resize option; loading
 the same folder again reads that file instead of 60,000 JPEGs. Any change to the folder changes
@@ -17,23 +17,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
-from torchvision.transforms.v2 import functional as TF
 
+from resnetlab.data.decode import UnreadableImage, decode_small_image, header_size, survey_orientation
 from resnetlab.data.download import cache_root
 from resnetlab.data.layout import read_layout
-from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, oriented, survey_orientation
-from resnetlab.data.photo_files import PhotoFiles
-from resnetlab.data.photos import DEFAULT_CROP, PhotoSet, check_photo_crop, decode_photos, eight_bit, eval_resize, open_image, photo_bytes
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
+from resnetlab.data.photos import DEFAULT_CROP, PhotoFiles, PhotoSet, check_photo_crop, decode_photos, eval_resize, photo_bytes
 from resnetlab.data.scan import listed
-from resnetlab.data.sources import LoadOptions, RawDataset, register_source
+from resnetlab.data.sources import RawDataset, SourceOptions, register_source
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import atomic_save
@@ -42,8 +38,6 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # bump when the cache layout changes
 DETECT_SAMPLE = 2000  # image headers read to tell small images from photos
 SMALL_SIDE = 64  # images of one size up to this side are "small" (CIFAR, MNIST, thumbnails)
-GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def content_key(split_dir: Path, samples: list[tuple[str, int]], variant: str) -> str:
@@ -60,50 +54,6 @@ def content_key(split_dir: Path, samples: list[tuple[str, int]], variant: str) -
     return digest.hexdigest()[:20]
 
 
-def decode_image(path: str, image_size: tuple[int, int] | None, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> np.ndarray | str:
-    """(H, W, C) uint8 with C = 1 for grayscale, 3 otherwise; or the error text for a bad file."""
-    try:
-        open_image(path).close()  # the header alone: a decompression bomb stops here, JPEG or PNG
-        array = _decode_jpeg(path, image_size, exif_orientation)
-        if array is None:
-            array = _decode_pil(path, image_size, exif_orientation)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return array[:, :, None] if array.ndim == 2 else array
-
-
-def _decode_jpeg(path: str, image_size: tuple[int, int] | None, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> np.ndarray | None:
-    """torchvision's libjpeg-turbo decoder, about 5x faster than PIL on small JPEGs (pixel-identical).
-
-    None for anything but a grayscale or RGB JPEG (PNG palettes, CMYK...), which PIL handles.
-    """
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.startswith(JPEG_MAGIC):
-        return None
-    try:
-        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of torchcodec
-            warnings.simplefilter("ignore", DeprecationWarning)
-            x = decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED,
-                            apply_exif_orientation=exif_orientation == "apply")  # (C, H, W)
-    except RuntimeError:
-        return None  # let PIL decode it, or name what is wrong with it
-    if x.shape[0] not in (1, 3):
-        return None
-    if image_size and tuple(x.shape[1:]) != image_size:
-        x = TF.resize(x, list(image_size), antialias=True)
-    return x.permute(1, 2, 0).numpy()
-
-
-def _decode_pil(path: str, image_size: tuple[int, int] | None, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> np.ndarray:
-    with open_image(path) as img:
-        img = eight_bit(oriented(img, exif_orientation))
-        img = img.convert("L" if img.mode in GRAYSCALE_MODES else "RGB")
-        if image_size and img.size != (image_size[1], image_size[0]):
-            img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(img)
-
-
 class MixedSizes(ResnetlabError):
     """A folder of small images that are not all one size: read as photos instead."""
 
@@ -111,29 +61,32 @@ class MixedSizes(ResnetlabError):
 def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: tuple[int, int] | None,
                    exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> dict:
     """Decode every image of one split into {"images", "labels", "skipped"} (bad files listed, not kept)."""
-    decoded = [decode_image(path, image_size, exif_orientation) for path, _ in samples]
-    good = [(array, label) for array, (_, label) in zip(decoded, samples) if not isinstance(array, str)]
-    skipped = [f"{path} ({array})" for array, (path, _) in zip(decoded, samples) if isinstance(array, str)]
+    good: list[tuple[str, np.ndarray, int]] = []  # (path, (H, W, C) pixels, label)
+    skipped: list[str] = []
+    for path, label in samples:
+        try:
+            good.append((path, decode_small_image(path, image_size, exif_orientation), label))
+        except UnreadableImage as exc:
+            skipped.append(exc.named)
     if not good:
         raise ResnetlabError(f"no readable images in {split_dir}: {skipped[0] if skipped else ''}")
-    shapes = {a.shape[:2] for a, _ in good}
-    if len(shapes) > 1:
-        readable = [(path, a.shape) for a, (path, _) in zip(decoded, samples) if not isinstance(a, str)]
-        (first, (h1, w1, _)), (odd, (h2, w2, _)) = readable[0], next(r for r in readable if r[1][:2] != readable[0][1][:2])
+    odd = next((item for item in good if item[1].shape[:2] != good[0][1].shape[:2]), None)
+    if odd is not None:
+        (first, (h1, w1, _)), (other, (h2, w2, _)) = (good[0][0], good[0][1].shape), (odd[0], odd[1].shape)
         raise MixedSizes(  # sizes as width x height, as image viewers give them
-            f"images in {split_dir} differ in size ({first} is {w1}x{h1}, {odd} is {w2}x{h2}): "
+            f"images in {split_dir} differ in size ({first} is {w1}x{h1}, {other} is {w2}x{h2}): "
             "pass --image-size N to resize them all to NxN"
         )
-    channels = max(a.shape[2] for a, _ in good)  # any colour image makes the whole split RGB
-    images = np.stack([np.broadcast_to(a, a.shape[:2] + (channels,)) for a, _ in good])  # (N, H, W, C)
+    channels = max(a.shape[2] for _, a, _ in good)  # any colour image makes the whole split RGB
+    images = np.stack([np.broadcast_to(a, a.shape[:2] + (channels,)) for _, a, _ in good])  # (N, H, W, C)
     return {
         "images": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),  # (N, C, H, W)
-        "labels": torch.tensor([label for _, label in good], dtype=torch.int64),
+        "labels": torch.tensor([label for _, _, label in good], dtype=torch.int64),
         "skipped": skipped,
     }
 
 
-def load_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path,
+def load_split(split_dir: Path, samples: list[tuple[str, int]], options: SourceOptions, cache_dir: Path,
                build: Callable[[], dict], variant: str, name: str) -> dict:
     """One split's decoded form from the cache if the folder is unchanged, else ``build()``, cached
     atomically as ``name-<key>.pt``. ``variant`` names what changes the pixels (the resize option,
@@ -181,9 +134,8 @@ def detect_pipeline(samples: list[tuple[str, int]]) -> tuple[str, str]:
     sizes = set()
     for path, _ in samples[::step]:
         try:
-            with open_image(path) as image:
-                sizes.add(image.size)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            sizes.add(header_size(path))
+        except UnreadableImage:
             continue  # named when the images are decoded
     if len(sizes) == 1 and max(next(iter(sizes))) <= SMALL_SIDE:
         w, h = next(iter(sizes))
@@ -195,7 +147,7 @@ def detect_pipeline(samples: list[tuple[str, int]]) -> tuple[str, str]:
 
 
 @register_source("folder", "your own images: DIR/train/<class>/* and DIR/test/<class>/* (or val/), or DIR/<class>/* with --val-split")
-def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
+def load_folder(data_dir: Path | None, options: SourceOptions) -> RawDataset:
     if data_dir is None:
         raise ResnetlabError("dataset 'folder' needs --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
                              "(or DIR/<class>/ and --val-split FRACTION)")
@@ -233,7 +185,7 @@ def load_folder(data_dir: Path | None, options: LoadOptions) -> RawDataset:
     return RawDataset(classes, train, test, str(root.resolve()), extra, pipeline=pipeline, val_split_used=layout.split is not None)
 
 
-def small_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, name: str) -> ImageSet:
+def small_split(split_dir: Path, samples: list[tuple[str, int]], options: SourceOptions, cache_dir: Path, name: str) -> ImageSet:
     """A split of small images of one size (or resized to ``--image-size``) as one uint8 tensor."""
     rule = options.exif_orientation
     data = load_split(split_dir, samples, options, cache_dir, lambda: build_imageset(split_dir, samples, options.image_size, rule),
@@ -241,7 +193,7 @@ def small_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOp
     return ImageSet(data["images"], data["labels"])
 
 
-def photo_split(split_dir: Path, samples: list[tuple[str, int]], options: LoadOptions, cache_dir: Path, crop: int,
+def photo_split(split_dir: Path, samples: list[tuple[str, int]], options: SourceOptions, cache_dir: Path, crop: int,
                 name: str) -> PhotoSet:
     """A split of photos at the evaluation resize for ``crop`` (see ``data/photos.py``)."""
     resize, rule = eval_resize(crop), options.exif_orientation
@@ -272,7 +224,7 @@ def photo_crop(image_size: tuple[int, int] | None) -> int:
     return check_photo_crop(image_size[0])
 
 
-def photo_storage(samples: list[tuple[str, int]], crop: int, options: LoadOptions) -> tuple[str, str]:
+def photo_storage(samples: list[tuple[str, int]], crop: int, options: SourceOptions) -> tuple[str, str]:
     """("memory" | "stream", why): photos are cached in memory when their decoded size fits the
     budget (estimated from the headers of a sample), streamed from disk otherwise or when asked."""
     step = max(1, len(samples) // DETECT_SAMPLE)

@@ -31,7 +31,7 @@ class Augmentation:
     flip: str = "random"  # "random" per image, "alternate" (mirror every other epoch), "none"
     cutout: int = 0  # side of a zeroed square (0 disables)
     crop_epochs: int | None = None  # crop only in epochs before this one; later epochs see whole images
-    copies: int = 1  # views of each image per batch, each its own crop (batch augmentation); 1: off
+    copies: int = 1  # copies of each image per batch, each its own crop (batch augmentation); 1: off
     photo: str = "random-resized-crop"  # photo folders (PhotoLoader): torchvision's reference, or the paper's "scale"
 
     def __post_init__(self) -> None:
@@ -57,7 +57,7 @@ def normalised_black(mean: Sequence[float], std: Sequence[float]) -> torch.Tenso
     return -torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
 
-class ViewPlan(NamedTuple):
+class CopyPlan(NamedTuple):
     """One copy's augmentation of every image in an epoch."""
 
     offsets: torch.Tensor  # (N, 2) crop corner in the padded image (row, column)
@@ -121,6 +121,16 @@ class Batches:
     def __len__(self) -> int:
         return batch_count(self.count, self.batch_size, drop_last=self.drop_last, train=self.train, world_size=self.world_size)
 
+    def epoch_generator(self, epoch: int) -> torch.Generator:
+        """The generator of ``epoch``'s order (and a small-image loader's augmentation): seeded by
+        (seed, epoch) alone, so any epoch can be drawn again, as a resume does."""
+        return torch.Generator().manual_seed(generator_seed(self.seed * 100_003 + epoch))
+
+    def rank_rows(self, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """This rank's rows of global batch number ``batch`` of ``order``: every ``world_size``-th row
+        from ``rank`` on, so the ranks' rows together are the single-process batch."""
+        return order[batch * self.batch_size : (batch + 1) * self.batch_size][self.rank :: self.world_size]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches(0)
 
@@ -143,15 +153,15 @@ class TensorLoader(Batches):
         self.pixels = padded.permute(0, 2, 3, 1).contiguous().to(self.device)
         self.labels = data.labels.to(self.device)
 
-    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, list[ViewPlan]]:
+    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, list[CopyPlan]]:
         """Order, and per copy the crop offsets, flips and cutout centres of a whole epoch, from one
         seeded generator. Copies beyond the first draw after it, so one copy is the plain loader."""
         n = len(self.labels)
-        gen = torch.Generator().manual_seed(generator_seed(self.seed * 100_003 + epoch))
+        gen = self.epoch_generator(epoch)
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         aug = self.augmentation
         h, w = self.image_size
-        plans: list[ViewPlan] = []
+        plans: list[CopyPlan] = []
         for copy in range(aug.copies):
             offsets = torch.randint(0, 2 * aug.crop_padding + 1, (n, 2), generator=gen)
             if not aug.crops_in(epoch):
@@ -165,20 +175,20 @@ class TensorLoader(Batches):
             else:
                 flips = torch.zeros(n, dtype=torch.bool)
             centres = torch.stack([torch.randint(0, h, (n,), generator=gen), torch.randint(0, w, (n,), generator=gen)], 1)
-            plans.append(ViewPlan(offsets, flips, centres))
+            plans.append(CopyPlan(offsets, flips, centres))
         return order, plans
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield this rank's batches of ``epoch``, beginning at batch index ``start`` (with ``copies``
-        views per image: the images of all copies one after the other, labels repeated)."""
+        copies of each image: the images of all copies one after the other, labels repeated)."""
         order, plans = self._epoch_plan(epoch)
         # The whole epoch's plan goes to the device in one copy per tensor, not four small ones per batch.
         order = self._to_device(order)
-        plans = [ViewPlan(*(self._to_device(t) for t in plan)) for plan in plans]
+        plans = [CopyPlan(*(self._to_device(t) for t in plan)) for plan in plans]
         for b in range(start, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
-            views = [self._augmented(idx, p.offsets[idx], p.flips[idx], p.centres[idx]) for p in plans]  # (B, H, W, C) uint8
-            x = views[0] if len(views) == 1 else torch.cat(views)
+            idx = self.rank_rows(order, b)
+            copies = [self._augmented(idx, p.offsets[idx], p.flips[idx], p.centres[idx]) for p in plans]  # (B, H, W, C) uint8
+            x = copies[0] if len(copies) == 1 else torch.cat(copies)
             x = x.permute(0, 3, 1, 2)  # (B, C, H, W) view with channels-last strides
             x = x.float().mul_(self.scale).add_(self.shift)  # measured faster than a promoting uint8 * float mul
             labels = self.labels[idx]

@@ -18,7 +18,7 @@ import torch
 
 from resnetlab.data.download import cache_root, download
 from resnetlab.data.labels import checked_labels
-from resnetlab.data.sources import LoadOptions, RawDataset, register_source
+from resnetlab.data.sources import RawDataset, SourceOptions, register_source
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import ResnetlabError
 
@@ -101,7 +101,7 @@ def read_split(images_path: Path, labels_path: Path, num_classes: int) -> ImageS
     return ImageSet(images.unsqueeze(1).contiguous(), labels)  # (N, 1, H, W)
 
 
-def find_or_download(spec: IdxDataset, data_dir: Path | None, options: LoadOptions) -> Path:
+def find_or_download(spec: IdxDataset, data_dir: Path | None, options: SourceOptions) -> Path:
     """The folder holding all four files: the cache, a system folder, or a fresh download."""
     cache = cache_root(data_dir) / spec.name
     candidates = [cache] + ([Path(data_dir)] if data_dir else []) + [Path(d) for d in spec.system_dirs]
@@ -119,7 +119,7 @@ def find_or_download(spec: IdxDataset, data_dir: Path | None, options: LoadOptio
     return cache
 
 
-def load_idx_dataset(spec: IdxDataset, data_dir: Path | None, options: LoadOptions) -> RawDataset:
+def load_idx_dataset(spec: IdxDataset, data_dir: Path | None, options: SourceOptions) -> RawDataset:
     folder = find_or_download(spec, data_dir, options)
     splits = {split: read_split(folder / images, folder / labels, len(spec.classes)) for split, (images, labels) in FILES.items()}
     return RawDataset(list(spec.classes), splits["train"], splits["test"], str(folder))

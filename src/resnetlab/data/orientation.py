@@ -11,8 +11,6 @@ checkpoint, and ``predict`` reads files by it.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image, ImageOps
@@ -22,7 +20,6 @@ from resnetlab.errors import ResnetlabError
 EXIF_ORIENTATIONS = ("ignore", "apply")
 DEFAULT_EXIF_ORIENTATION = "ignore"  # torchvision's behaviour: pixels as stored
 ORIENTATION_TAG = 0x0112  # 1: upright as stored; 2-8: mirrored and/or turned
-SURVEY_SAMPLE = 2000  # photo headers read to count tagged photos (evenly spaced, as pipeline detection does)
 EXIF_FORMATS = {"JPEG", "MPO", "WEBP", "TIFF"}  # their EXIF is read with the header; a PNG's may need its pixels
 
 
@@ -49,22 +46,3 @@ def oriented(image: Image.Image, rule: str) -> Image.Image:
     if rule != "apply" or orientation(image) == 1:
         return image
     return ImageOps.exif_transpose(image)
-
-
-def survey_orientation(paths: Sequence[str], rule: str) -> dict[str, Any]:
-    """How many photos carry an orientation tag (from at most ``SURVEY_SAMPLE`` headers, evenly
-    spaced): ``{"rule", "tagged", "checked", "images", "examples"}`` for ``data info``."""
-    step = max(1, len(paths) // SURVEY_SAMPLE)
-    checked, tagged = 0, []
-    for path in paths[::step]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    turned = orientation(image) != 1
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            continue  # named when the photos are decoded
-        checked += 1
-        if turned:
-            tagged.append(path)
-    return {"rule": rule, "tagged": len(tagged), "checked": checked, "images": len(paths), "examples": tagged[:3]}

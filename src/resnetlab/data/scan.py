@@ -71,37 +71,50 @@ def scan_classes(class_dirs: Sequence[Path], all_class_dirs: Sequence[Path] = ()
 
 def _class_images(class_dir: Path, homes: list[str], seen: set[str], passed: list[str]) -> list[str]:
     """Sorted image paths under ``class_dir``; what is passed over is appended to ``passed``."""
-    home = os.path.realpath(class_dir)
     found: list[str] = []
-    for folder, dirs, files in os.walk(class_dir):  # followlinks=False: a linked folder is listed, never entered
-        entered = []
-        for name in sorted(d for d in dirs if not d.startswith(".")):
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                passed.append(f"{path} ({_folder_link(path, home)})")
-            else:
-                entered.append(name)
-        dirs[:] = entered
-        for name in sorted(f for f in files if not f.startswith(".")):
-            path = os.path.join(folder, name)
-            why = _not_a_photo(path, home, homes, seen)
-            if why:
-                passed.append(f"{path} ({why})")
-            else:
-                seen.add(os.path.realpath(path))
-                found.append(path)
+    home = os.path.realpath(class_dir)
+    _walk(str(class_dir), home, home, homes, seen, passed, found)
     return sorted(found)
 
 
-def _not_a_photo(path: str, home: str, homes: list[str], seen: set[str]) -> str | None:
-    """None for a photo to read, else why ``path`` is passed over."""
-    if not path.lower().endswith(IMG_EXTENSIONS):
+def _walk(folder: str, real_folder: str, home: str, homes: list[str], seen: set[str], passed: list[str],
+          found: list[str]) -> None:
+    """The photos under ``folder`` (whose real path is ``real_folder``) added to ``found``: its links
+    to folders, then its files, in name order, then its subfolders. ``os.scandir`` says which entries
+    are links without a system call, so only a link is resolved: any other entry's real path is its
+    folder's plus its name (a folder of 60,000 photos costs a few ``realpath`` calls, not 120,000)."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError:  # as os.walk: a folder that cannot be listed holds nothing
+        return
+    folders, files = [], []
+    for entry in entries:
+        (folders if _is_folder(entry) else files).append(entry)
+    passed += [f"{e.path} ({_folder_link(e.path, home)})" for e in folders if e.is_symlink()]  # listed, never entered
+    for entry in files:
+        real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real_folder, entry.name)
+        why = _not_a_photo(entry, real, home, homes, seen)
+        if why:
+            passed.append(f"{entry.path} ({why})")
+        else:
+            seen.add(real)
+            found.append(entry.path)
+    for entry in folders:
+        if not entry.is_symlink():
+            _walk(entry.path, os.path.join(real_folder, entry.name), home, homes, seen, passed, found)
+
+
+def _not_a_photo(entry: os.DirEntry, real: str, home: str, homes: list[str], seen: set[str]) -> str | None:
+    """None for a photo to read, else why ``entry`` (real path ``real``) is passed over."""
+    if not entry.name.lower().endswith(IMG_EXTENSIONS):
         return "not an image: no image extension"
-    kind = _regular_file(path)
-    if kind is not None:
-        return kind
-    real = os.path.realpath(path)
-    if os.path.islink(path):
+    link = entry.is_symlink()
+    if link or not entry.is_file(follow_symlinks=False):  # a regular file needs no system call to say so
+        kind = _regular_file(entry.path)
+        if kind is not None:
+            return kind
+    if link:
         if _inside(real, home):
             return f"a link to {real}, read as itself"
         owner = next((h for h in homes if _inside(real, h)), None)
@@ -129,6 +142,14 @@ def _is_dir(path: str) -> bool:
     try:
         return stat.S_ISDIR(os.stat(path).st_mode)
     except OSError:  # dangling or looping link
+        return False
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether ``entry`` is a folder or a link to one (a dangling or looping link is not)."""
+    try:
+        return entry.is_dir()
+    except OSError:
         return False
 
 

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resnetlab.data.photo_files import PhotoFiles
-from resnetlab.data.photos import PhotoSet
+from resnetlab.data.photos import PhotoFiles, PhotoSet
 from resnetlab.data.types import ImageSet
 from resnetlab.errors import lookup
 
 
 @dataclass(frozen=True)
-class LoadOptions:
-    """What the user asked for, passed to every source (a source ignores what it cannot use)."""
+class SourceOptions:
+    """What the user asked of a dataset, passed to every source (a source ignores what it cannot use);
+    not to be confused with ``loader.LoaderOptions``, what a loader of one split takes."""
 
     download: bool = True
     image_size: tuple[int, int] | None = None  # (H, W) to resize to; None keeps the native size
@@ -44,7 +44,7 @@ class RawDataset:
     val_split_used: bool = False  # the test split was held out of the images by val_split (an unsplit folder): not again
 
 
-SourceLoader = Callable[[Path | None, LoadOptions], RawDataset]
+SourceLoader = Callable[[Path | None, SourceOptions], RawDataset]
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,15 @@
 """Photos streamed from disk, for folders whose decoded cache would not fit in memory.
 
-A ``DataLoader`` whose worker processes decode, resize and crop each photo; the main process
-only normalises (on the training device, from uint8: a quarter of float32's bytes). The pixels
-are those of the cached ``PhotoLoader``, bit for bit: a photo is decoded and resized to the
-evaluation resize exactly as the cache holds it, and its training view comes from (seed, epoch,
-index) alone, whichever worker decodes it, so a resumed run is exact and streaming changes
-nothing but where the decoding happens. Workers persist across epochs.
+A ``DataLoader`` whose worker processes run the photo pipeline on each file (``decode_photo``, then
+``PhotoPipeline.batch`` on a batch of one); the main process only normalises (on the training
+device, from uint8: a quarter of float32's bytes). The pixels are those of the cached
+``PhotoLoader``, bit for bit: the same decoder, the same steps, and each training crop drawn from
+(seed, epoch, index) alone, whichever worker decodes it, so a resumed run is exact and streaming
+changes nothing but where the decoding happens. Workers persist across epochs.
 
-With views cut in batches (``photo_views``: "batched", or "auto" on CUDA) the workers only read
+With crops cut in batches (``photo_views``: "batched", or "auto" on CUDA) the workers only read
 the files and the training process decodes each batch's JPEGs on the device (``device_decode``)
-and cuts its views there (``batched_views``): the same boxes, pixels within a few levels.
+and runs the pipeline there: the same boxes, pixels within a few levels.
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import functional as TF
 
-from resnetlab.data.batched_views import cut_views
+from resnetlab.data.decode import UnreadableImage, decode_photo
 from resnetlab.data.device_decode import decode_batch, read_photo
-from resnetlab.data.photo_files import PhotoFiles
-from resnetlab.data.photo_loader import PhotoBatches
-from resnetlab.data.photo_views import cut_view, draw_view, stack_channels_last, ten_crops, view_rng
-from resnetlab.data.photos import decode_photo, eval_resize
+from resnetlab.data.photo_pipeline import PhotoBatches, PhotoPipeline
+from resnetlab.data.photos import PhotoFiles, eval_resize
 from resnetlab.errors import ResnetlabError
 
 log = logging.getLogger(__name__)
@@ -40,33 +37,29 @@ def default_workers() -> int:
 
 
 class PhotoStream(Dataset):
-    """(uint8 pixels or None, label, RGB offset, error text or None) for an (index, epoch) key."""
+    """For an (index, epoch) key: the photo's pixels as ``pipeline`` makes them, a batch of one
+    (None for an unreadable file), its RGB offsets (or None), its label and the error (or None)."""
 
-    def __init__(self, files: PhotoFiles, *, train: bool, augmentation: str, flip: bool, seed: int, ten_crop: bool) -> None:
-        self.files, self.train, self.augmentation, self.flip = files, train, augmentation, flip
-        self.seed, self.ten_crop, self.resize = seed, ten_crop, eval_resize(files.crop)
+    def __init__(self, files: PhotoFiles, pipeline: PhotoPipeline) -> None:
+        self.files, self.pipeline, self.resize = files, pipeline, eval_resize(files.crop)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, tuple[float, ...], str | None]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor | None, int, str | None]:
         index, epoch = key
-        path, label, crop = self.files.paths[index], int(self.files.labels[index]), self.files.crop
-        array = decode_photo(path, self.resize, self.files.exif_orientation)
-        if isinstance(array, str):
-            return None, label, (0.0, 0.0, 0.0), f"{path} ({array})"
-        image = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (C, H, W) with channels-last strides, as the cache
-        if self.train:
-            view = draw_view(view_rng(self.seed, epoch, index), image.shape[1], image.shape[2], crop, self.augmentation, self.flip)
-            return cut_view(image, view, crop), label, view.colour, None
-        if self.ten_crop:
-            return ten_crops(image, crop), label, (0.0, 0.0, 0.0), None
-        return TF.center_crop(image, [crop, crop]).contiguous(), label, (0.0, 0.0, 0.0), None
+        label = int(self.files.labels[index])
+        try:
+            image = decode_photo(self.files.paths[index], self.resize, self.files.exif_orientation)
+        except UnreadableImage as exc:
+            return None, None, label, exc.named
+        pixels, colour = self.pipeline.batch([index], [image], epoch)
+        return pixels, colour, label, None
 
 
 class PhotoBytes(Dataset):
-    """(index, ``device_decode.read_photo``'s payload or None, error text or None) for an (index,
-    epoch) key: what the training process decodes and cuts on its device."""
+    """(index, ``device_decode.read_photo``'s payload or None, error or None) for an (index, epoch)
+    key: what the training process decodes and cuts on its device."""
 
     def __init__(self, files: PhotoFiles) -> None:
         self.files, self.resize = files, eval_resize(files.crop)
@@ -75,9 +68,11 @@ class PhotoBytes(Dataset):
         return len(self.files)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[int, tuple[torch.Tensor, bool] | None, str | None]:
-        index, path = key[0], self.files.paths[key[0]]
-        payload = read_photo(path, self.resize, self.files.exif_orientation)
-        return (index, None, f"{path} ({payload})") if isinstance(payload, str) else (index, payload, None)
+        index = key[0]
+        try:
+            return index, read_photo(self.files.paths[index], self.resize, self.files.exif_orientation), None
+        except UnreadableImage as exc:
+            return index, None, exc.named
 
 
 def collate_payloads(items: list[tuple[Any, ...]]) -> tuple[list[int], list[tuple[torch.Tensor, bool]], list[str]]:
@@ -86,15 +81,15 @@ def collate_payloads(items: list[tuple[Any, ...]]) -> tuple[list[int], list[tupl
     return [item[0] for item in good], [item[1] for item in good], [item[2] for item in items if item[2] is not None]
 
 
-def collate(items: list[tuple[Any, ...]]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, list[str]]:
-    """A batch of the readable photos (uint8, channels-last), their labels and offsets, and the errors."""
+def collate(items: list[tuple[Any, ...]]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, list[str]]:
+    """A batch of the readable photos (their batches of one joined), labels and RGB offsets, and the errors."""
     good = [item for item in items if item[3] is None]
     errors = [item[3] for item in items if item[3] is not None]
     if not good:
-        return None, torch.empty(0, dtype=torch.int64), torch.empty(0, 3), errors
-    pixels = [item[0] for item in good]
-    stacked = stack_channels_last(pixels) if pixels[0].ndim == 3 else torch.stack(pixels)
-    return stacked, torch.tensor([item[1] for item in good]), torch.tensor([item[2] for item in good]), errors
+        return None, torch.empty(0, dtype=torch.int64), None, errors
+    pixels = torch.cat([item[0] for item in good])
+    colour = torch.cat([item[1] for item in good]) if good[0][1] is not None else None
+    return pixels, torch.tensor([item[2] for item in good]), colour, errors
 
 
 class EpochPlan:
@@ -105,10 +100,9 @@ class EpochPlan:
         self.loader, self.epoch, self.start = loader, 0, 0
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        order, size, ld = self.loader.order(self.epoch), self.loader.batch_size, self.loader
-        for b in range(self.start, len(ld)):
-            rows = order[b * size : (b + 1) * size][ld.rank :: ld.world_size]
-            yield [(int(i), self.epoch) for i in rows]
+        order = self.loader.order(self.epoch)
+        for b in range(self.start, len(self.loader)):
+            yield [(int(i), self.epoch) for i in self.loader.rank_rows(order, b)]
 
     def __len__(self) -> int:
         return len(self.loader) - self.start
@@ -133,9 +127,7 @@ class StreamingLoader(PhotoBatches):
             if self.batched:
                 dataset, collate_fn = PhotoBytes(self.data), collate_payloads
             else:
-                dataset = PhotoStream(self.data, train=self.train, augmentation=self.augmentation, flip=self.flip, seed=self.seed,
-                                      ten_crop=self.ten_crop)
-                collate_fn = collate
+                dataset, collate_fn = PhotoStream(self.data, self.pipeline), collate
             workers = self.num_workers
             self._loader = DataLoader(dataset, batch_sampler=self._plan, num_workers=workers, collate_fn=collate_fn,
                                       pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
@@ -151,8 +143,7 @@ class StreamingLoader(PhotoBatches):
                 self._report(errors)
                 if pixels is None:
                     continue
-                offsets = colour if self.train and self.augmentation == "scale" else None
-                yield self.normalise(pixels, offsets), labels.to(self.device, non_blocking=True)
+                yield self.normalise(pixels, colour), labels.to(self.device, non_blocking=True)
         except RuntimeError as exc:
             if "DataLoader worker" not in str(exc):
                 raise
@@ -164,19 +155,12 @@ class StreamingLoader(PhotoBatches):
         """A batch of payloads decoded and cut on the device: (uint8 pixels, labels, RGB offsets, errors)."""
         paths = [self.data.paths[i] for i in indices]
         photos = decode_batch(payloads, paths, eval_resize(self.crop), self.device, self.data.exif_orientation)
-        errors = errors + [f"{path} ({photo})" for path, photo in zip(paths, photos) if isinstance(photo, str)]
-        kept = [(i, photo) for i, photo in zip(indices, photos) if not isinstance(photo, str)]
+        errors = errors + [photo.named for photo in photos if isinstance(photo, UnreadableImage)]
+        kept = [(i, photo) for i, photo in zip(indices, photos) if not isinstance(photo, UnreadableImage)]
         if not kept:
             return None, torch.empty(0, dtype=torch.int64), None, errors
-        rows, images = [i for i, _ in kept], [photo for _, photo in kept]
-        colour = None
-        if self.train:
-            views = [self.draw(i, epoch, photo.shape[1], photo.shape[2]) for i, photo in kept]
-            pixels, colour = cut_views(images, views, self.crop, self.device), torch.tensor([v.colour for v in views])
-        elif self.ten_crop:
-            pixels = torch.stack([ten_crops(photo, self.crop) for photo in images])
-        else:
-            pixels = torch.stack([TF.center_crop(photo, [self.crop, self.crop]) for photo in images])
+        rows = [i for i, _ in kept]
+        pixels, colour = self.pipeline.batch(rows, [photo for _, photo in kept], epoch, self.device)
         return pixels, self.data.labels[rows], colour, errors
 
     def with_ten_crop(self) -> StreamingLoader:

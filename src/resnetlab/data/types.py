@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from resnetlab.data.photo_files import PhotoFiles
-    from resnetlab.data.photos import PhotoSet
+    from resnetlab.data.photos import PhotoFiles, PhotoSet
 
 
 @dataclass

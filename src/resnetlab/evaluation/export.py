@@ -1,5 +1,5 @@
-"""Export a checkpoint to ONNX, a torch.export program (.pt2) or TorchScript, and prove the file
-computes what the model does.
+"""Export a checkpoint to ONNX, a torch.export program (.pt2), TorchScript, safetensors or a model
+folder (``model_export.py``), and prove the file computes what the model does.
 
 The file is written under a temporary name, checked on a batch of a different size than the
 one it was traced with (so the dynamic batch dimension is exercised), and only then renamed to
@@ -28,6 +28,7 @@ from torch import nn
 
 from resnetlab.checkpoint import checkpoint_path, load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError, option
+from resnetlab.evaluation.model_export import export_folder, export_safetensors
 from resnetlab.files import WriteError, replacing
 from resnetlab.memory import check_image_size
 from resnetlab.models.complexity import check_activation_memory
@@ -39,18 +40,23 @@ CHECK_BATCH = 3  # a different size, to prove the batch dimension is dynamic
 
 def export(checkpoint: str | Path, out: str | Path, *, format: str = "onnx", atol: float = 1e-4,
            overwrite: bool = False) -> dict[str, Any]:
-    """Write ``checkpoint``'s model to ``out`` as ``format`` ("onnx", "exported-program" or "torchscript").
+    """Write ``checkpoint``'s model to ``out`` as ``format`` ("onnx", "exported-program", "torchscript",
+    "safetensors" or "folder": ``model_export.py``).
 
     Returns {"path", "format", "checked_with", "max_abs_diff"}; raises ``ResnetlabError`` if the
     exported file's outputs differ from the model's by more than ``atol`` (relative to the logits' scale).
     An existing ``out`` is replaced only with ``overwrite``, and never a run folder's own files.
     """
-    if format not in EXPORTERS:
-        raise ResnetlabError(f"unknown export format {format!r}: choose one of {', '.join(EXPORTERS)}")
+    if format not in FORMATS:
+        raise ResnetlabError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
     out = Path(out)
+    if format == "folder":
+        return export_folder(checkpoint, out, overwrite)
     if format == "exported-program" and out.suffix != ".pt2":
         raise ResnetlabError(f"torch.export reads programs only from .pt2 files: use {option('out', str(out.with_suffix('.pt2')))}")
     check_out(out, overwrite, reads=checkpoint_path(checkpoint))
+    if format == "safetensors":
+        return export_safetensors(checkpoint, out)
     ckpt = load_checkpoint(checkpoint)
     if ckpt.get("input_size"):
         check_image_size(ckpt["input_size"], TRACE_BATCH + CHECK_BATCH, f"exporting {checkpoint}", "it cannot be exported here")
@@ -165,3 +171,5 @@ EXPORTERS: dict[str, tuple[Writer, Runner]] = {
     "exported-program": (_write_exported_program, _run_exported_program),
     "torchscript": (_write_torchscript, _run_torchscript),
 }
+# safetensors: the weights alone (and their description); folder: model.safetensors, config.json, README.md
+FORMATS = (*EXPORTERS, "safetensors", "folder")

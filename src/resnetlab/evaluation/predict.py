@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
+from resnetlab.data.decode import rgb_image
 from resnetlab.data.loader import normalised_black
 from resnetlab.data.orientation import check_exif_orientation, oriented
-from resnetlab.data.photos import rgb_image
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.preprocess import checkpoint_exif_orientation, checkpoint_transform, find_images, load_batch
@@ -79,20 +79,36 @@ class Predictor:
         (the command line's default too)."""
         return len(self.classes) if len(self.classes) <= ALL_CLASSES_UP_TO else 5
 
-    def predict(self, paths: Iterable[str | Path], topk: int | None = None) -> list[dict[str, Any]]:
+    def predict(self, paths: Iterable[str | Path], topk: int | None = None, *, explain: str | Path | None = None,
+                explain_class: str | None = None, cam_method: str = "gradcam", overwrite: bool = False) -> list[dict[str, Any]]:
         """For every image in ``paths`` (files or folders): its top-``topk`` classes (None:
         ``default_topk``), highest first.
 
-        Returns ``[{"path", "predictions": [{"class", "index", "probability"}, ...]}, ...]``.
+        Returns ``[{"path", "predictions": [{"class", "index", "probability"}, ...]}, ...]``. With
+        ``explain`` (a figure file: .png, .pdf...), also writes each photo with the class activation
+        map of its top class (or ``explain_class``) by ``cam_method`` beside its top classes
+        (``evaluation/explain.py``; each result then names its ``"explained"`` class); an existing
+        figure is replaced only with ``overwrite``.
         """
         topk = self._topk(topk)
         files = find_images(paths)
+        if explain is not None:
+            from resnetlab.evaluation.explain import check_explain_request
+
+            check_explain_request(explain, files, self.classes, explain_class, cam_method, overwrite)
         self.check_memory(min(self.batch_size, len(files)))
         results: list[dict[str, Any]] = []
         for start in range(0, len(files), self.batch_size):
             chunk = files[start : start + self.batch_size]
             ranked = self._ranked(self.probabilities(load_batch(chunk, self.transform, self.exif_orientation)), topk)
             results.extend({"path": str(path), "predictions": predictions} for path, predictions in zip(chunk, ranked))
+        if explain is not None:
+            from resnetlab.evaluation.explain import explain_files, plot_explanations
+
+            explanations = explain_files(self, results, class_name=explain_class, method=cam_method)
+            plot_explanations(explanations, explain, method=cam_method, overwrite=overwrite)
+            for item, explanation in zip(results, explanations):
+                item["explained"] = explanation.explained
         return results
 
     def predict_image(self, image: Image.Image, topk: int | None = None) -> list[dict[str, Any]]:

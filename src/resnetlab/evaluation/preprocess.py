@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation, oriented
-from resnetlab.data.photo_loader import ten_crops
-from resnetlab.data.photos import open_image, resize_photo, rgb_image
+from resnetlab.data import decode
+from resnetlab.data.decode import UnreadableImage, resize_photo, rgb_image
+from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION, check_exif_orientation
+from resnetlab.data.photo_pipeline import PhotoPipeline
 from resnetlab.data.scan import listed, scan_classes
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.view_averaging import ONE_VIEW, TestViews, check_views_fit
@@ -54,16 +55,12 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def open_rgb(path: str | Path, exif_orientation: str = DEFAULT_EXIF_ORIENTATION) -> Image.Image:
-    """Decode any image Pillow reads into an 8-bit RGB PIL image (decompression bombs refused, 16-bit
-    scaled, alpha dropped, turned upright by its EXIF tag when ``exif_orientation`` is "apply"):
-    what a photo's transform starts from, as training's cache did."""
+    """Decode any image Pillow reads into an 8-bit RGB PIL image, as training's cache does
+    (``data.decode.open_rgb``): what a photo's transform starts from."""
     try:
-        with open_image(str(path)) as image:
-            image.load()
-            return rgb_image(oriented(image, exif_orientation))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return decode.open_rgb(path, exif_orientation)
+    except UnreadableImage as exc:
+        reason = str(exc.error).splitlines()[0] if str(exc.error) else type(exc.error).__name__
         raise ResnetlabError(f"{path} is not an image Pillow can read: {reason}") from None
 
 
@@ -96,22 +93,20 @@ def build_transform(input_size: Sequence[int], mean: Sequence[float], std: Seque
 class PhotoTransform:
     """A photo (PIL RGB) -> float (3, S, S), exactly torchvision's evaluation transform:
     ``Resize(resize)`` on the PIL image, ``CenterCrop(S)``, ``ToTensor()``, ``Normalize(mean, std)``;
-    with ``ten_crop``, (10, 3, S, S): the corners and centre, then their mirror images."""
+    with ``ten_crop``, (10, 3, S, S): the corners and centre, then their mirror images. The crops
+    are the evaluation loaders' (``data.photo_pipeline.PhotoPipeline``)."""
 
     def __init__(self, crop: int, resize: int, mean: Sequence[float], std: Sequence[float], ten_crop: bool = False) -> None:
         self.crop, self.resize, self.ten_crop = crop, resize, ten_crop
+        self.pipeline = PhotoPipeline(crop, ten_crop=ten_crop)
         self.normalize = v2.Normalize(list(mean), list(std))
 
     def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
         if isinstance(image, torch.Tensor):
             image = v2.functional.to_pil_image(image)
         resized = v2.functional.pil_to_tensor(resize_photo(image, self.resize))  # uint8 (3, h, w), as the cache holds it
-        if not self.ten_crop:
-            return self._float(v2.functional.center_crop(resized, [self.crop, self.crop]))
-        return self._float(ten_crops(resized, self.crop))
-
-    def _float(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.normalize(pixels.float().div_(255))  # ToTensor, then Normalize (over the last three dimensions)
+        pixels, _ = self.pipeline.batch([0], [resized], epoch=0)  # a batch of one: (1, 3, S, S) or (1, 10, 3, S, S)
+        return self.normalize(pixels[0].float().div_(255))  # ToTensor, then Normalize (over the last three dimensions)
 
 
 Transform = Callable[[Image.Image | torch.Tensor], torch.Tensor]

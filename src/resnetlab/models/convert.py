@@ -1,8 +1,9 @@
 """Key renaming for checkpoints of the popular CIFAR reproductions.
 
 The most used PyTorch reproduction of the paper's CIFAR nets names its classifier ``linear``
-and saves through ``DataParallel`` (a ``module.`` prefix); its option-A shortcuts have no
-parameters, so everything else already matches our (torchvision) names.
+and its blocks' shortcut ``shortcut``, and saves through ``DataParallel`` (a ``module.``
+prefix); its option-A shortcuts have no parameters, so everything else already matches our
+(torchvision) names.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def from_reference_cifar(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     renamed = {}
     for key, value in state_dict.items():
         key = key.removeprefix("module.")
+        key = key.replace(".shortcut.", ".downsample.")  # a projection (option B) shortcut's conv and BatchNorm
         if key.startswith("linear."):
             key = f"{CLASSIFIER}.{key.removeprefix('linear.')}"
         renamed[key] = value

@@ -165,12 +165,23 @@ def lr_schedule(run: Run, path: Path) -> Path:
 
 
 def prediction_grid(images: np.ndarray, labels: Sequence[int], predictions: Sequence[int], classes: Sequence[str],
-                    path: Path, title: str) -> Path:
-    """Sample test images (uint8 N,C,H,W) titled with the prediction; green ✓ right, red ✗ wrong."""
+                    path: Path, title: str, mistake_maps: np.ndarray | None = None) -> Path:
+    """Sample test images (uint8 N,C,H,W) titled with the prediction; green ✓ right, red ✗ wrong; with
+    ``mistake_maps`` (uint8 M,3,H,W), a last row: the mistakes with the map of the class they were taken for."""
     right = [int(label) == int(pred) for label, pred in zip(labels, predictions)]
     captions = [f"✓ {classes[pred]}" if ok else f"✗ {classes[pred]}\n(true {classes[label]})"
                 for ok, label, pred in zip(right, labels, predictions)]
-    fig = image_grid(images, captions, colours=["tab:green" if ok else "tab:red" for ok in right], cell=(1.55, 1.85))
+    colours = ["tab:green" if ok else "tab:red" for ok in right]
+    pictures = list(images)
+    if mistake_maps is not None and len(mistake_maps):
+        columns = 8  # image_grid's; the maps start a row of their own
+        blank = np.full((3, *mistake_maps.shape[2:]), 255, dtype=np.uint8)
+        padding = -len(pictures) % columns
+        mistaken = [p for p, ok in zip(predictions, right) if not ok]
+        pictures += [blank] * padding + list(mistake_maps)
+        captions += [""] * padding + [f"CAM: why {classes[p]}?" for p in mistaken[: len(mistake_maps)]]
+        colours += ["white"] * padding + ["tab:red"] * len(mistake_maps)
+    fig = image_grid(pictures, captions, colours=colours, cell=(1.55, 1.85))
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 

@@ -1,7 +1,8 @@
 """A run's final model on its own test split: the confusion matrix and a sample of predictions.
 
 This is the one part of a report that needs more than the run folder's text files: the
-checkpoint and the data. It goes through the same path as ``resnetlab eval`` (checkpoint ->
+checkpoint and the data (and, with the explain extra, the activation maps of the sample's
+mistakes). It goes through the same path as ``resnetlab eval`` (checkpoint ->
 ``evaluation.evaluate.checkpoint_data`` and ``split_logits``: the data read as training read it,
 the checkpoint's model, normalisation, layout, test-time views and precision), so the matrix
 agrees with the test accuracy in summary.json. When the checkpoint or the data is missing it raises a
@@ -17,17 +18,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from resnetlab.checkpoint import load_checkpoint
+from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.evaluate import checkpoint_data, split_logits
+from resnetlab.evaluation.explain import activation_maps, displayable, grad_cam_installed, overlay
 from resnetlab.evaluation.logits import evaluation_batch_size
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import evaluation_precision
 from resnetlab.reports.reading import Run
 from resnetlab.runs import RUN_CHECKPOINTS, RunFolder
+
+MISTAKE_MAPS = 8  # at most one row of the prediction grid
 
 
 @dataclass
@@ -40,6 +44,9 @@ class TestPredictions:
     sample_images: np.ndarray  # (S, C, H, W) uint8, a seeded random sample of the test split
     sample_labels: list[int]
     sample_predictions: list[int]
+    # the sample's mistakes, each overlaid with the class activation map of its predicted class
+    # (uint8 M,3,H,W), when grad-cam is installed; None without it
+    mistake_maps: np.ndarray | None = None
 
     @property
     def accuracy(self) -> float:
@@ -86,11 +93,27 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     predicted = logits.argmax(1)
 
     rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:samples]
+    images = bundle.test.preview(rows)
+    wrong = (predicted[rows] != labels[rows]).nonzero().flatten()[:MISTAKE_MAPS]
     return TestPredictions(
         checkpoint=path,
         classes=list(ckpt["classes"]),
         confusion=confusion_matrix(logits, labels, len(ckpt["classes"])),
-        sample_images=bundle.test.preview(rows).numpy(),
+        sample_images=images.numpy(),
         sample_labels=labels[rows].tolist(),
         sample_predictions=predicted[rows].tolist(),
+        mistake_maps=mistake_maps(ckpt, images[wrong], predicted[rows][wrong].tolist(), device) if grad_cam_installed() else None,
     )
+
+
+def mistake_maps(ckpt: dict[str, Any], images: torch.Tensor, predicted: list[int], device: torch.device) -> np.ndarray:
+    """uint8 (M, 3, H, W): each mistaken image (uint8, as the model saw it) with the map of the class
+    it was taken for (``evaluation.explain``: the library's Grad-CAM at the family's layer), in fp32."""
+    if not len(images):
+        return np.zeros((0, 3, *images.shape[2:]), dtype=np.uint8)
+    norm = ckpt["normalization"]
+    mean, std = torch.tensor(norm["mean"]).view(1, -1, 1, 1), torch.tensor(norm["std"]).view(1, -1, 1, 1)
+    inputs = (images.float() / 255 - mean) / std
+    model = model_from_checkpoint(ckpt).to(device).eval()
+    heat = activation_maps(model, ckpt["model"]["name"], inputs, predicted)
+    return np.stack([overlay(displayable(x, norm["mean"], norm["std"]), h).transpose(2, 0, 1) for x, h in zip(inputs, heat)])

@@ -25,6 +25,7 @@ from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.plots import plot_confusion_matrix
 from resnetlab.files import replacing, writing
 from resnetlab.reports import plots
+from resnetlab.reports import responses as fig7
 from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
 from resnetlab.reports.reading import Run, read_runs
@@ -37,6 +38,7 @@ def report(
     out: str | Path,
     *,
     checkpoints: bool = True,
+    responses: bool = False,
     samples: int = 32,
     title: str | None = None,
     sweep_command: str | None = None,
@@ -47,6 +49,9 @@ def report(
 ) -> Path:
     """Write the report of ``run_dirs`` into ``out`` and return the path of its index.html.
 
+    ``responses`` adds the paper's Fig. 7 (the std of every 3x3 layer's response on the test split,
+    ``reports.responses``) to the overview; it runs the checkpoints.
+
     ``checkpoints=False`` skips the confusion matrices and sample predictions (no model is run,
     no data is read). ``samples`` test images go into each prediction grid. ``device`` runs the
     checkpoints (auto: cuda, mps, cpu; an unavailable one stops the report before it starts), in
@@ -54,6 +59,9 @@ def report(
     holding other files is refused unless ``overwrite`` (which replaces only ``REPORT_FILES``). A run
     whose image folder changed since it started is refused, as eval refuses it, unless ``accept_changed_data``.
     """
+    if responses and not checkpoints:
+        raise ResnetlabError(f"layer responses run the checkpoints: drop {option('checkpoints', False)} "
+                             f"or {option('responses', True)}")
     device = str(resolve_device(device)) if checkpoints else device
     runs = read_runs(list(run_dirs))
     out = Path(out)
@@ -64,6 +72,8 @@ def report(
         write_csv(rows, out / "results.csv")
         write_markdown(rows, out / "results.md")
 
+    fig7_figures, fig7_downloads, fig7_notes = (_responses_part(runs, out, device, accept_changed_data) if responses
+                                                else ([], [], []))
     cache = DatasetCache()
     sections = []
     for i, run in enumerate(runs):  # minutes each with checkpoints: say which run is being evaluated
@@ -76,12 +86,12 @@ def report(
         title=title or f"resnetlab report: {len(runs)} run{'s' if len(runs) != 1 else ''}",
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
         table_rows=rows,
-        overview=_overview(runs, out),
+        overview=_overview(runs, out) + fig7_figures,
         runs=sections,
-        downloads=[("results.md", "results.md"), ("results.csv", "results.csv")],
+        downloads=[("results.md", "results.md"), ("results.csv", "results.csv"), *fig7_downloads],
         sweep=sweep_command,
         notes=["Errors are top-1 on each run's test split after its last epoch. Paper errors are He et al. (2016), "
-               "Table 6 (official CIFAR-10 binaries), shown for reference."],
+               "Table 6 (official CIFAR-10 binaries), shown for reference.", *fig7_notes],
     )
     index = out / "index.html"
     html = render(page)
@@ -170,7 +180,10 @@ def _prediction_figures(run: Run, predictions: TestPredictions, out: Path, folde
     grid = plots.prediction_grid(
         predictions.sample_images, predictions.sample_labels, predictions.sample_predictions, predictions.classes,
         folder / "predictions.png",
-        title=f"{run.name}: {len(predictions.sample_labels)} random test images, {wrong} wrong (green ✓ right, red ✗ wrong)",
+        title=f"{run.name}: {len(predictions.sample_labels)} random test images, {wrong} wrong (green ✓ right, red ✗ wrong)"
+              + ("; last row: the mistakes' class activation maps" if predictions.mistake_maps is not None
+                 and len(predictions.mistake_maps) else ""),
+        mistake_maps=predictions.mistake_maps,
     )
     return [_ref(out, confusion, "Confusion matrix on the test split (rows: true class)"),
             _ref(out, grid, "Sample test predictions", width=1150)]  # full width: the captions are small
@@ -214,3 +227,16 @@ def _folder_name(run: Run, index: int) -> str:
 
 def _ref(out: Path, path: Path, caption: str, width: int = 560) -> FigureRef:
     return FigureRef(src=path.relative_to(out).as_posix(), caption=caption, width=width)
+
+
+def _responses_part(runs: Sequence[Run], out: Path, device: str,
+                    accept_changed_data: bool) -> tuple[list[FigureRef], list[tuple[str, str]], list[str]]:
+    """The overview's Fig. 7 (figures/responses.png and .csv): (figures, downloads, notes on runs not measured)."""
+    files, notes = fig7.response_figure([(run.name, run.checkpoint_file()) for run in runs], out / "figures", DatasetCache(), device,
+                                        accept_changed_data)
+    if files is None:
+        return [], [], notes
+    figure = _ref(out, Path(files["png"]), "Standard deviations of layer responses on the test split, as in the paper's Fig. 7: "
+                  "each 3x3 layer after BN, before addition and ReLU; top in layer order, bottom sorted; plain dashed, ResNets solid",
+                  width=620)
+    return [figure], [("responses.csv", Path(files["csv"]).relative_to(out).as_posix())], notes

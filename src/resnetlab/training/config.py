@@ -23,7 +23,6 @@ from typing import Any
 import yaml
 
 from resnetlab.config_values import check_seed, check_value, check_values, load_yaml, read_yaml_file, shown
-from resnetlab.data.choices import FLIP_MODES, PHOTO_AUGMENTATIONS
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
 from resnetlab.precision import PRECISIONS
@@ -116,7 +115,7 @@ class TrainConfig:
     memory_budget_gb: float | None = setting(None, "photo folders: GiB the decoded cache may take (None: half the machine's memory)")
     stream: bool | None = setting(None, "photo folders: decode from disk each epoch in worker processes (None: if the cache would not fit)")
     workers: int | None = setting(None, "streaming: decoding processes (None: the cores but one, at least 1; 0: in the training process)")
-    photo_views: str = setting("auto", "photos: where training views are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
+    photo_views: str = setting("auto", "photos: where training crops are cut (and streamed JPEGs decoded): per-photo (the CPU, one "
                                        "at a time) | batched (the training device, whole batches; nvjpeg on CUDA) | auto (batched on CUDA)")
     skip_bad_images: bool = setting(False, "image folders: leave out unreadable images (named in the log) instead of stopping")
     exif_orientation: str = setting("ignore", "image folders and predict: photos tagged as stored sideways (EXIF orientation) "
@@ -395,7 +394,8 @@ def _check_keys(values: dict[str, Any], source: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
-    from resnetlab.data.photo_loader import PHOTO_VIEWS
+    from resnetlab.data.loader import FLIP_MODES, PHOTO_AUGMENTATIONS  # the data's own choices, loaded with torch
+    from resnetlab.data.photo_pipeline import PHOTO_VIEWS
     from resnetlab.models.registry import check_model_options
 
     for key in FIELDS:  # types first: every check below may then compare and compute

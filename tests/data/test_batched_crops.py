@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resnetlab.data import Augmentation, create_loader, load_dataset, photo_loader
-from resnetlab.data.batched_views import cut_views, resize_weights
-from resnetlab.data.photo_views import cut_view, draw_view, view_rng
+from resnetlab.data import Augmentation, create_loader, load_dataset, photo_loader, photo_pipeline
+from resnetlab.data.batched_crops import cut_crops, resize_weights
+from resnetlab.data.photo_crops import crop_rng, cut_crop, draw_crop
 from resnetlab.errors import ResnetlabError
 
 PIXELS = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)  # normalisation that leaves pixel values as they are
@@ -33,12 +33,12 @@ def photos(count: int = 12) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("augmentation", ["random-resized-crop", "scale"])
-def test_batched_views_are_the_per_photo_views_up_to_rounding(augmentation) -> None:
+def test_batched_crops_are_the_per_photo_crops_up_to_rounding(augmentation) -> None:
     images = photos()
-    views = [draw_view(view_rng(3, 1, k), x.shape[1], x.shape[2], 32, augmentation, True) for k, x in enumerate(images)]
+    views = [draw_crop(crop_rng(3, 1, k), x.shape[1], x.shape[2], 32, augmentation, True) for k, x in enumerate(images)]
     assert any(v.flip for v in views) and not all(v.flip for v in views)
-    batched = cut_views(images, views, 32, "cpu")
-    single = torch.stack([cut_view(x, v, 32) for x, v in zip(images, views)])
+    batched = cut_crops(images, views, 32, "cpu")
+    single = torch.stack([cut_crop(x, v, 32) for x, v in zip(images, views)])
     assert batched.shape == (12, 3, 32, 32) and batched.is_contiguous(memory_format=torch.channels_last)
     difference = (batched.int() - single.int()).abs()
     assert difference.max() <= 1 and difference.float().mean() < 0.2
@@ -65,10 +65,10 @@ def test_the_batched_loader_cuts_the_same_views_and_resumes_exactly(photo_folder
 
 
 def test_auto_cuts_in_batches_on_cuda_only_and_names_the_choices() -> None:
-    assert photo_loader.batched_on("auto", torch.device("cuda")) and not photo_loader.batched_on("auto", torch.device("cpu"))
-    assert photo_loader.batched_on("batched", torch.device("cpu")) and not photo_loader.batched_on("per-photo", torch.device("cuda"))
+    assert photo_pipeline.batched_on("auto", torch.device("cuda")) and not photo_pipeline.batched_on("auto", torch.device("cpu"))
+    assert photo_pipeline.batched_on("batched", torch.device("cpu")) and not photo_pipeline.batched_on("per-photo", torch.device("cuda"))
     with pytest.raises(ResnetlabError, match="photo_views must be one of auto, per-photo, batched, got 'gpu'"):
-        photo_loader.batched_on("gpu", torch.device("cpu"))
+        photo_pipeline.batched_on("gpu", torch.device("cpu"))
 
 
 def test_the_cache_goes_to_the_gpu_only_within_its_share_of_free_memory(monkeypatch) -> None:
@@ -79,7 +79,7 @@ def test_the_cache_goes_to_the_gpu_only_within_its_share_of_free_memory(monkeypa
 
 
 @pytest.mark.parametrize("fits", [True, False])
-def test_batched_views_read_the_cache_where_it_was_placed(photo_folder, monkeypatch, fits) -> None:
+def test_batched_crops_read_the_cache_where_it_was_placed(photo_folder, monkeypatch, fits) -> None:
     meta = torch.device("meta")  # stands in for a GPU
     monkeypatch.setattr(photo_loader, "fits_on_device", lambda nbytes, device: fits)
     loader = cached_loader(photo_folder, "batched", device=meta)

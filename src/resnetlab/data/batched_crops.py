@@ -1,13 +1,13 @@
-"""Photo views cut and resized a whole batch at a time, on whichever device holds the pixels.
+"""Photos' training crops cut and resized a whole batch at a time, on whichever device holds the pixels.
 
-Why: ``photo_views.cut_view`` resizes one box per call, which keeps a GPU waiting on the CPU.
+Why: ``photo_crops.cut_crop`` resizes one box per call, which keeps a GPU waiting on the CPU.
 Boxes differ in size, so no single ``interpolate`` fits a batch; but an antialiased bilinear resize
 is separable, out = Wy @ box @ Wx^T, with Wy (S, h) and Wx (S, w) holding torch's own kernel
 weights (``_compute_indices_weights_aa``: a triangle stretched over the scale when shrinking).
 Packing the boxes into one zero-padded batch and giving each its weight matrices makes the whole
-batch two batched matrix products, and the pixels those of ``cut_view`` up to rounding (torch's
+batch two batched matrix products, and the pixels those of ``cut_crop`` up to rounding (torch's
 uint8 CPU kernel rounds its weights to fixed point; here they stay float32, TF32 where a run
-allows it on a GPU). A mirrored view mirrors its Wx, as ``cut_view`` mirrors the box.
+allows it on a GPU). A mirrored crop mirrors its Wx, as ``cut_crop`` mirrors the box.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from resnetlab.data.photo_views import PhotoView
+from resnetlab.data.photo_crops import PhotoCrop
 
 
 def resize_weights(sizes: torch.Tensor, out: int, length: int, flips: torch.Tensor | None = None) -> torch.Tensor:
@@ -52,24 +52,24 @@ def resize_packed(boxes: torch.Tensor, heights: torch.Tensor, widths: torch.Tens
     return pixels.permute(0, 3, 2, 1).contiguous(memory_format=torch.channels_last)  # (B, C, S(y), S(x))
 
 
-def pack_boxes(images: Sequence[torch.Tensor], views: Sequence[PhotoView], device: torch.device | str) -> torch.Tensor:
-    """uint8 (B, H, W, C) on ``device``: each view's box of its (C, H, W) image (channels-last
+def pack_boxes(images: Sequence[torch.Tensor], crops: Sequence[PhotoCrop], device: torch.device | str) -> torch.Tensor:
+    """uint8 (B, H, W, C) on ``device``: each crop's box of its (C, H, W) image (channels-last
     strides, as the cache holds them) in the top-left corner of a zeroed batch as tall and wide as
     the largest box. Built where the images are (in pinned memory when bound for CUDA), then moved."""
-    height, width = max(v.height for v in views), max(v.width for v in views)
+    height, width = max(v.height for v in crops), max(v.width for v in crops)
     device, source = torch.device(device), images[0].device
     pinned = device.type == "cuda" and source.type == "cpu"  # a page-locked batch crosses to the GPU without waiting
-    packed = torch.zeros(len(views), height, width, images[0].shape[0], dtype=torch.uint8, device=source, pin_memory=pinned)
-    for k, (image, v) in enumerate(zip(images, views)):
+    packed = torch.zeros(len(crops), height, width, images[0].shape[0], dtype=torch.uint8, device=source, pin_memory=pinned)
+    for k, (image, v) in enumerate(zip(images, crops)):
         packed[k, : v.height, : v.width] = image[:, v.top : v.top + v.height, v.left : v.left + v.width].permute(1, 2, 0)
     return packed if source == device else packed.to(device, non_blocking=True)
 
 
-def cut_views(images: Sequence[torch.Tensor], views: Sequence[PhotoView], crop: int, device: torch.device | str) -> torch.Tensor:
-    """uint8 (B, C, S, S) channels-last on ``device``: ``photo_views.cut_view`` of every (image,
-    view) pair, in one batched resize there."""
-    packed = pack_boxes(images, views, device)
-    heights = torch.tensor([v.height for v in views])
-    widths = torch.tensor([v.width for v in views])
-    flips = torch.tensor([v.flip for v in views])
+def cut_crops(images: Sequence[torch.Tensor], crops: Sequence[PhotoCrop], crop: int, device: torch.device | str) -> torch.Tensor:
+    """uint8 (B, C, S, S) channels-last on ``device``: ``photo_crops.cut_crop`` of every (image,
+    crop) pair, in one batched resize there."""
+    packed = pack_boxes(images, crops, device)
+    heights = torch.tensor([v.height for v in crops])
+    widths = torch.tensor([v.width for v in crops])
+    flips = torch.tensor([v.flip for v in crops])
     return resize_packed(packed, heights, widths, flips, crop)

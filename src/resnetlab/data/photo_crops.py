@@ -1,8 +1,9 @@
-"""A photo's training view, drawn from (seed, epoch, index) alone, and the evaluation crops.
+"""The crops of a photo: training's random crop, drawn from (seed, epoch, index) alone, and
+evaluation's centre crop and ten crops. One definition of each.
 
-Every photo loader draws its views here, the cached and the streaming one, cutting photo by photo
-or in batches (``batched_views``), so that all of them cut the very same boxes: a resumed run
-continues where it stopped, and a streamed run sees what a cached one sees.
+Every photo loader draws its training crops here, the cached and the streaming one, cutting photo
+by photo or in batches (``batched_crops``), so that all of them cut the very same boxes: a resumed
+run continues where it stopped, and a streamed run sees what a cached one sees.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
 
 RRC_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults
 RRC_RATIO = (3 / 4, 4 / 3)
@@ -25,8 +27,8 @@ PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
 PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 
 
-class PhotoView(NamedTuple):
-    """One photo's training view: a box of the cached photo, resized to S x S, maybe mirrored, plus
+class PhotoCrop(NamedTuple):
+    """One photo's training crop: a box of the cached photo, resized to S x S, maybe mirrored, plus
     an RGB offset (in [0, 1] units; zeros without PCA colour noise)."""
 
     top: int
@@ -37,14 +39,14 @@ class PhotoView(NamedTuple):
     colour: tuple[float, float, float]
 
 
-def view_rng(seed: int, epoch: int, index: int) -> random.Random:
-    """The generator of photo ``index``'s view in ``epoch``: a function of the three numbers alone, so
-    that a view does not depend on which process or worker draws it, nor in which order."""
+def crop_rng(seed: int, epoch: int, index: int) -> random.Random:
+    """The generator of photo ``index``'s crop in ``epoch``: a function of the three numbers alone, so
+    that a crop does not depend on which process or worker draws it, nor in which order."""
     return random.Random((seed * 1_000_003 + epoch) * 10_000_000_019 + index)
 
 
-def draw_view(rng: random.Random, height: int, width: int, crop: int, augmentation: str, flip: bool) -> PhotoView:
-    """A photo's training view: ``RandomResizedCrop``'s box (or the paper's scale box), a flip with
+def draw_crop(rng: random.Random, height: int, width: int, crop: int, augmentation: str, flip: bool) -> PhotoCrop:
+    """A photo's training crop: ``RandomResizedCrop``'s box (or the paper's scale box), a flip with
     probability 1/2, and for the paper's augmentation the PCA colour offset."""
     if augmentation == "scale":
         box = scale_jitter_box(rng, height, width, crop)
@@ -53,7 +55,7 @@ def draw_view(rng: random.Random, height: int, width: int, crop: int, augmentati
     else:
         box, colour = random_resized_box(rng, height, width), (0.0, 0.0, 0.0)
     mirrored = rng.random() < 0.5
-    return PhotoView(*box, flip and mirrored, colour)  # the coin is tossed either way: views stay as they were
+    return PhotoCrop(*box, flip and mirrored, colour)  # the coin is tossed either way, so flip=False keeps the boxes
 
 
 def random_resized_box(rng: random.Random, height: int, width: int, scale: tuple[float, float] = RRC_SCALE,
@@ -93,21 +95,33 @@ def scale_jitter_box(rng: random.Random, height: int, width: int, crop: int) -> 
     return rng.randint(0, height - side), rng.randint(0, width - side), side, side
 
 
-def cut_view(image: torch.Tensor, view: PhotoView, crop: int) -> torch.Tensor:
-    """uint8 (C, S, S): ``view``'s box of ``image`` (C, H, W), mirrored or not, resized to S x S with
+def cut_crop(image: torch.Tensor, box: PhotoCrop, crop: int) -> torch.Tensor:
+    """uint8 (C, S, S): ``box`` of ``image`` (C, H, W), mirrored or not, resized to S x S with
     torch's antialiased bilinear uint8 kernel (fastest on channels-last strides, as the cache has)."""
-    box = image[None, :, view.top : view.top + view.height, view.left : view.left + view.width]
-    if view.flip:
-        box = box.flip(-1)  # mirroring the box before resizing it: the same view, up to rounding, and cheaper
-    return F.interpolate(box, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)[0]
+    pixels = image[None, :, box.top : box.top + box.height, box.left : box.left + box.width]
+    if box.flip:
+        pixels = pixels.flip(-1)  # mirroring the box before resizing it: the same crop, up to rounding, and cheaper
+    return F.interpolate(pixels, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)[0]
 
 
-def stack_channels_last(views: Sequence[torch.Tensor]) -> torch.Tensor:
-    """uint8 (B, C, S, S) in channels-last layout from (C, S, S) views: the layout the model runs in."""
-    out = torch.empty(len(views), *views[0].shape, dtype=views[0].dtype, memory_format=torch.channels_last)
-    for k, view in enumerate(views):
-        out[k] = view
+def stack_channels_last(crops: Sequence[torch.Tensor]) -> torch.Tensor:
+    """uint8 (B, C, S, S) in channels-last layout from (C, S, S) crops: the layout the model runs in."""
+    out = torch.empty(len(crops), *crops[0].shape, dtype=crops[0].dtype, memory_format=torch.channels_last)
+    for k, crop in enumerate(crops):
+        out[k] = crop
     return out
+
+
+def centre_crop(image: torch.Tensor, crop: int) -> torch.Tensor:
+    """uint8 (C, S, S): the centre S x S of ``image`` (C, H, W), as torchvision's ``CenterCrop``."""
+    return TF.center_crop(image, [crop, crop])
+
+
+def centre_crops(images: Sequence[torch.Tensor], crop: int, channels: int = 3) -> torch.Tensor:
+    """uint8 (B, C, S, S): the centre crop of each image (none: an empty batch of ``channels``)."""
+    if not images:
+        return torch.empty(0, channels, crop, crop, dtype=torch.uint8)
+    return torch.stack([centre_crop(image, crop) for image in images])
 
 
 def ten_crops(image: torch.Tensor, crop: int) -> torch.Tensor:

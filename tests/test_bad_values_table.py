@@ -231,7 +231,7 @@ ROWS: dict[str, Row] = {
     "sweep --set epochs= (empty)": Row(lambda t, r: ["sweep", write_sweep(t), "--set", "epochs="],
                                        r"--set 'epochs=' has no value: give one \(--set epochs=null unsets it\)"),
     "summary --num-classes 0": Row(lambda t, r: ["summary", "resnet20", "--num-classes", "0"],
-                                   r"num_classes must be a positive whole number, got 0"),
+                                   r"--num-classes must be a positive whole number, got 0"),
     "summary --num-classes 100000000": Row(lambda t, r: ["summary", "resnet20", "--num-classes", "100000000"],
                                            r"a classifier of 100,000,000 classes .* needs [\d.]+ GiB of memory"),
     "finetune into a run": Row(lambda t, r: consumer("finetune", t, make_checkpoint(t / "m.pt"))[:-9] + ["--out", str(r)],

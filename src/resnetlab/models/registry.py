@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnetlab.errors import ResnetlabError, lookup
+from resnetlab.errors import ResnetlabError, lookup, option
 from resnetlab.memory import FLOAT32_BYTES, check_fits
 
 
@@ -82,7 +82,7 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **optio
     """
     info = check_model_options(name, options)
     if not isinstance(num_classes, int) or num_classes < 1:
-        raise ResnetlabError(f"num_classes must be a positive whole number, got {num_classes!r}")
+        raise ResnetlabError(f"{option('num_classes')} must be a positive whole number, got {num_classes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ResnetlabError(f"in_channels must be a positive whole number, got {in_channels!r}")
     check_classifier_fits(info, num_classes, in_channels, options)

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from resnetlab.data.photos import rgb_image
+from resnetlab.data.decode import rgb_image
 from resnetlab.errors import ResnetlabError, option
 from resnetlab.evaluation.plots import check_figure_path, save_figure
 from resnetlab.evaluation.preprocess import checkpoint_transform, open_rgb

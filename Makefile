@@ -15,7 +15,7 @@ test:
 	.venv/bin/ruff check
 	.venv/bin/python -m pytest -q
 
-test-fast: setup  # the quick tier: every module, without real data or extra processes, on two workers
+test-fast: setup  # the quick tier: every module, without real data or extra processes (tests/conftest.py refuses them), on two workers
 	.venv/bin/python -m pytest -q -n 2 -m "not slow"
 
 lint: setup

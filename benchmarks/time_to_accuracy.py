@@ -27,7 +27,7 @@ from pathlib import Path
 from resnetlab.data.download import cache_root
 from resnetlab.errors import ResnetlabError
 from resnetlab.precision import PRECISIONS
-from resnetlab.reports.sweep import refuse_outdated_run
+from resnetlab.sweeps.sweep import refuse_outdated_run
 from resnetlab.training import TrainConfig, resolve_config, train
 
 REPO = Path(__file__).resolve().parents[1]

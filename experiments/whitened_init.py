@@ -32,7 +32,6 @@ from torch import nn
 from resnetlab.checkpoint import build_checkpoint, save_checkpoint
 from resnetlab.cli.train_cmd import add_config_flags, overrides_from
 from resnetlab.data import DatasetBundle
-from resnetlab.data.factory import with_usable_std
 from resnetlab.errors import ResnetlabError
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
 from resnetlab.training.run import build_model, load_data, normalized
@@ -106,13 +105,14 @@ def whiten_first_convolution(model: nn.Module, images: torch.Tensor, mean: Seque
 
 def training_data(config: TrainConfig) -> DatasetBundle:
     """The images and the normalisation a fresh ``resnetlab train`` run of ``config`` trains on."""
-    return with_usable_std(normalized(load_data(config), config), note=print)
+    return normalized(load_data(config), config)
 
 
 def whitened_model(config: TrainConfig, bundle: DatasetBundle) -> tuple[nn.Module, int]:
     """The model a fresh run of ``config`` starts from, its first convolution whitened; and how many filters were set."""
     if bundle.pipeline != "small":
         raise ResnetlabError("a whitened first convolution needs small images of one size (CIFAR-like), not a photo folder")
+    torch.manual_seed(config.seed)  # as train() seeds before it builds the model
     model = build_model(config, bundle, torch.device("cpu"))
     return model, whiten_first_convolution(model, bundle.train.images, bundle.mean, bundle.std, config.seed)
 

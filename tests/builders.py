@@ -38,6 +38,7 @@ from resnetlab.models import create_model
 from resnetlab.precision import resolve_precision
 from resnetlab.runs import METRICS_COLUMNS, RunFolder
 from resnetlab.training import TrainConfig, resolve_config
+from resnetlab.training.build import build_trainer
 from resnetlab.training.distributed import Distributed
 from resnetlab.training.run import build_model
 from resnetlab.training.trainer import Trainer
@@ -116,7 +117,8 @@ def make_trainer(out: Path, bundle: DatasetBundle | None = None, **overrides: An
     run = RunFolder(out)
     run.prepare(resume=False, overwrite=False)
     run.open_log(quiet=True)
-    return Trainer(config, bundle, build_model(config, bundle, device), run, Distributed(), device)
+    torch.manual_seed(config.seed)
+    return build_trainer(config, bundle, build_model(config, bundle, device), run=run, ctx=Distributed(), device=device)
 
 
 # (width, height, mode, format): landscape, portrait and square, every mode a photo folder meets

@@ -5,7 +5,10 @@ Each area keeps its own fixtures in ``tests/<area>/conftest.py``; what they buil
 
 from __future__ import annotations
 
+import logging
+import multiprocessing.process
 import os
+import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
+from PIL import Image
 
 from resnetlab.data.types import DatasetBundle
 from tests.builders import CIFAR10_JPEG_TARBALL, FASHION_MNIST_DIR, make_photo_folder, make_tiny_bundle
@@ -46,6 +50,37 @@ def no_native_bf16() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("resnetlab.precision.cpu_has_native_bf16", lambda: False)
         yield
+
+
+class QuickTierStartsAProcess(AssertionError):
+    """A test outside the ``slow`` mark started a process (the quick tier runs without)."""
+
+
+@pytest.fixture(autouse=True)
+def quick_tier_starts_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick tier (``-m "not slow"``) starts no process: no subprocess, no DataLoader worker, no
+    browser. A test that needs one is marked ``slow`` (the whole suite runs it), or made in-process."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise QuickTierStartsAProcess(f"{request.node.nodeid} starts a process: mark it slow or keep it in-process")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+
+
+@pytest.fixture(autouse=True)
+def package_log_reset() -> Iterator[None]:
+    """A run a test opened and never closed (``make_trainer``) stops logging into the next test."""
+    package = logging.getLogger("resnetlab")
+    before = (package.level, package.propagate, list(package.handlers))
+    yield
+    for handler in [h for h in package.handlers if h not in before[2]]:
+        package.removeHandler(handler)
+        handler.close()
+    package.setLevel(before[0])
+    package.propagate = before[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -147,3 +182,16 @@ def torchrun_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setenv("LOCAL_RANK", str(rank if local_rank is None else local_rank))
 
     return set_env
+
+
+@pytest.fixture(scope="session")
+def tiny_image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ImageFolder data set (train/<class>/*.png, test/<class>/*.png): 3 learnable classes, 16x16 RGB."""
+    root = tmp_path_factory.mktemp("tiny-folder")
+    bundle = make_tiny_bundle(num_classes=3, per_class=24, size=16)
+    for split_name, split in (("train", bundle.train), ("test", bundle.test)):
+        for i, (image, label) in enumerate(zip(split.images, split.labels)):
+            target = root / split_name / bundle.classes[int(label)]
+            target.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(target / f"{i:04d}.png")
+    return root

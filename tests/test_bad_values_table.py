@@ -299,9 +299,10 @@ def test_bad_value_is_one_message_and_changes_nothing(name: str, tmp_path: Path,
 
 
 # A real process each (about 5 s of CPU): the quick tier keeps one.
-SUBPROCESS_ROWS = ["YAML alias bomb", pytest.param("predict: empty .pt", marks=pytest.mark.slow)]
+SUBPROCESS_ROWS = ["YAML alias bomb", "predict: empty .pt"]
 
 
+@pytest.mark.slow  # a real process: the whole suite runs it, the quick tier does not
 @pytest.mark.parametrize("name", SUBPROCESS_ROWS)
 def test_a_real_process_prints_no_traceback(name: str, tmp_path: Path) -> None:
     argv = ROWS[name].build(tmp_path, tmp_path / "no-run")

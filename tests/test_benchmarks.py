@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # a real process: the whole suite runs it, the quick tier does not
 def test_the_gpu_benchmark_without_a_gpu_says_so_in_one_line_and_exits_2() -> None:
     # CUDA_VISIBLE_DEVICES="" hides any GPU, so this holds on GPU machines too.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "CUDA_VISIBLE_DEVICES": ""}
@@ -20,6 +23,7 @@ def test_the_gpu_benchmark_without_a_gpu_says_so_in_one_line_and_exits_2() -> No
     assert proc.stderr == "benchmarks/gpu.py needs a CUDA GPU: torch.cuda.is_available() is False here\n"
 
 
+@pytest.mark.slow  # real processes: the whole suite runs it, the quick tier does not
 def test_the_gpu_check_keeps_to_its_time_budget_and_refuses_an_unknown_section(tmp_path) -> None:
     script = str(REPO / "benchmarks" / "gpu_check.sh")
     env = {**os.environ, "GPU_CHECK_SECONDS": "10", "PYTHON": sys.executable}

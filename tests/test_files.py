@@ -19,8 +19,9 @@ import resnetlab.checkpoint as checkpoint_module
 from resnetlab.checkpoint import atomic_save
 from resnetlab.evaluation import evaluate
 from resnetlab.files import WriteError, replacing
+from resnetlab.runs import write_config
 from resnetlab.training import resolve_config
-from resnetlab.training.config import read_run_config, save_config
+from resnetlab.training.config import read_run_config
 from tests.builders import make_checkpoint, make_image_folder
 
 UNEXPECTED_POS = "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
@@ -93,6 +94,7 @@ def tiny_filesystem(tmp_path: Path):
         subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.slow  # mount and umount processes: the whole suite runs it, the quick tier does not
 def test_a_checkpoint_bigger_than_a_real_disk_is_one_message_and_the_old_one_stays(tiny_filesystem: Path) -> None:
     path = tiny_filesystem / "last.pt"
     atomic_save({"weights": torch.ones(1000)}, path)
@@ -111,7 +113,7 @@ def full_disk() -> OSError:
 
 def test_a_config_cut_off_by_a_full_disk_keeps_the_previous_config(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "config.yaml"
-    save_config(resolve_config("paper", overrides={"epochs": 3}), path)
+    write_config(resolve_config("paper", overrides={"epochs": 3}).to_dict(), path)
     before = path.read_bytes()
     written = {}
 
@@ -122,7 +124,7 @@ def test_a_config_cut_off_by_a_full_disk_keeps_the_previous_config(tmp_path: Pat
 
     monkeypatch.setattr(Path, "write_text", half_then_full)
     with pytest.raises(WriteError) as caught:
-        save_config(resolve_config("paper", overrides={"epochs": 7}), path)
+        write_config(resolve_config("paper", overrides={"epochs": 7}).to_dict(), path)
     monkeypatch.undo()
     assert str(caught.value) == f"cannot write {path}: No space left on device"
     assert written and all(n > 0 for n in written.values())  # something was written, to another file
@@ -133,7 +135,7 @@ def test_a_config_cut_off_by_a_full_disk_keeps_the_previous_config(tmp_path: Pat
 def test_an_eval_csv_cut_off_by_a_full_disk_keeps_the_previous_csv(tmp_path: Path, monkeypatch) -> None:
     data = make_image_folder(tmp_path / "data", size=16)
     checkpoint = make_checkpoint(tmp_path / "run" / "tiny.pt")
-    evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu")
+    evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu", out=tmp_path / "run")
     table = tmp_path / "run" / "eval-test-confusion.csv"
     before = table.read_bytes()
     assert before.startswith(b"true \\ predicted,cat,dog,fox")
@@ -154,7 +156,7 @@ def test_an_eval_csv_cut_off_by_a_full_disk_keeps_the_previous_csv(tmp_path: Pat
 
     monkeypatch.setattr(csv, "writer", FillingWriter)
     with pytest.raises(WriteError) as caught:
-        evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu")
+        evaluate(checkpoint, dataset="folder", data_dir=data, device="cpu", out=tmp_path / "run")
     monkeypatch.undo()
     assert str(caught.value) == f"cannot write {table}: No space left on device"
     assert table.read_bytes() == before
@@ -166,8 +168,8 @@ def test_an_eval_csv_cut_off_by_a_full_disk_keeps_the_previous_csv(tmp_path: Pat
 SRC = Path(resnetlab.__file__).parent
 IN_PLACE_WRITES = {
     ("runs.py", "append_metrics"): "metrics.csv grows by one row per epoch; an append never touches the rows before it",
-    ("runs.py", "_tensorboard"): "tensorboard's event file is a log its SummaryWriter appends to",
-    ("reports/parallel.py", "start"): "a sweep run's console log, appended line by line as the run prints",
+    ("training/run_log.py", "tensorboard_writer"): "tensorboard's event file is a log its SummaryWriter appends to",
+    ("sweeps/parallel.py", "start"): "a sweep run's console log, appended line by line as the run prints",
     ("runs.py", "_open"): "train.log, appended line by line by logging's FileHandler (never through a link)",
     ("run_lock.py", "acquire"): "the lock file holds the owner's pid under flock: it must be one file, opened in place",
     ("data/download.py", "_fetch_verified"): "a download streamed to a temporary file and renamed once its MD5 matches; "

@@ -1,5 +1,5 @@
 """Imports run one way: errors, files, config_values, run_lock <- runs, models, data <- checkpoint,
-devices, precision, pretrained, model_folder <- evaluation <- training <- reports, serving <- cli.
+devices, precision, pretrained, model_folder <- evaluation <- training <- reports, serving <- sweeps <- cli.
 
 Every import in src/resnetlab is read from the source: at the top of a file or inside a function,
 absolute, relative (``from . import x``) or of the package (``from resnetlab import training``).
@@ -10,6 +10,7 @@ code can be used without the training stack.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ LAYERS = {  # lower imports nothing above it
     "errors": 0, "files": 0, "memory": 0, "config_values": 0, "run_lock": 0, "stop_signals": 0, "progress": 0,
     "runs": 1, "models": 1, "data": 1,
     "checkpoint": 2, "model_folder": 2, "devices": 2, "pretrained": 2, "precision": 2,
-    "evaluation": 3, "training": 4, "reports": 5, "serving": 5, "cli": 6, "__init__": 7, "__main__": 7,
+    "evaluation": 3, "training": 4, "reports": 5, "serving": 5, "sweeps": 6, "cli": 7, "__init__": 8, "__main__": 8,
 }
 
 
@@ -74,7 +75,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 def test_no_module_imports_a_layer_above_it(path: Path) -> None:
     module = "resnetlab." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
     module = module.removesuffix(".__init__") if path.name == "__init__.py" and path.parent != PACKAGE else module
-    own, level = layer_of(module) if path.parent != PACKAGE or path.stem not in ("__init__", "__main__") else (path.stem, 7)
+    own, level = layer_of(module) if path.parent != PACKAGE or path.stem not in ("__init__", "__main__") else (path.stem, 8)
     above = [(line, name) for line, name in imports_of(path)
              if name != "resnetlab" and layer_of(name)[1] > level and layer_of(name)[0] != own]
     assert not above, f"{path.relative_to(PACKAGE)} ({own}) imports a layer above it: {above}"
@@ -86,3 +87,40 @@ def test_same_layer_packages_stay_apart() -> None:
         assert not [n for _, n in imports_of(path) if n.startswith("resnetlab.data")], path
     for path in (PACKAGE / "data").rglob("*.py"):
         assert not [n for _, n in imports_of(path) if n.startswith("resnetlab.models")], path
+
+
+def all_imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, of any package, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return found
+
+
+def test_reports_read_runs_and_never_start_one() -> None:
+    """Starting processes, catching signals and training belong to sweeps/; reports/ only renders
+    (training's config and schedule types may be read)."""
+    for path in (PACKAGE / "reports").rglob("*.py"):
+        imported = all_imports_of(path)
+        assert not imported & {"subprocess", "signal", "ctypes", "multiprocessing"}, path
+        training = {name for name in imported if name.startswith("resnetlab.training")}
+        assert training <= {"resnetlab.training.config", "resnetlab.training.schedules"}, path
+        assert "train(" not in path.read_text(encoding="utf-8"), path
+
+
+LIBRARY = [p for p in MODULES if p.name != "__main__.py"]  # __main__ runs the command line when imported
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=[str(p.relative_to(PACKAGE)) for p in LIBRARY])
+def test_every_module_imports(path: Path) -> None:
+    """The quick tier imports every module, whichever of them its tests reach."""
+    importlib.import_module(module_name(path))
+
+
+def test_training_takes_nothing_from_the_eval_commands_module() -> None:
+    """Training shares evaluation's loop (logits.py), not the ``eval`` command's module (evaluate.py)."""
+    for path in (PACKAGE / "training").rglob("*.py"):
+        assert "resnetlab.evaluation.evaluate" not in [name for _, name in imports_of(path)], path

@@ -8,7 +8,7 @@ import pytest
 
 from resnetlab.checkpoint import checkpoint_path
 from resnetlab.errors import ResnetlabError
-from resnetlab.reports.runs import Run
+from resnetlab.reports.reading import Run
 from resnetlab.runs import run_checkpoint
 
 
@@ -25,7 +25,7 @@ def test_a_run_folder_means_its_final_model_then_its_best(tmp_path: Path) -> Non
     assert run_checkpoint(both) == both / "checkpoints" / "last.pt"
     assert run_checkpoint(only_best) == only_best / "checkpoints" / "best.pt"
     assert checkpoint_path(both) == run_checkpoint(both)
-    assert Run(path=both, name="both", config={}, summary={}, metrics={}).checkpoint() == both / "checkpoints" / "last.pt"
+    assert Run(path=both, name="both", config={}, summary={}, metrics={}).checkpoint_file() == both / "checkpoints" / "last.pt"
 
 
 def test_a_file_is_itself_and_a_folder_without_checkpoints_is_named(tmp_path: Path) -> None:

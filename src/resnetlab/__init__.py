@@ -31,7 +31,7 @@ _LAZY = {
     "export": "resnetlab.evaluation",
     "responses": "resnetlab.reports.responses",
     "report": "resnetlab.reports",
-    "sweep": "resnetlab.reports",
+    "sweep": "resnetlab.sweeps",
 }
 
 

@@ -19,10 +19,9 @@ from torch import nn
 from resnetlab.checkpoint import FORMAT, check_checkpoint, describe_misfit, read_weights_file
 from resnetlab.errors import ResnetlabError
 from resnetlab.models import create_model, list_models
-from resnetlab.models.registry import model_info
+from resnetlab.models.registry import in_classifier, model_info
 
-CLASSIFIER_PREFIX = "fc."  # every registered model names its classifier ``fc`` (as torchvision does)
-INPUT_CONVOLUTION = "conv1.weight"  # and its first convolution ``conv1``
+INPUT_CONVOLUTION = "conv1.weight"  # every registered model names its first convolution ``conv1``
 # Option sets that change tensor names or shapes, tried when guessing where weights come from.
 _SHAPE_OPTIONS = {"cifar": ({}, {"shortcut": "B"}), "imagenet": ({}, {"stem": "cifar"})}
 
@@ -91,10 +90,10 @@ def match_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     """(names to copy, names left new); raise if anything outside the classifier does not fit."""
     own = model.state_dict()
     counters = _counters(model) | {k for k in state if k.endswith("num_batches_tracked")}
-    missing = [k for k in own if k not in state and k not in counters and not k.startswith(CLASSIFIER_PREFIX)]
+    missing = [k for k in own if k not in state and k not in counters and not in_classifier(k)]
     unexpected = [k for k in state if k not in own and k not in counters]
     reshaped = [k for k in own if k in state and k not in counters and own[k].shape != state[k].shape]
-    misfit = [k for k in reshaped if not k.startswith(CLASSIFIER_PREFIX)]
+    misfit = [k for k in reshaped if not in_classifier(k)]
     if missing or unexpected or misfit:
         raise ResnetlabError(_misfit_message(model, state, source, missing, unexpected, misfit))
     loaded = [k for k in own if k in state and k not in counters and k not in reshaped]

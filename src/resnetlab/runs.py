@@ -7,8 +7,8 @@
     data.json          image folders: what the data held at the start (a resume refuses other data)
     weights.pth        the final model's plain state_dict() (torch.load(..., weights_only=True))
     preprocess.json    beside weights.pth: mean, std, input size, resize, EXIF rule, test views (predict --weights)
-    train.log          the console lines, plus warnings
-    tb/                TensorBoard events (when tensorboard is installed)
+    train.log          everything the package logs during the run (data/ included): the console lines, plus warnings
+    tb/                TensorBoard events (when tensorboard is installed: training.run_log)
     checkpoints/last.pt   the latest state: what a resume continues and what the run folder means
     checkpoints/best.pt   the epoch of best validation accuracy (only with a validation split)
     run.lock           while a process writes here (see run_lock.py)
@@ -16,10 +16,11 @@
 Training writes through ``RunFolder``; eval, predict, export, reports and sweeps read through it
 (or through ``run_checkpoint``), so a new file or a renamed one changes this module alone.
 
-Only the main process writes (``RunFolder(..., writer=False)`` makes every writer a no-op) and
-holds the lock. ``--overwrite`` moves the old run's files into ``.replaced/`` and deletes them
-only once the new run has started (its data read, its model built, its config written); a run
-that fails before that, or dies, gets the old files back.
+Only the main process writes (``RunFolder(..., writer=False)`` makes every writer a no-op); it
+holds the folder's lock (``run_lock.py``), which ``train`` takes between ``make`` and ``prepare``.
+``--overwrite`` moves the old run's files into ``.replaced/`` and deletes them only once the new
+run has started (its data read, its model built, its config written); a run that fails before
+that, or dies, gets the old files back.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import yaml
 from resnetlab.config_values import load_yaml, read_text
 from resnetlab.errors import ResnetlabError, option
 from resnetlab.files import WriteError, atomic_save, link_problem, open_append, replacing, writing
-from resnetlab.run_lock import LOCK_NAME, RunLock
+from resnetlab.run_lock import LOCK_NAME
 
 CONFIG = "config.yaml"
 METRICS = "metrics.csv"
@@ -59,6 +60,7 @@ METRICS_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "val_l
 RECORDS = (CONFIG, METRICS, SUMMARY)  # files only a run of ours writes: one of them makes a folder a run
 OWN_FILES = (*RECORDS, CHECKPOINTS, WEIGHTS, LOG, TENSORBOARD, CLASS_INDICES, DATA, PREPROCESS)  # everything a run writes
 EVAL_FILES = "eval-*-confusion.csv", "eval-*-confusion.png", "eval-*-mistakes.png"  # what eval writes into a run folder
+PACKAGE_LOG = logging.getLogger("resnetlab")  # every module's logger is below it: a run's lines go out here
 RUN_CHECKPOINTS = (LAST, BEST)  # a run folder means its final model; best.pt only where no last.pt was kept
 
 
@@ -119,6 +121,14 @@ def read_json(path: Path, advice: str) -> dict[str, Any]:
         raise ResnetlabError(f"{path} is not valid JSON ({exc}): {advice}") from None
 
 
+def write_config(values: dict[str, Any], path: Path) -> None:
+    """A resolved config (``TrainConfig.to_dict()``) as the YAML ``--config`` reads, written atomically:
+    the one writer of config.yaml, for a run folder and for the configs a sweep hands its runs."""
+    text = yaml.safe_dump(values, sort_keys=False)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(path: Path, data: Any) -> None:
     """``data`` as indented JSON, written atomically."""
     text = json.dumps(data, indent=2) + "\n"
@@ -142,9 +152,10 @@ class RunFolder:
         self.checkpoints = self.path / CHECKPOINTS
         self.last = self.checkpoints / LAST
         self.best = self.checkpoints / BEST
-        self.log = logging.getLogger(f"resnetlab.train.{id(self)}")
-        self._tb: Any = None
-        self._lock = RunLock(self.path)
+        self.tensorboard = self.path / TENSORBOARD
+        self.log = logging.getLogger(f"resnetlab.train.{id(self)}")  # reaches PACKAGE_LOG's handlers
+        self._log_handlers: list[logging.Handler] = []
+        self._package_log_was = (logging.NOTSET, True)
         self._replaced: Path | None = None  # the old run's files until the new run has started
 
     # Reading -----------------------------------------------------------------------------------
@@ -152,7 +163,7 @@ class RunFolder:
     def holds_run(self) -> bool:
         return holds_run(self.path)
 
-    def checkpoint(self) -> Path | None:
+    def checkpoint_file(self) -> Path | None:
         """``run_checkpoint``'s rule: last.pt, else best.pt."""
         return run_checkpoint(self.path)
 
@@ -177,27 +188,36 @@ class RunFolder:
 
     # Writing: the folder and its lock ------------------------------------------------------------
 
+    def make(self, *, resume: bool) -> None:
+        """A fresh run's folder, created (refusing a file of that name); a resume's is there already.
+        The main process's alone: then its lock can be taken, before ``prepare`` judges the folder.
+        A link where the run writes (its lock included) is refused first."""
+        if not self.writer:
+            return
+        self._refuse_links()
+        if resume:
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise WriteError(f"cannot write {self.path}: it is a file, not a folder (pass a folder to {option('out')})")
+        with writing(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+
     def prepare(self, *, resume: bool, overwrite: bool) -> None:
-        """Take the folder's lock; refuse to mix two runs in one folder or to write among the
-        user's own files; move the old run aside with ``overwrite``.
+        """Refuse to mix two runs in one folder or to write among the user's own files; move the
+        old run aside with ``overwrite``; give back one an earlier ``overwrite`` set aside and never replaced.
 
         Only the main process judges a fresh folder: the others would see its first files."""
         if self.writer:
             self._refuse_links()
         if resume:
             if self.writer and self.path.is_dir():
-                self._take_lock()
                 self._restore_replaced()
             if not self.last.is_file():
                 raise ResnetlabError(f"cannot resume: {self.last} does not exist (start the run without {option('resume')})")
             return
         if not self.writer:
             return
-        if self.path.exists() and not self.path.is_dir():
-            raise WriteError(f"cannot write {self.path}: it is a file, not a folder (pass a folder to {option('out')})")
-        with writing(self.path):
-            self.path.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
+        self.make(resume=False)
         self._restore_replaced()
         if self.holds_run():
             if not overwrite:
@@ -227,10 +247,6 @@ class RunFolder:
         for name in (*OWN_FILES, LOCK_NAME):
             if (problem := link_problem(self.path / name)) is not None:
                 raise WriteError(problem)
-
-    def _take_lock(self) -> None:
-        with writing(self._lock.path):
-            self._lock.acquire()
 
     def _move_aside(self) -> None:
         """``--overwrite``: the old run's files go to ``.replaced/`` until the new run has started."""
@@ -268,34 +284,38 @@ class RunFolder:
                                  f"which training would mix with or write over: pass a new or empty folder to {option('out')}")
 
     def open_log(self, quiet: bool) -> logging.Logger:
-        """A logger writing to train.log (main process) and, unless quiet, to stdout."""
+        """The run's logger. In the main process everything the package logs while the run is open
+        (the run's lines and every module's, data/ included: a skipped image) takes one path, to
+        train.log and, unless quiet (then warnings only), stdout."""
         self.log.setLevel(logging.INFO)
-        self.log.propagate = False
         if self.writer:
             with writing(self.log_file):
                 file_handler = _LogFile(self.log_file)
             file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-            self.log.addHandler(file_handler)
             console = logging.StreamHandler(sys.stdout)
             console.setLevel(logging.WARNING if quiet else logging.INFO)
-            self.log.addHandler(console)
+            self._log_handlers = [file_handler, console]
+            self._package_log_was = (PACKAGE_LOG.level, PACKAGE_LOG.propagate)
+            PACKAGE_LOG.setLevel(logging.INFO)
+            PACKAGE_LOG.propagate = False  # not a second time through the root logger's handlers
+            for handler in self._log_handlers:
+                PACKAGE_LOG.addHandler(handler)
         return self.log
 
     def close(self) -> None:
-        """Close the log; give back an old run the new one never replaced; release the lock."""
-        for handler in list(self.log.handlers):
+        """Close the log; give back an old run the new one never replaced."""
+        for handler in self._log_handlers:
+            PACKAGE_LOG.removeHandler(handler)
             try:
                 handler.close()
             except (OSError, WriteError):  # a full disk: the run already stops on that error
                 pass
-            self.log.removeHandler(handler)
-        if self._tb is not None and self._tb is not False:
-            self._tb.close()
-        try:
-            if self._replaced is not None:
-                self._restore_replaced()
-        finally:
-            self._lock.release()
+        if self._log_handlers:
+            PACKAGE_LOG.setLevel(self._package_log_was[0])
+            PACKAGE_LOG.propagate = self._package_log_was[1]
+            self._log_handlers = []
+        if self._replaced is not None:
+            self._restore_replaced()
 
     # Writing: the run's files ----------------------------------------------------------------------
 
@@ -303,9 +323,7 @@ class RunFolder:
         """The run has started: its config and classes are written, the run it replaces is deleted."""
         if not self.writer:
             return
-        text = yaml.safe_dump(config, sort_keys=False)
-        with replacing(self.config_file) as tmp:
-            tmp.write_text(text)
+        write_config(config, self.config_file)
         write_json(self.class_indices, {str(i): name for i, name in enumerate(classes)})
         if self._replaced is not None:  # renamed first: a half-deleted old run is never restored
             shutil.rmtree(self.path / f"{REPLACED}.deleting", ignore_errors=True)
@@ -318,12 +336,12 @@ class RunFolder:
         if self.writer:
             write_json(self.data_record, record)
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], *, best: bool = False) -> None:
+    def write_checkpoint(self, checkpoint: dict[str, Any], *, best: bool = False) -> None:
         """checkpoints/last.pt (or best.pt), written atomically: the previous one survives a failed write."""
         if self.writer:
             atomic_save(checkpoint, self.best if best else self.last)
 
-    def save_weights(self, state_dict: dict[str, Any], preprocess: dict[str, Any]) -> None:
+    def write_weights(self, state_dict: dict[str, Any], preprocess: dict[str, Any]) -> None:
         """weights.pth: the final model as a plain state_dict(), for tools that know nothing of checkpoints,
         and preprocess.json beside it (``checkpoint.weights_sidecar``), written first: how to feed it."""
         if self.writer:
@@ -346,7 +364,6 @@ class RunFolder:
             if new:
                 w.writeheader()
             w.writerow({k: _cell(_rounded(k, row.get(k))) for k in METRICS_COLUMNS})
-        self._tensorboard(row)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.writer:
@@ -357,21 +374,6 @@ class RunFolder:
             w = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             w.writeheader()
             w.writerows(rows)
-
-    def _tensorboard(self, row: dict[str, Any]) -> None:
-        """Scalars per epoch; silently skipped when tensorboard is not installed (optional extra)."""
-        if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                self._tb = False
-                return
-            self._tb = SummaryWriter(str(self.path / TENSORBOARD))
-        if self._tb:
-            for key in METRICS_COLUMNS[2:]:
-                if isinstance(row.get(key), float) and math.isfinite(row[key]):
-                    self._tb.add_scalar(key, row[key], row["iteration"])
-            self._tb.flush()
 
 
 class _LogFile(logging.FileHandler):

@@ -22,6 +22,7 @@ print("torch" in sys.modules, "torchvision" in sys.modules)
 """
 
 
+@pytest.mark.slow  # a fresh process per command (torch already fills this one): the whole suite runs it
 @pytest.mark.parametrize("command", [[], *([name] for name in COMMAND_MODULES), ["data", "info"]], ids=lambda c: " ".join(c) or "resnetlab")
 def test_help_answers_without_importing_torch(command: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", PROBE, *command], capture_output=True, text=True, check=True)

@@ -6,13 +6,16 @@ import os
 
 import pytest
 
-from resnetlab.data import read_class_indices, write_class_indices
+from resnetlab.data import read_class_indices
 from resnetlab.errors import ResnetlabError
+from resnetlab.runs import RunFolder
 
 
 def test_both_forms_and_the_round_trip(tmp_path) -> None:
-    path = write_class_indices(["daisy", "rose"], tmp_path / "class_indices.json")
-    assert path.read_text() == '{\n  "0": "daisy",\n  "1": "rose"\n}'
+    run = RunFolder(tmp_path)
+    run.write_start({}, ["daisy", "rose"])  # a run's class file
+    path = run.class_indices
+    assert path.read_text() == '{\n  "0": "daisy",\n  "1": "rose"\n}\n'
     assert read_class_indices(path) == ["daisy", "rose"]
     (tmp_path / "old.json").write_text('{"rose": 1, "daisy": 0}')
     assert read_class_indices(tmp_path / "old.json") == ["daisy", "rose"]

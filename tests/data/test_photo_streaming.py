@@ -65,10 +65,11 @@ def test_folder_over_the_memory_budget_streams_unless_told_not_to(photo_folder, 
     assert info["storage"] == "stream" and "as asked" in info["storage_reason"]
 
 
-def test_a_bad_photo_is_named_or_skipped(photo_folder) -> None:
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # worker processes: the whole suite
+def test_a_bad_photo_is_named_or_skipped(photo_folder, workers) -> None:
     (photo_folder / "train" / "bee" / "000.jpg").write_bytes(b"\xff\xd8\xff broken")
     bundle = load_dataset("folder", photo_folder, image_size=32, stream=True)  # nothing is decoded ahead
-    strict = create_loader(bundle.train, 4, mean=MEAN, std=STD, train=True, num_workers=2)
+    strict = create_loader(bundle.train, 4, mean=MEAN, std=STD, train=True, num_workers=workers)
     with pytest.raises(ResnetlabError, match=r"bee/000\.jpg.*--skip-bad-images"):
         list(strict.batches(0))
     lenient = create_loader(bundle.train, 4, mean=MEAN, std=STD, train=True, num_workers=0, skip_bad_images=True)

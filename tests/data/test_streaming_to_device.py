@@ -49,6 +49,7 @@ def test_labels_and_images_go_to_the_device_without_waiting(streamed, monkeypatc
     assert blocking == []
 
 
+@pytest.mark.slow  # worker processes: the whole suite runs it, the quick tier does not
 def test_worker_processes_live_across_epochs(streamed) -> None:
     streaming = create_loader(streamed.train, 3, mean=MEAN, std=STD, train=True, num_workers=1)
     first = list(streaming.batches(0))

@@ -131,6 +131,7 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path, tiny_checkp
     assert re.search(message, err), err
 
 
+@pytest.mark.slow  # a real process: the whole suite runs it, the quick tier does not
 def test_a_real_process_exits_2_without_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "resnetlab", "predict", str(tmp_path / "missing.pt"), str(tmp_path)],
                           capture_output=True, text=True, timeout=600)

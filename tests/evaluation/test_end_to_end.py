@@ -63,6 +63,7 @@ def test_finetune_reports_weights_and_learns_the_five_new_classes(finetuned_run:
     tuned = load_checkpoint(run)
     assert tuned["config"]["optimizer"] == "adam" and tuned["config"]["init_from"].endswith("last.pt")
     result = evaluate(run, device="cpu")
+    assert result["files"] == {} and not list(run.glob("eval-*"))  # no out: no file written into the run
     assert result["n"] == 5 * FINETUNE_TEST
     assert result["top1"] == summary["final"]["test_acc"]
     assert result["top1"] > 0.2 + 0.1, f"fine-tuned accuracy {result['top1']:.3f} is not clearly above chance (0.2)"

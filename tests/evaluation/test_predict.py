@@ -10,9 +10,14 @@ from PIL import Image
 
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation import Predictor
-from resnetlab.evaluation.preprocess import build_transform, find_images, read_image
+from resnetlab.evaluation.preprocess import build_transform, find_images, open_rgb, rgb_pixels
 from resnetlab.evaluation.view_averaging import TestViews, view_averaged_logits
 from tests.builders import make_checkpoint, write_image
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """A file as the uint8 RGB (3, H, W) every image reaches ``build_transform`` in."""
+    return rgb_pixels(open_rgb(path))
 
 
 def test_transform_normalises_with_the_checkpoint_statistics(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from resnetlab.models import create_model, list_models, model_info
 from resnetlab.models.cifar import CifarBasicBlock
 from resnetlab.models.convert import from_reference_cifar
 from resnetlab.models.layers import ZeroPadShortcut
+from resnetlab.models.registry import CLASSIFIER, in_classifier
 
 # The paper's Section 4.2 sizes with 10 classes and option A (0.27M ... 19.4M).
 PAPER_PARAMS = {
@@ -195,3 +196,12 @@ def test_shortcut_a_on_imagenet_basic_blocks() -> None:
     model = create_model("resnet34", num_classes=1000, shortcut="A")
     assert n_params(model) < n_params(create_model("resnet34", num_classes=1000))
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_names_its_classifier_fc(name: str) -> None:
+    """Fine-tuning (a new classifier, a frozen backbone) and loading other weights find it by that name."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes=7)
+    classifier = [n for n, _ in model.named_parameters() if in_classifier(n)]
+    assert isinstance(model.get_submodule(CLASSIFIER), nn.Linear) and classifier == ["fc.weight", "fc.bias"]

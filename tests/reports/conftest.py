@@ -2,8 +2,8 @@
 
 ``fake_run`` writes exactly the files ``resnetlab.training.train`` writes (config.yaml,
 metrics.csv, summary.json) with made-up numbers, so report tests run in a second and do not
-depend on training. ``tiny_image_folder`` is a small ImageFolder data set that real
-``train`` calls and checkpoint-based figures can use.
+depend on training. ``tiny_trained_runs`` are two real runs on ``tiny_image_folder``
+(tests/conftest.py), for checkpoint-based figures.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from tests.builders import fake_run, make_tiny_bundle, one_thread, tiny_train_overrides
+from tests.builders import fake_run, one_thread, tiny_train_overrides
 
 
 @pytest.fixture
@@ -24,19 +23,6 @@ def two_fake_runs(tmp_path: Path) -> list[Path]:
         fake_run(tmp_path / "runs" / "plain56", "plain56", params=855_770, final_test_acc=0.8617,
                  final_train_acc=0.88, train_seconds=1850.0),
     ]
-
-
-@pytest.fixture(scope="session")
-def tiny_image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ImageFolder data set (train/<class>/*.png, test/<class>/*.png): 3 learnable classes, 16x16 RGB."""
-    root = tmp_path_factory.mktemp("tiny-folder")
-    bundle = make_tiny_bundle(num_classes=3, per_class=24, size=16)
-    for split_name, split in (("train", bundle.train), ("test", bundle.test)):
-        for i, (image, label) in enumerate(zip(split.images, split.labels)):
-            target = root / split_name / bundle.classes[int(label)]
-            target.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.permute(1, 2, 0).numpy()).save(target / f"{i:04d}.png")
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,8 @@ window.addEventListener("load", () => {
 </script>
 """
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium not installed (apt-get update && apt-get install -y chromium)")
+pytestmark = [pytest.mark.slow,  # a browser process: the whole suite runs it, the quick tier does not
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get update && apt-get install -y chromium)")]
 
 
 def images_as_loaded(index: Path, profile: Path) -> list[dict]:

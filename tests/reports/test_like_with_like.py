@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from resnetlab.reports import plots
-from resnetlab.reports.runs import read_runs
+from resnetlab.reports.reading import read_runs
 from resnetlab.reports.tables import markdown_table, result_rows, table_columns
 from tests.builders import fake_run
 

@@ -12,7 +12,7 @@ import torch
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.reports import predictions as report_predictions
 from resnetlab.reports.predictions import DatasetCache, predict_test_split
-from resnetlab.reports.runs import read_runs
+from resnetlab.reports.reading import read_runs
 
 
 def test_the_mistakes_come_with_the_librarys_maps(tiny_trained_runs: list[Path]) -> None:
@@ -26,7 +26,7 @@ def test_the_mistakes_come_with_the_librarys_maps(tiny_trained_runs: list[Path])
     wrong = [i for i, (p, t) in enumerate(zip(result.sample_predictions, result.sample_labels)) if p != t]
     assert wrong, "the tiny run made no mistakes to explain"
     assert result.mistake_maps.shape == (min(len(wrong), 8), 3, 16, 16) and result.mistake_maps.dtype == np.uint8
-    ckpt = load_checkpoint(run.checkpoint())
+    ckpt = load_checkpoint(run.checkpoint_file())
     model = model_from_checkpoint(ckpt).eval()
     norm = ckpt["normalization"]
     mean, std = torch.tensor(norm["mean"]).view(-1, 1, 1), torch.tensor(norm["std"]).view(-1, 1, 1)

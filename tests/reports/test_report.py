@@ -15,7 +15,7 @@ from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
 from resnetlab.reports import report
 from resnetlab.reports.plots import lr_drops
-from resnetlab.reports.runs import read_run
+from resnetlab.reports.reading import read_run
 from tests.builders import fake_checkpoint, fake_run, read_json
 
 OVERVIEW = ["figures/error_curves.png", "figures/depth_vs_error.png", "figures/params_vs_accuracy.png",

@@ -13,7 +13,7 @@ import torch
 from resnetlab.cli import main
 from resnetlab.evaluation import Predictor, evaluate
 from resnetlab.reports.predictions import DatasetCache, predict_test_split
-from resnetlab.reports.runs import read_runs
+from resnetlab.reports.reading import read_runs
 from resnetlab.training import resolve_config, train
 from tests.builders import one_thread, tiny_train_overrides
 

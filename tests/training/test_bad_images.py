@@ -32,11 +32,17 @@ def test_a_broken_image_is_named_and_the_run_refused(tmp_path: Path) -> None:
         train(config(tmp_path))
 
 
-def test_skip_bad_images_trains_on_the_readable_ones(tmp_path: Path) -> None:
+def test_skip_bad_images_trains_on_the_readable_ones_and_the_log_names_the_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_folder(tmp_path / "data")
     summary = train(config(tmp_path, skip_bad_images=True))
     assert summary["iterations"] == 12 // 4  # the 12 readable training images, batch 4
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["final"]["test_acc"] is not None
+    logged = [line for line in (tmp_path / "run" / "train.log").read_text().splitlines() if "unreadable" in line]
+    assert len(logged) == 1 and "skipped 1 unreadable image(s)" in logged[0] and "broken.png" in logged[0]
+    out, err = capsys.readouterr()
+    assert [line for line in out.splitlines() if "unreadable" in line] == [logged[0].split(" ", 2)[2]]  # once, as in the log
+    assert "unreadable" not in err
 
 
 def test_images_below_the_models_smallest_at_their_native_size_are_refused_naming_the_folder(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_stop_agreement_and_evaluation_totals_reduce_on_the_training_device(cuda
     assert trainer.agree(True) is True
     torch.manual_seed(0)
     model = trainer.model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
-    result = trainer.evaluate(ClaimsDevice(meta, bundle), TestViews())
+    result = trainer.evaluate_loader(ClaimsDevice(meta, bundle), TestViews())
     logits = model(bundle.test.images.float() / 255)
     expected = (logits.argmax(1) == bundle.test.labels).sum().item() / len(bundle.test.labels)
     assert seen == [meta, meta]
@@ -79,8 +79,8 @@ def test_stop_agreement_and_evaluation_totals_reduce_on_the_training_device(cuda
 def test_an_interrupted_run_waits_for_every_process_before_leaving(tmp_path, monkeypatch) -> None:
     """torchrun signals all ranks; one leaving early makes torchrun signal rank 0 again mid-save."""
     events: list[str] = []
-    real_save = RunFolder.save_checkpoint
-    monkeypatch.setattr(RunFolder, "save_checkpoint", lambda run, ckpt, **kw: (real_save(run, ckpt, **kw), events.append("save")))
+    real_save = RunFolder.write_checkpoint
+    monkeypatch.setattr(RunFolder, "write_checkpoint", lambda run, ckpt, **kw: (real_save(run, ckpt, **kw), events.append("save")))
     monkeypatch.setattr(distributed_module, "barrier", lambda: events.append("barrier"))
     config = tiny_config(tmp_path / "run", epochs=2)
     with pytest.raises(TrainingInterrupted):

@@ -11,10 +11,12 @@ import yaml
 
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
+from resnetlab.runs import write_config
 from resnetlab.training import TrainConfig, list_recipes, resolve_config
-from resnetlab.training.config import FIELDS, config_from_dict, read_run_config, save_config
+from resnetlab.training.build import build_loaders
+from resnetlab.training.config import FIELDS, config_from_dict, read_run_config
 from resnetlab.training.distributed import Distributed
-from resnetlab.training.trainer import build_loaders, crop_epochs
+from resnetlab.training.trainer import crop_epochs
 from tests.builders import tiny_config
 
 
@@ -82,7 +84,7 @@ def test_model_name_and_options_are_checked_with_the_config():
 
 def test_saved_config_is_a_config_file(tmp_path):
     config = resolve_config("fast", overrides={"model_options": {"shortcut": "B"}, "epochs": 4})
-    save_config(config, tmp_path / "config.yaml")
+    write_config(config.to_dict(), tmp_path / "config.yaml")
     assert resolve_config(config_file=tmp_path / "config.yaml") == config
 
 
@@ -117,7 +119,7 @@ def test_the_training_loader_stops_cropping_for_the_uncropped_epochs(tmp_path, b
 def test_set_and_model_option_pairs_are_typed_alike_as_yaml_scalars() -> None:
     """--set and --model-option read VALUE as a config file would: numbers, booleans, text, null."""
     from resnetlab.cli.flags import parse_options
-    from resnetlab.reports.sweep import parse_set
+    from resnetlab.sweeps.sweep import parse_set
 
     pairs = ["epochs=2", "lr=0.05", "zero_init_residual=true", "shortcut=B", "data-dir=/data/x", "init_from=null", "note=[1"]
     want = {"epochs": 2, "lr": 0.05, "zero_init_residual": True, "shortcut": "B", "data_dir": "/data/x", "init_from": None,
@@ -188,7 +190,7 @@ def test_weight_decay_everywhere_in_an_old_config_stays_everywhere(tmp_path):
 
 
 def test_a_new_config_has_only_the_new_names(tmp_path):
-    save_config(resolve_config("fast"), tmp_path / "config.yaml")
+    write_config(resolve_config("fast").to_dict(), tmp_path / "config.yaml")
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert (saved["schedule"], saved["norm_weight_decay"], saved["bias_weight_decay"]) == ("linear", 0.0, 0.0)
     assert not {"no_weight_decay_on_bn_and_bias", "whiten_first_conv", "amp"} & set(saved)

@@ -28,6 +28,7 @@ def test_kaiming_leaves_the_models_own_weights_bit_identical() -> None:
     bundle = make_tiny_bundle()
     config = resolve_config("paper", overrides={"model": "resnet20", "seed": 3})
     assert config.init == "kaiming"
+    torch.manual_seed(config.seed)  # as train() seeds before it builds the model
     built = build_model(config, bundle, torch.device("cpu"))
     torch.manual_seed(3)
     plain = create_model("resnet20", num_classes=3, in_channels=3)

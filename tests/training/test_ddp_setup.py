@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import save_checkpoint
+from resnetlab.checkpoint import build_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from resnetlab.cli import build_parser
 from resnetlab.cli.train_cmd import overrides_from
 from resnetlab.errors import ResnetlabError
@@ -14,7 +14,7 @@ from resnetlab.models import create_model
 from resnetlab.runs import RunFolder
 from resnetlab.training import TrainConfig, distributed, resolve_config
 from resnetlab.training import run as run_module
-from resnetlab.training.trainer import Trainer
+from resnetlab.training.build import build_trainer
 from tests.builders import make_tiny_bundle, tiny_config
 
 pytestmark = pytest.mark.gpu_emulated
@@ -61,7 +61,7 @@ def test_sync_bn_converts_in_place_before_the_optimizer_and_ddp(monkeypatch, tmp
     keys, params = list(model.state_dict()), list(model.parameters())
     wrapped: list[nn.Module] = []
     monkeypatch.setattr(distributed, "wrap_model", lambda m, ctx, device: wrapped.append(m) or m)
-    parts = Trainer(config, bundle, model, RunFolder(tmp_path / "run", writer=False), TWO_PROCESSES, meta)
+    parts = build_trainer(config, bundle, model, run=RunFolder(tmp_path / "run", writer=False), ctx=TWO_PROCESSES, device=meta)
     batchnorms = [m for m in parts.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert batchnorms and all(isinstance(m, nn.SyncBatchNorm) for m in batchnorms)
     assert wrapped == [parts.model] and list(parts.model.state_dict()) == keys
@@ -78,7 +78,19 @@ def test_sync_bn_changes_nothing_in_one_process_and_is_refused_off_gpus() -> Non
 
 
 def test_a_checkpoint_of_a_sync_bn_run_loads_into_the_plain_model(tmp_path) -> None:
-    converted = nn.SyncBatchNorm.convert_sync_batchnorm(create_model("resnet20", num_classes=3))
-    save_checkpoint({"state_dict": converted.state_dict()}, tmp_path / "c.pt")
-    plain = create_model("resnet20", num_classes=3)
-    plain.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=True)["state_dict"], strict=True)
+    """``--sync-bn``'s conversion keeps the keys, so eval and predict (``model_from_checkpoint``: the
+    plain model) read the run's checkpoint with the weights and running statistics it trained."""
+    torch.manual_seed(0)
+    converted = distributed.sync_batchnorm(create_model("resnet20", num_classes=3), TWO_PROCESSES, torch.device("cuda"))
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in converted.modules())  # conversion only: no GPU needed
+    for m in converted.modules():
+        if isinstance(m, nn.SyncBatchNorm):
+            m.running_mean.uniform_()  # statistics a run would have gathered
+    save_checkpoint(build_checkpoint(
+        model={"name": "resnet20", "num_classes": 3, "in_channels": 3, "options": {}}, classes=["a", "b", "c"],
+        mean=[0.5] * 3, std=[0.25] * 3, input_size=[3, 16, 16], preprocess={"pipeline": "small"},
+        state_dict=converted.state_dict()), tmp_path / "c.pt")
+    plain = model_from_checkpoint(load_checkpoint(tmp_path / "c.pt"))
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in plain.modules())
+    assert plain.state_dict().keys() == converted.state_dict().keys()
+    assert all(torch.equal(plain.state_dict()[k], v) for k, v in converted.state_dict().items())

@@ -8,7 +8,7 @@ from dataclasses import replace
 from resnetlab.reports.tables import csv_value
 from resnetlab.training import resolve_config
 from resnetlab.training.run import describe_data, train
-from resnetlab.training.trainer import epoch_line
+from resnetlab.training.run_log import epoch_line
 from tests.builders import make_tiny_bundle, tiny_config
 
 ROW = {"epoch": 2, "iteration": 12, "lr": 0.010000000000000002, "train_loss": 0.5, "train_acc": 0.7, "val_loss": float("nan"),

@@ -130,7 +130,7 @@ def interrupt_evaluation_at(monkeypatch, call: int | None, sig: int = signal.SIG
         return real(*args, **kwargs)
 
     monkeypatch.setattr(logits_module, "view_averaged_logits", counted)
-    monkeypatch.setattr("resnetlab.training.trainer.evaluation_batch_size", lambda *args: 8)
+    monkeypatch.setattr("resnetlab.training.build.evaluation_batch_size", lambda *args: 8)
     return calls
 
 
@@ -162,7 +162,7 @@ def test_a_graph_ready_run_interrupted_and_resumed_ends_as_an_eager_run_that_nev
     """The Trainer with the CUDA-graph step's plumbing (static buffers, device learning rates, the
     smaller last batch eager; capture off on the CPU) through epochs, an interrupt and a resume:
     the same weights and metrics as plain eager steps without a stop."""
-    from resnetlab.training import trainer as trainer_module
+    from resnetlab.training import build
     from resnetlab.training.step import GraphedStep
 
     extras = {"batch_size": 10, "drop_last": False, **FAST_OPTIMIZER}  # 48 images: four batches of 10 and one of 8 an epoch
@@ -170,11 +170,11 @@ def test_a_graph_ready_run_interrupted_and_resumed_ends_as_an_eager_run_that_nev
     expected = train(tiny_config(straight, **extras), bundle=bundle)
     built: list[GraphedStep] = []
 
-    def graph_ready(self):
-        built.append(GraphedStep(self.step_parts, warmup=2, capture=False))
+    def graph_ready(config, parts, device, ctx, log):
+        built.append(GraphedStep(parts, warmup=2, capture=False))
         return built[-1]
 
-    monkeypatch.setattr(trainer_module.Trainer, "build_graphed_step", graph_ready)
+    monkeypatch.setattr(build, "graphed_step", graph_ready)
     with pytest.raises(TrainingInterrupted):
         train(tiny_config(broken, **extras), bundle=bundle, on_iteration=interrupt_at(7, signal.SIGTERM))
     resumed = train(tiny_config(broken, **extras), bundle=bundle, resume=True)

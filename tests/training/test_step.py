@@ -154,7 +154,7 @@ def test_a_checkpoint_saved_with_the_fused_gpu_update_resumes_with_the_cpu_updat
     """A run started on a GPU (fused SGD in its optimizer state) may resume on a CPU, and the other
     way round: the device decides the update rule, not the saved groups."""
     trainer = make_trainer(tmp_path / "run")
-    checkpoint = trainer.checkpoint()
+    checkpoint = trainer.as_checkpoint()
     for group in checkpoint["optimizer"]["param_groups"]:
         group["fused"] = True  # as a CUDA run saves it
     trainer.restore(checkpoint)

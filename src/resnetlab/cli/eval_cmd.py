@@ -85,10 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from resnetlab.evaluation import EvaluationStopped, TestViews, evaluate
+    from resnetlab.evaluation.evaluate import files_folder
 
     try:
+        out = args.out if args.out is not None else files_folder(args.source)
         result = evaluate(args.source, dataset=args.dataset, data_dir=args.data_dir, split=args.split, **view_overrides(args),
-                          out=args.out, batch_size=args.batch_size, device=args.device, precision=args.precision,
+                          out=out, batch_size=args.batch_size, device=args.device, precision=args.precision,
                           accept_changed_data=args.accept_changed_data)
     except EvaluationStopped as exc:
         print(f"resnetlab: {exc}: nothing written", file=sys.stderr)

@@ -45,8 +45,8 @@ def parallel_runs(text: str) -> int | str:
 
 def run_sweep(args: argparse.Namespace) -> int:
     from resnetlab.errors import ResnetlabError
-    from resnetlab.reports.parallel import SweepInterrupted
-    from resnetlab.reports.sweep import list_sweeps, load_sweep, parse_set, sweep
+    from resnetlab.sweeps.parallel import SweepInterrupted
+    from resnetlab.sweeps.sweep import list_sweeps, load_sweep, parse_set, sweep
     from resnetlab.training.interrupt import TrainingInterrupted
 
     if args.list:

@@ -10,7 +10,7 @@ from typing import Any
 # Loaded on first use: a module of this package that needs no torch (orientation, the command
 # line's choices) is imported without it.
 _LAZY = {
-    "read_class_indices": "resnetlab.data.class_indices", "write_class_indices": "resnetlab.data.class_indices",
+    "read_class_indices": "resnetlab.data.class_indices",
     "create_loader": "resnetlab.data.factory", "load_dataset": "resnetlab.data.factory",
     "Augmentation": "resnetlab.data.loader", "TensorLoader": "resnetlab.data.loader",
     "list_datasets": "resnetlab.data.sources", "StreamingLoader": "resnetlab.data.streaming",
@@ -26,5 +26,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Augmentation", "DatasetBundle", "ImageSet", "StreamingLoader", "TensorLoader", "create_loader",
-    "list_datasets", "load_dataset", "read_class_indices", "write_class_indices",
+    "list_datasets", "load_dataset", "read_class_indices",
 ]

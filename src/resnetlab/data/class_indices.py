@@ -1,7 +1,8 @@
 """``class_indices.json``: the index -> class-name mapping that travels with runs and weights.
 
-Written as ``{"0": "daisy", "1": "dandelion", ...}``, the form the transfer-learning write-ups
-save beside a ``state_dict()``; the older ``{"daisy": 0, ...}`` form is read too."""
+A run folder's is written by ``runs.RunFolder`` as ``{"0": "daisy", "1": "dandelion", ...}``, the
+form the transfer-learning write-ups save beside a ``state_dict()``; the older ``{"daisy": 0, ...}``
+form is read too."""
 
 from __future__ import annotations
 
@@ -10,16 +11,7 @@ import os
 from pathlib import Path
 
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import path_problem, replacing
-
-
-def write_class_indices(classes: list[str], path: str | os.PathLike) -> Path:
-    """Write ``{"index": "class name"}`` atomically (temp file + rename)."""
-    path = Path(path)
-    text = json.dumps({str(i): name for i, name in enumerate(classes)}, indent=2)
-    with replacing(path) as tmp:
-        tmp.write_text(text)
-    return path
+from resnetlab.files import path_problem
 
 
 def read_class_indices(path: str | os.PathLike) -> list[str]:

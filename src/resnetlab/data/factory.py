@@ -7,8 +7,9 @@ training (so the held-out images never leak into the normalisation).
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from resnetlab.data.stats import channel_name, channel_stats, usable_std
 from resnetlab.data.streaming import StreamingLoader
 from resnetlab.data.types import DatasetBundle, ImageSet
 from resnetlab.errors import ResnetlabError
+
+log = logging.getLogger(__name__)
 
 
 def load_dataset(
@@ -76,17 +79,16 @@ def load_dataset(
     return with_usable_std(DatasetBundle(name, raw.classes, train, test, val, mean, std, raw.location, raw.extra, raw.pipeline))
 
 
-def with_usable_std(bundle: DatasetBundle, note: Callable[[str], Any] | None = None) -> DatasetBundle:
+def with_usable_std(bundle: DatasetBundle) -> DatasetBundle:
     """``bundle`` with its constant channels normalised by 1 instead of std 0 (stats.usable_std),
-    listed in ``extra["constant_channels"]`` and told to ``note`` (a logger's method)."""
+    listed in ``extra["constant_channels"]`` and logged (in a run: its train.log)."""
     std, flat = usable_std(tuple(bundle.std))
     flat = sorted(set(flat) | set(bundle.extra.get("constant_channels", ())))
-    if flat and note is not None:
-        names = ", ".join(channel_name(c, len(std)) for c in flat)
-        note(f"channel {names} of the training images is constant (std 0): it is centred, not scaled, "
-             "and carries no information")
     if not flat:
         return bundle
+    names = ", ".join(channel_name(c, len(std)) for c in flat)
+    log.warning(f"channel {names} of the training images is constant (std 0): it is centred, not scaled, "
+                "and carries no information")
     return replace(bundle, std=std, extra={**bundle.extra, "constant_channels": flat})
 
 

@@ -21,14 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resnetlab.data.layout import NAME_HASH, PERMUTATION
+from resnetlab.data.layout import NAME_HASH, PERMUTATION, SPLIT_NAMES
 from resnetlab.data.scan import class_folders, scan_classes
 from resnetlab.errors import ResnetlabError, option
 
-SPLIT_NAMES = ("train", "val", "test")
 RULE = "names-sizes"  # data.json's "fingerprint_rule": what the digest holds
 LEGACY_RULE = "names-sizes-mtimes"  # data.json without "fingerprint_rule": runs that started before RULE
-
 
 def folder_fingerprint(data_dir: str | Path, rule: str = RULE) -> dict[str, dict[str, int | str]]:
     """{"train/daisy": {"images": 210, "digest": "3f2a..."}, ...} for the class folders under ``data_dir``."""

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resnetlab.data.class_indices import write_class_indices
 from resnetlab.data.decode import UnreadableImage, decode_small_image, header_size, survey_orientation
 from resnetlab.data.download import cache_root
 from resnetlab.data.layout import read_layout
@@ -178,8 +177,7 @@ def load_folder(data_dir: Path | None, options: SourceOptions) -> RawDataset:
             f"{layout.train_dir} images are {tuple(train.images.shape[1:])} but {layout.test_dir} images are "
             f"{tuple(test.images.shape[1:])} (C, H, W): give both splits the same size and colour mode, or pass --image-size"
         )
-    indices = write_class_indices(classes, cache_dir / "class_indices.json")
-    extra = {"cache": str(cache_dir), "class_indices": str(indices), "pipeline_reason": why, **storage,
+    extra = {"cache": str(cache_dir), "pipeline_reason": why, **storage,
              "test_split": layout.test_name, "passed_over": layout.passed,
              "exif_orientation": survey_orientation([p for p, _ in train_samples + test_samples], options.exif_orientation)}
     if layout.split is not None:

@@ -1,6 +1,6 @@
 """Training batches from a split held as one uint8 tensor, augmented with tensor operations.
 
-Why not a DataLoader: on two cores, worker processes decoding PIL images compete with the
+Why not a DataLoader: where cores are few, worker processes decoding PIL images compete with the
 training step for the same cores. Here the whole split sits in memory (50,000 CIFAR images are
 150 MB; kept zero-padded and channels-last) and a batch is gathered, cropped and flipped by one
 indexing op, then normalised on the training device.
@@ -19,10 +19,8 @@ from typing import Any, NamedTuple
 import torch
 
 from resnetlab.config_values import generator_seed
+from resnetlab.data.choices import FLIP_MODES, PHOTO_AUGMENTATIONS
 from resnetlab.data.types import ImageSet
-
-FLIP_MODES = ("random", "alternate", "none")
-PHOTO_AUGMENTATIONS = ("random-resized-crop", "scale")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from resnetlab.data.photo_loader import PhotoLoader
 from resnetlab.data.photos import PhotoSet
 from resnetlab.devices import memory_format, resolve_device
 from resnetlab.errors import ResnetlabError, option
-from resnetlab.evaluation.logits import loader_logits, loss_and_accuracy
+from resnetlab.evaluation.logits import evaluation_batch_size, loader_logits, loss_and_accuracy
 from resnetlab.evaluation.metrics import confusion_matrix, most_confident_errors, per_class_accuracy, topk_accuracy
 from resnetlab.evaluation.plots import plot_confusion_matrix, plot_image_grid
 from resnetlab.evaluation.view_averaging import TEN_CROP_VIEWS, TestViews, check_views_fit
@@ -56,11 +56,11 @@ def evaluate(
     ``dataset``/``data_dir`` default to the checkpoint's own; ``split="val"`` rebuilds the run's
     validation split from its config (same size, same seed). The test-time views are the run's own
     (``TestViews.from_checkpoint``) but for ``flip``, ``shift`` and ``ten_crop`` when given (None: as
-    the run did); ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). Writes
-    ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` to ``out`` (default: the run
-    folder, or beside the checkpoint file). A run's own image folder is compared with its data.json,
-    as a resume compares it: images that changed since the run started are refused, naming what
-    changed, unless ``accept_changed_data``.
+    the run did); ``precision=None`` likewise (its ``precision``; ``"fp32"`` gives exact fp32 figures). With
+    ``out`` (``eval``'s default: ``files_folder(source)``, the run folder or the checkpoint's) writes
+    ``eval-<split>-confusion.csv``/``.png`` and ``eval-<split>-mistakes.png`` there; without, no file.
+    A run's own image folder is compared with its data.json, as a resume compares it: images that
+    changed since the run started are refused, naming what changed, unless ``accept_changed_data``.
 
     ``batch_size`` (None: ``evaluation_batch_size``, halved until its forward pass fits in the
     device's memory) is refused when its forward pass would not fit. SIGINT or SIGTERM stops the
@@ -105,10 +105,16 @@ def evaluate(
         "confusion": confusion.tolist(),
         "mistakes": most_confident_errors(logits, labels, mistakes),
     }
-    folder = Path(out) if out else (Path(source) if Path(source).is_dir() else path.parent)
-    with writing(folder):
-        result["files"] = _write_files(folder, split, confusion, classes, result["mistakes"], images)
+    result["files"] = {}
+    if out is not None:
+        with writing(Path(out)):
+            result["files"] = _write_files(Path(out), split, confusion, classes, result["mistakes"], images)
     return result
+
+
+def files_folder(source: str | Path) -> Path:
+    """Where ``eval`` writes its files unless told: the run folder, or the checkpoint file's folder."""
+    return Path(source) if Path(source).is_dir() else checkpoint_path(source).parent
 
 
 def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestViews, *, device: torch.device,
@@ -119,15 +125,6 @@ def split_logits(ckpt: dict[str, Any], images: ImageSet | PhotoSet, views: TestV
     model, loader = model_and_loader(ckpt, images, batch_size, device)
     with autocast(device, precision):
         return loader_logits(model, loader, views, progress=progress, stop=stop)
-
-
-def evaluation_batch_size(pipeline: str, train_batch: int | None, device: torch.device) -> int:
-    """The batch of every evaluation pass, training's own and ``eval``'s alike (so their logits agree):
-    small images in large batches, since inference keeps no activations (1024 on a GPU, 256 on a
-    CPU, at least training's batch); photos in training's batch (ten crops make each ten passes)."""
-    if pipeline == "small":
-        return max(1024 if device.type == "cuda" else 256, train_batch or 0)
-    return train_batch or 32
 
 
 def fitted_batch_size(ckpt: dict[str, Any], views: TestViews, device: torch.device, asked: int | None, default: int) -> int:

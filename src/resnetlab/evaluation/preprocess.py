@@ -64,11 +64,6 @@ def open_rgb(path: str | Path, exif_orientation: str = DEFAULT_EXIF_ORIENTATION)
         raise ResnetlabError(f"{path} is not an image Pillow can read: {reason}") from None
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """Decode any image Pillow reads into uint8 RGB (3, H, W); raise our error for anything else."""
-    return v2.functional.pil_to_tensor(open_rgb(path))
-
-
 def rgb_pixels(image: Image.Image) -> torch.Tensor:
     """A decoded PIL image as uint8 RGB (3, H, W): palette, grayscale, 16-bit and RGBA (alpha
     dropped) are converted, so every source reaches ``build_transform`` in one form."""

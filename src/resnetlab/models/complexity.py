@@ -100,7 +100,7 @@ def model_table() -> list[dict]:
 # layer's output plus three copies of the weights (weights, gradients, momentum); inference without
 # autograd, which frees each output once the next layer has read it, at 0.3-0.5 times that sum.
 TRAINING_ACTIVATIONS = 1.5  # autograd keeps each output for the backward pass, which adds their gradients as it goes
-TRAINING_WEIGHT_COPIES = 3  # weights, their gradients, the optimizer's momentum
+TRAINING_WEIGHT_COPIES = 3  # weights, their gradients, the optimizer's momentum (a weight average adds one more)
 INFERENCE_ACTIVATIONS = 0.5
 
 
@@ -125,9 +125,11 @@ def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def memory_needed(model_name: str, model_options: dict[str, Any] | None, input_shape: tuple[int, int, int], batch_size: int,
-                  *, training: bool, num_classes: int = 10) -> int:
+                  *, training: bool, num_classes: int = 10, averaged_weights: bool = False) -> int:
     """Estimated peak bytes of one training step (``training``) or one inference pass of
-    ``batch_size`` inputs of ``input_shape`` (C, H, W) through the model, input batch included."""
+    ``batch_size`` inputs of ``input_shape`` (C, H, W) through the model, input batch included:
+    THE memory model, for refusing a pass that cannot fit and for packing a sweep's runs on a GPU.
+    ``averaged_weights``: training keeps a weight average (EMA) beside the weights."""
     channels, height, width = (int(n) for n in input_shape)
     with torch.device("meta"):
         model = create_model(model_name, num_classes=num_classes, in_channels=channels, **(model_options or {}))
@@ -136,7 +138,7 @@ def memory_needed(model_name: str, model_options: dict[str, Any] | None, input_s
     weights = count_parameters(model) * FLOAT32_BYTES
     batch = batch_size * channels * height * width * FLOAT32_BYTES
     if training:
-        return int(batch + TRAINING_ACTIVATIONS * layers + TRAINING_WEIGHT_COPIES * weights)
+        return int(batch + TRAINING_ACTIVATIONS * layers + (TRAINING_WEIGHT_COPIES + averaged_weights) * weights)
     return int(batch + INFERENCE_ACTIVATIONS * layers + weights)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from resnetlab.models.registry import CLASSIFIER
+
 
 def from_reference_cifar(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a reference CIFAR ResNet state dict (``module.linear.weight`` ...) to ours (``fc.weight``)."""
@@ -18,6 +20,6 @@ def from_reference_cifar(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
         key = key.removeprefix("module.")
         key = key.replace(".shortcut.", ".downsample.")  # a projection (option B) shortcut's conv and BatchNorm
         if key.startswith("linear."):
-            key = "fc." + key.removeprefix("linear.")
+            key = f"{CLASSIFIER}.{key.removeprefix('linear.')}"
         renamed[key] = value
     return renamed

@@ -30,6 +30,12 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+CLASSIFIER = "fc"  # every registered model names its classifier ``fc``, as torchvision does
+
+
+def in_classifier(name: str) -> bool:
+    """Whether the module or parameter ``name`` (``fc``, ``fc.weight``) is the classifier's."""
+    return name == CLASSIFIER or name.startswith(CLASSIFIER + ".")
 
 
 def register_model(

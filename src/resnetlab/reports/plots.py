@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from resnetlab.evaluation.plots import image_grid, save_figure
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
 from resnetlab.models.registry import model_info
-from resnetlab.reports.runs import Run
+from resnetlab.reports.reading import Run
 
 DPI = 110
 THIN, BOLD = 1.0, 2.6  # line widths: training (thin) and test (bold), as in the paper's Fig. 6

@@ -22,12 +22,13 @@ from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.data import DatasetBundle, load_dataset
 from resnetlab.devices import resolve_device
 from resnetlab.errors import ResnetlabError
-from resnetlab.evaluation.evaluate import checkpoint_data, evaluation_batch_size, split_logits
+from resnetlab.evaluation.evaluate import checkpoint_data, split_logits
 from resnetlab.evaluation.explain import activation_maps, displayable, grad_cam_installed, overlay
+from resnetlab.evaluation.logits import evaluation_batch_size
 from resnetlab.evaluation.metrics import confusion_matrix
 from resnetlab.evaluation.view_averaging import TestViews
 from resnetlab.precision import evaluation_precision
-from resnetlab.reports.runs import Run
+from resnetlab.reports.reading import Run
 from resnetlab.runs import RUN_CHECKPOINTS, RunFolder
 
 MISTAKE_MAPS = 8  # at most one row of the prediction grid
@@ -75,7 +76,7 @@ def predict_test_split(run: Run, cache: DatasetCache, *, samples: int = 32, seed
     """Run the final checkpoint over the whole test split, in the run's precision unless ``precision``
     says otherwise; raises ResnetlabError saying what is missing, or that the run's image folder
     changed since it started (unless ``accept_changed_data``), as eval does."""
-    path = run.checkpoint()
+    path = run.checkpoint_file()
     if path is None:
         raise ResnetlabError(f"no checkpoint in {RunFolder(run.path).checkpoints} ({' or '.join(RUN_CHECKPOINTS)})")
     ckpt = load_checkpoint(path)

@@ -28,7 +28,7 @@ from resnetlab.reports import plots
 from resnetlab.reports import responses as fig7
 from resnetlab.reports.html import FigureRef, Page, RunSection, render
 from resnetlab.reports.predictions import DatasetCache, TestPredictions, predict_test_split
-from resnetlab.reports.runs import Run, read_runs
+from resnetlab.reports.reading import Run, read_runs
 from resnetlab.reports.tables import format_cell, format_duration, result_rows, write_csv, write_markdown
 from resnetlab.runs import RunFolder
 
@@ -232,7 +232,7 @@ def _ref(out: Path, path: Path, caption: str, width: int = 560) -> FigureRef:
 def _responses_part(runs: Sequence[Run], out: Path, device: str,
                     accept_changed_data: bool) -> tuple[list[FigureRef], list[tuple[str, str]], list[str]]:
     """The overview's Fig. 7 (figures/responses.png and .csv): (figures, downloads, notes on runs not measured)."""
-    files, notes = fig7.response_figure([(run.name, run.checkpoint()) for run in runs], out / "figures", DatasetCache(), device,
+    files, notes = fig7.response_figure([(run.name, run.checkpoint_file()) for run in runs], out / "figures", DatasetCache(), device,
                                         accept_changed_data)
     if files is None:
         return [], [], notes

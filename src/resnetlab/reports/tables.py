@@ -14,7 +14,7 @@ from typing import Any
 
 from resnetlab.files import replacing
 from resnetlab.models.paper import PAPER_CIFAR10_ERROR
-from resnetlab.reports.runs import Run
+from resnetlab.reports.reading import Run
 
 COLUMNS = (
     "run", "model", "model_options", "layers", "params", "train_error_pct", "test_error_pct", "paper_error_pct",

@@ -25,7 +25,6 @@ import yaml
 from resnetlab.config_values import check_seed, check_value, check_values, load_yaml, read_yaml_file, shown
 from resnetlab.data.orientation import EXIF_ORIENTATIONS
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import replacing
 from resnetlab.precision import PRECISIONS
 
 # No torch here (the registry, the photo loader and torch.distributed load where they are used):
@@ -289,13 +288,6 @@ def load_recipe(name: str) -> dict[str, Any]:
     values = load_yaml(text, f"recipe {name!r}") or {}
     _check_keys({k: v for k, v in values.items() if k not in ("per_model", "per_family")}, f"recipe {name!r}")
     return values
-
-
-def save_config(config: TrainConfig, path: Path) -> None:
-    """``config`` as the YAML ``--config`` reads, written atomically: a failed write keeps the old file."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    with replacing(path) as tmp:
-        tmp.write_text(text)
 
 
 # Fields a run decides when it starts and records in its config.yaml ("auto" -> "imagenet"); a

@@ -8,18 +8,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnetlab.models.registry import in_classifier
 from resnetlab.training.config import TrainConfig
 
 
-def trainable_parameters(model: nn.Module, freeze_backbone: bool) -> list[tuple[str, nn.Parameter]]:
-    """All parameters, or only the classifier's (``fc``) with ``freeze_backbone``."""
-    params = []
+def freeze_backbone(model: nn.Module) -> None:
+    """Every parameter but the classifier's (``fc``) stops training (``requires_grad`` off), before
+    the optimizer is built over what still trains (``--freeze-backbone``)."""
     for name, p in model.named_parameters():
-        if freeze_backbone and not name.startswith("fc."):
+        if not in_classifier(name):
             p.requires_grad_(False)
-        if p.requires_grad:
-            params.append((name, p))
-    return params
+
+
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters that train (``requires_grad``), with their names."""
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
 # torchvision's norm_classes (references/classification/utils.py set_weight_decay)
@@ -36,7 +39,7 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, An
     """
     groups: dict[float, list[nn.Parameter]] = {config.weight_decay: []}
     norm = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters(recurse=False)}
-    for name, p in trainable_parameters(model, config.freeze_backbone):
+    for name, p in trainable_parameters(model):
         groups.setdefault(weight_decay_of(name, id(p) in norm, config), []).append(p)
     return [{"params": params, "weight_decay": rate} for rate, params in groups.items() if params]
 
@@ -75,6 +78,5 @@ def create_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool = Fal
     """The configured optimizer over the model's trainable parameters.
 
     ``fused`` (CUDA): one kernel for the whole update, which also takes its learning rate from a
-    device tensor, as a captured CUDA graph needs. On the CPU the default (foreach) update keeps
-    runs bit-identical to earlier versions."""
+    device tensor, as a captured CUDA graph needs. On the CPU the default (foreach) update."""
     return OPTIMIZERS[config.optimizer](parameter_groups(model, config), config, fused)

@@ -1,7 +1,8 @@
-"""``train(config)``: resolve the run (fresh or resumed), read its data, build its model, then
-hand all of it to a ``Trainer`` and write the run's summary and final weights.
+"""``train(config)``: resolve the run (fresh or resumed), read its data, build its model with its
+starting weights, then hand them to ``build_trainer``, whose Trainer trains and writes the run.
 
-The loop itself, its checkpoints and its summary are ``trainer.py``'s; the step is ``step.py``'s.
+The parts a Trainer trains with are ``build.py``'s; the loop, and every file it writes while the run
+trains, ``trainer.py``'s; the step ``step.py``'s.
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import load_checkpoint, weights_sidecar
+from resnetlab.checkpoint import load_checkpoint
 from resnetlab.data import DatasetBundle, fingerprint, load_dataset
-from resnetlab.data.factory import with_usable_std
 from resnetlab.data.layout import NAME_HASH
 from resnetlab.data.photos import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.devices import device_name, memory_format, resolve_device, tune_for_fixed_sizes
 from resnetlab.errors import ResnetlabError, option
+from resnetlab.files import writing
 from resnetlab.models import create_model
 from resnetlab.models.complexity import check_activation_memory, check_min_image_size, min_image_size
 from resnetlab.models.layers import WEIGHT_INITS
 from resnetlab.precision import resolve_precision
 from resnetlab.pretrained import load_pretrained, read_state_dict
+from resnetlab.run_lock import RunLock
 from resnetlab.runs import CONFIG, RunFolder
 from resnetlab.training import distributed
+from resnetlab.training.build import build_trainer
 from resnetlab.training.command import config_call
 from resnetlab.training.config import (
     DECIDED_AT_START,
@@ -41,7 +44,6 @@ from resnetlab.training.config import (
     recipe_changes,
     with_recipe_changes,
 )
-from resnetlab.training.trainer import Trainer
 
 
 def train(
@@ -77,7 +79,12 @@ def train(
     distributed.init_process_group(ctx, device, timeout=config.collective_timeout)
     tune_for_fixed_sizes(device)
     run = RunFolder(config.out, writer=ctx.is_main)
+    lock = RunLock(run.path)  # the main process's: one process at a time writes a run folder
     try:
+        run.make(resume=resume)
+        if run.writer and run.path.is_dir():
+            with writing(lock.path):
+                lock.acquire()
         run.prepare(resume=resume, overwrite=overwrite)
         checkpoint = load_checkpoint(run.last, for_resume=True) if resume else None
         # as asked, before auto values are decided; a resume keeps what its run recorded (absent: unknown)
@@ -98,7 +105,6 @@ def train(
         log.info(f"device {device_name(device)}, precision {config.precision}" + (f" (auto on {device.type})" if asked == "auto" else ""))
         record = run.read_data_record() if checkpoint is not None else {}
         bundle = normalized(bundle if bundle is not None else load_data(config, fingerprint.split_rule(record)), config)
-        bundle = with_usable_std(bundle, note=log.warning)  # std 0 (a constant channel) would make step 1 NaN
         log.info(describe_data(config, bundle))
         check_native_size_fits(config, bundle, device, ctx.world_size)
         if checkpoint is not None:
@@ -106,32 +112,32 @@ def train(
             check_same_data(run, record, config, accept_changed_data)
         if config.stream is None and bundle.pipeline == "photos":  # recorded as decided
             config = replace(config, stream=bundle.extra.get("storage") == "stream")
+        torch.manual_seed(config.seed)  # the run's random start: the model's weights and every global draw after
         model = build_model(config, bundle, device)
         # Fresh runs set their starting weights before DDP wraps the model and broadcasts rank 0's.
         pretrained = load_init_from(model, config.init_from, log, run.readable(config.init_from)) if checkpoint is None else None
-        trainer = Trainer(config, bundle, model, run, ctx, device, pretrained=pretrained)
-        trainer.on_iteration = on_iteration
-        if checkpoint is not None:
-            trainer.restore(checkpoint)
-            run.truncate_metrics(trainer.progress.epoch)
-            log.info(f"resuming {run.path} at iteration {trainer.progress.iteration} "
-                     f"(epoch {trainer.progress.epoch + 1}, batch {trainer.progress.batch})")
-        else:
-            run.write_start(with_recipe_changes(config.to_dict(), changes), bundle.classes)
-            run.write_data_record(data_record(config, bundle))
-        trainer.fit()
-        summary = {**with_recipe_changes(trainer.summary(), changes), "command": command}
-        run.save_weights(trainer.eval_model.state_dict(), weights_sidecar(trainer.checkpoint()))
-        run.write_summary(summary)
-        return summary
+        trainer = build_trainer(config, bundle, model, run=run, ctx=ctx, device=device, pretrained=pretrained,
+                                on_iteration=on_iteration)
+        try:
+            if checkpoint is not None:
+                trainer.continue_from(checkpoint)
+            else:
+                trainer.start(with_recipe_changes(config.to_dict(), changes), data_record(config, bundle))
+            trainer.fit()
+            return trainer.finish(recipe_changes=changes, command=command)
+        finally:
+            trainer.log.close()  # its TensorBoard events; the log lines close with the run folder
     except RuntimeError as exc:
         error = distributed.peer_error(exc, ctx, config.collective_timeout)
         if error is not None:
             raise error from None
         raise
     finally:
-        run.close()
-        distributed.shutdown()
+        try:
+            run.close()
+        finally:
+            lock.release()
+            distributed.shutdown()
 
 
 def with_absolute_data_dir(config: TrainConfig) -> TrainConfig:
@@ -184,7 +190,8 @@ def normalization_for(init_from: str | None) -> str:
 
 
 def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
-    """The bundle with the normalisation the config asks for (the checkpoint records it)."""
+    """The bundle with the normalisation the config asks for (the checkpoint records it). A bundle of
+    one's own (``train(bundle=)``) needs a std above 0 per channel, as ``load_dataset`` makes it."""
     if config.normalization == "imagenet":
         channels = bundle.image_shape[0]
         if channels != 3:
@@ -194,6 +201,9 @@ def normalized(bundle: DatasetBundle, config: TrainConfig) -> DatasetBundle:
     if config.normalization == "none":  # pixels in [0, 1], as ToTensor gives them
         channels = bundle.image_shape[0]
         return replace(bundle, mean=(0.0,) * channels, std=(1.0,) * channels)
+    if not all(s > 0 for s in bundle.std):
+        raise ResnetlabError(f"the bundle's std {list(bundle.std)} has a channel at 0 (or NaN), which would make step 1 NaN: "
+                             "pass it through resnetlab.data.factory.with_usable_std first (load_dataset does)")
     return bundle
 
 
@@ -287,7 +297,7 @@ def check_same_data(run: RunFolder, record: dict[str, Any], config: TrainConfig,
 
 
 def build_model(config: TrainConfig, bundle: DatasetBundle, device: torch.device) -> nn.Module:
-    torch.manual_seed(config.seed)
+    """The run's model on ``device``, its weights drawn from the global generator (seeded by the caller)."""
     model = create_model(config.model, num_classes=bundle.num_classes, in_channels=bundle.image_shape[0], **config.model_options)
     initialise = WEIGHT_INITS[config.init]
     if initialise is not None:  # kaiming: the model's own weights, drawn above

@@ -93,26 +93,12 @@ def train_step(parts: StepParts, images: torch.Tensor, labels: torch.Tensor) -> 
 
 
 class GraphedStep:
-    """``train_step`` recorded once as a CUDA graph and replayed for every batch of one shape.
-
-    The first ``warmup`` steps run eagerly on a side stream (cuDNN picks its algorithms, the
-    optimizer creates its momentum buffers: neither may happen during capture); every one of
-    them is a real step of the run. Then one batch is captured (capture itself computes nothing)
-    and replayed. A batch of another shape (an epoch's smaller last batch, with ``drop_last``
-    off) runs eagerly, so graphs change nothing of the recipe; a run resumed just before such a
-    batch records the next full one. The optimizer reads its learning rate from device tensors
-    (``lr_tensors``: the fused SGD can), filled from the schedule's values before every step: a
-    kernel launch, not a host sync. Eager steps read the same tensors, so every step of the run
-    uses the one update kernel whether it was replayed or not, and a resumed run, whose first
-    steps are eager again, repeats an uninterrupted one's arithmetic.
-
-    ``capture=False`` runs the same static buffers and learning-rate tensors through the eager
-    step instead of a graph: how the CPU tests prove the graph's plumbing changes no number.
-
-    A capture that fails (an operation CUDA cannot record on this GPU or torch version) costs no
-    run: ``on_failure`` is told why, and every step from then on is the eager ``train_step``.
-    Capture runs in ``thread_local`` error mode, so the pinned-memory thread of a streaming loader,
-    which allocates while the step is being recorded, does not invalidate it.
+    """``train_step`` recorded once as a CUDA graph and replayed for every batch of one shape; the
+    ``warmup`` steps before it, batches of another shape and every step after a failed capture
+    (``on_failure`` is told why) run eagerly through the same learning-rate tensors, so a graphed
+    run's numbers are an eager run's. Why each part is so: docs/gpu.md, "The training step as a
+    CUDA graph". ``capture=False`` runs the static buffers through the eager step instead of a
+    graph: how the CPU tests check the plumbing.
     """
 
     def __init__(self, parts: StepParts, *, warmup: int = 3, capture: bool = True,
@@ -161,7 +147,7 @@ class GraphedStep:
         with self.learning_rates_on_device():
             if not self.capture:
                 return train_step(self.parts, images, labels)
-            side = torch.cuda.Stream()
+            side = torch.cuda.Stream()  # cuDNN's algorithm search and the momentum buffers happen here, not in capture
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 totals = train_step(self.parts, images, labels)
@@ -178,6 +164,7 @@ class GraphedStep:
         self.graph = torch.cuda.CUDAGraph()
         self.parts.optimizer.zero_grad(set_to_none=True)  # gradients are then written, not added, by the graph
         with self.learning_rates_on_device():
+            # thread_local: a streaming loader's pinned-memory thread may allocate while this records
             with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.totals = train_step(self.parts, self.images, self.labels)
 

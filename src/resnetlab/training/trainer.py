@@ -1,8 +1,10 @@
 """``Trainer``: one training run's state in one object, and its epoch loop read top to bottom.
 
-It holds the config, the data, the model parts, the progress and the run folder; ``fit`` runs
-epochs until the budget is spent: ``train_one_epoch`` (one ``train_step`` per batch), then
-``end_epoch`` (evaluate, log, save). Resume is exact on the CPU because nothing hides state: the
+``build.build_trainer`` assembles it; it holds the config, the data, the model parts, the progress,
+the run folder and the run's log, and it alone writes the run folder while the run trains (its
+start, each epoch's row and checkpoints, the final weights and summary). ``fit`` runs epochs until
+the budget is spent: ``train_one_epoch`` (one ``train_step`` per batch), then ``end_epoch``
+(evaluate, log, save). Resume is exact on the CPU because nothing hides state: the
 loader's order and augmentation come from (seed, epoch), and the checkpoint holds model,
 optimizer, schedule (with the error warm-up), EMA, RNG, the position (epoch, batch) and the
 running totals of the current epoch.
@@ -10,7 +12,6 @@ running totals of the current epoch.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import sys
@@ -22,27 +23,26 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
-from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set_rng_state
-from resnetlab.data import Augmentation, DatasetBundle, create_loader
-from resnetlab.data.loader import batch_count
+from resnetlab.checkpoint import TrainingState, build_checkpoint, rng_state, set_rng_state, weights_sidecar
+from resnetlab.data import DatasetBundle
 from resnetlab.data.photos import eval_resize
-from resnetlab.devices import host_check_interval, memory_format
+from resnetlab.devices import host_check_interval
 from resnetlab.errors import ResnetlabError, option
-from resnetlab.evaluation.evaluate import evaluation_batch_size
 from resnetlab.evaluation.logits import EvaluationStopped, loader_logits
 from resnetlab.evaluation.metrics import classification_totals
 from resnetlab.evaluation.view_averaging import TestViews
-from resnetlab.precision import autocast, grad_scaler
-from resnetlab.progress import progress_bar
+from resnetlab.models.registry import in_classifier
 from resnetlab.runs import RunFolder
 from resnetlab.stop_signals import StopRequest, stop_on_signals
 from resnetlab.training import distributed
-from resnetlab.training.config import TrainConfig
+from resnetlab.training.config import TrainConfig, with_recipe_changes
 from resnetlab.training.ema import WeightAverage
 from resnetlab.training.interrupt import TrainingInterrupted
-from resnetlab.training.optim import create_optimizer, use_fused_update
-from resnetlab.training.schedules import create_schedule
-from resnetlab.training.step import EpochStats, GraphedStep, NonFiniteLoss, StepParts, graphs_unsupported, train_step
+from resnetlab.training.optim import use_fused_update
+from resnetlab.training.run_log import RunLog, epoch_line
+from resnetlab.training.step import EpochStats, GraphedStep, NonFiniteLoss, StepParts, train_step
+
+Loaders = tuple[Any, Any, Any]  # training, validation (None without a split) and test loaders
 
 
 @dataclass
@@ -64,26 +64,18 @@ class Progress:
 class Trainer:
     """A run's config, data, model parts, progress, run folder and processes, and what trains them."""
 
-    def __init__(self, config: TrainConfig, bundle: DatasetBundle, model: nn.Module, run: RunFolder,
-                 ctx: distributed.Distributed, device: torch.device, *, pretrained: dict[str, Any] | None = None) -> None:
-        self.config, self.bundle, self.run, self.ctx, self.device = config, bundle, run, ctx, device
-        self.log = run.log
-        self.model = distributed.sync_batchnorm(model, ctx, device) if config.sync_bn else model
-        self.train_loader, self.val_loader, self.test_loader = build_loaders(config, bundle, device, ctx)
-        self.optimizer = create_optimizer(self.model, config, fused=device.type == "cuda")
-        self.schedule = create_schedule(self.optimizer, config, training_budget(config, len(self.train_loader)),
-                                        len(self.train_loader))
-        self.autocast = functools.partial(autocast, device, config.precision)
-        self.scaler = grad_scaler(device, config.precision)
-        self.ema = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
-        forward = distributed.wrap_model(self.model, ctx, device)
-        if config.compile:
-            forward = torch.compile(forward)
-        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.step_parts = StepParts(forward, criterion, self.optimizer, self.autocast, self.scaler)
-        self.graphed_step = self.build_graphed_step()
-        self.progress = Progress(pretrained=pretrained)
-        self.on_iteration: Callable[[int], None] | None = None  # called after every step (tests send signals there)
+    def __init__(self, *, config: TrainConfig, bundle: DatasetBundle, run: RunFolder, log: RunLog,
+                 ctx: distributed.Distributed, device: torch.device, model: nn.Module, loaders: Loaders,
+                 optimizer: torch.optim.Optimizer, schedule: Any, autocast: Callable[[], Any], scaler: Any,
+                 ema: WeightAverage | None, step_parts: StepParts, graphed_step: GraphedStep | None, progress: Progress,
+                 on_iteration: Callable[[int], None] | None = None) -> None:
+        self.config, self.bundle, self.run, self.log, self.ctx, self.device = config, bundle, run, log, ctx, device
+        self.model = model
+        self.train_loader, self.val_loader, self.test_loader = loaders
+        self.optimizer, self.schedule, self.autocast, self.scaler, self.ema = optimizer, schedule, autocast, scaler, ema
+        self.step_parts, self.graphed_step = step_parts, graphed_step
+        self.progress = progress
+        self.on_iteration = on_iteration  # called after every step (tests send signals there)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -92,20 +84,6 @@ class Trainer:
     @property
     def epochs(self) -> int:
         return budget_epochs(self.schedule.total_iters, len(self.train_loader))
-
-    def build_graphed_step(self) -> GraphedStep | None:
-        """The CUDA-graph step where the config asks for it and the run allows it (else eager steps)."""
-        if not self.config.cuda_graphs:
-            return None
-        why_not = graphs_unsupported(self.device, optimizer=self.config.optimizer, precision=self.config.precision,
-                                     world_size=self.ctx.world_size, compiled=self.config.compile)
-        if why_not is not None:
-            if self.device.type == "cuda":
-                self.log.info(f"CUDA graphs off: {why_not}")
-            return None
-        self.log.info("CUDA graphs on: each training step is replayed as one graph (--no-cuda-graphs: eager steps)")
-        return GraphedStep(self.step_parts, on_failure=lambda why: self.log.warning(
-            f"CUDA graph capture failed ({why}): training goes on with eager steps (--no-cuda-graphs avoids the attempt)"))
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One optimizer step: replayed as a graph where one was captured, else eager (the same code).
@@ -150,7 +128,7 @@ class Trainer:
         pending: list[torch.Tensor] = []  # totals of the steps not yet read back, in order
         stopped = False
         set_train_mode(self.model, self.config.freeze_backbone)
-        bar = self.progress_bar()
+        bar = self.log.bar(total=len(self.train_loader), initial=progress.batch, desc=f"epoch {progress.epoch + 1}/{self.epochs}")
         try:
             mark = time.perf_counter()
             for images, labels in batches:
@@ -204,11 +182,6 @@ class Trainer:
             return flag
         return bool(distributed.reduce_across_processes([float(flag)], self.device).item())
 
-    def progress_bar(self) -> Any:
-        return progress_bar(total=len(self.train_loader), initial=self.progress.batch, unit="batch",
-                    desc=f"epoch {self.progress.epoch + 1}/{self.epochs}", leave=False, dynamic_ncols=True,
-                    disable=True if self.config.quiet or not self.ctx.is_main else None)  # None: no bar off a terminal
-
     def show(self, bar: Any) -> None:
         stats = self.progress.stats
         bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.acc:.3f}", img_s=f"{stats.images_per_second:.0f}", refresh=False)
@@ -216,15 +189,14 @@ class Trainer:
 
     # Evaluation and the end of an epoch -------------------------------------------------------------
 
-    def evaluate(self, loader: Any, views: TestViews, stop: StopRequest | None = None) -> dict[str, float]:
+    def evaluate_loader(self, loader: Any, views: TestViews, stop: StopRequest | None = None) -> dict[str, float]:
         """Loss and accuracy over a whole split through the test-time ``views``, summed over the
         processes' shards. ``stop`` requested abandons the pass (``EvaluationStopped``) in a single
         process; processes of one run finish it, as they meet in its sums."""
         if loader is None:
             return {"loss": math.nan, "acc": math.nan}
-        bar = None if self.config.quiet or not self.ctx.is_main else "evaluating"
         stop = None if self.ctx.enabled else stop
-        logits, labels = loader_logits(self.eval_model, loader, views, progress=bar, stop=stop)
+        logits, labels = loader_logits(self.eval_model, loader, views, progress=self.log.evaluation_progress, stop=stop)
         loss_sum, correct, n = classification_sums(logits, labels)
         if self.ctx.enabled:
             loss_sum, correct, n = distributed.reduce_across_processes([loss_sum, correct, n], loader.device).tolist()
@@ -240,8 +212,8 @@ class Trainer:
         started = time.perf_counter()
         try:
             with self.autocast():  # the run's precision, as eval and predict use it later
-                val = self.evaluate(self.val_loader, views, stop)
-                test = self.evaluate(self.test_loader, views, stop)
+                val = self.evaluate_loader(self.val_loader, views, stop)
+                test = self.evaluate_loader(self.test_loader, views, stop)
         except EvaluationStopped as exc:
             self.log.info(f"{exc} at epoch {progress.epoch + 1}: the resumed run evaluates this epoch again")
             return False
@@ -253,7 +225,7 @@ class Trainer:
                "test_views": views.count, "epoch_lr": [stats.first_lr, stats.last_lr]}
         self.check_finite_outputs(row)
         self.run.append_metrics(row)
-        self.log.info(epoch_line(row, self.epochs))
+        self.log.epoch(row, self.epochs)
         progress.epoch, progress.batch, progress.last = progress.epoch + 1, 0, row
         progress.train_seconds += stats.seconds
         progress.train_images += stats.images
@@ -273,7 +245,7 @@ class Trainer:
         self.check_finite_weights()
         for split, loader in (("val", self.val_loader), ("test", self.test_loader)):
             if loader is not None and len(loader) and not math.isfinite(row[f"{split}_loss"]):
-                self.log.info(epoch_line(row, self.epochs))
+                self.log.info(epoch_line(row, self.epochs))  # the row is shown, not recorded
                 raise NonFiniteLoss(f"the model's {split} loss became {row[f'{split}_loss']} at epoch {row['epoch']} "
                                     f"(iteration {row['iteration']}, lr {row['lr']:g}): its outputs overflowed; training stopped, "
                                     f"epoch not saved; try a lower {option('lr')}. {self.last_good_checkpoint()}")
@@ -300,9 +272,9 @@ class Trainer:
         longer finite (every process checks: their weights are the same)."""
         self.check_finite_weights()
         if self.run.writer:
-            self.run.save_checkpoint(self.checkpoint(), best=best)
+            self.run.write_checkpoint(self.as_checkpoint(), best=best)
 
-    def checkpoint(self) -> dict[str, Any]:
+    def as_checkpoint(self) -> dict[str, Any]:
         """The run as a checkpoint: how to rebuild and feed the model, its weights, and where training is."""
         progress = self.progress
         metrics = {"epoch_stats": asdict(progress.stats), "train_seconds": progress.train_seconds,
@@ -362,6 +334,29 @@ class Trainer:
             f"({total} iterations: epochs {self.config.epochs}, max_iters {self.config.max_iters}): give at least "
             f"{option('epochs', math.ceil(done / per_epoch))} or {option('max_iters', done)}, or resume with the run's own budget")
 
+    # The run folder's start and end ----------------------------------------------------------------
+
+    def start(self, config_record: dict[str, Any], data_record: dict[str, Any]) -> None:
+        """A fresh run: its config.yaml and classes (the run it replaces is then deleted), and data.json."""
+        self.run.write_start(config_record, self.bundle.classes)
+        self.run.write_data_record(data_record)
+
+    def continue_from(self, ckpt: dict[str, Any]) -> None:
+        """A resumed run: its state from ``ckpt``, and metrics.csv without the epochs ``ckpt`` has not completed."""
+        self.restore(ckpt)
+        progress = self.progress
+        self.run.truncate_metrics(progress.epoch)
+        self.log.info(f"resuming {self.run.path} at iteration {progress.iteration} "
+                      f"(epoch {progress.epoch + 1}, batch {progress.batch})")
+
+    def finish(self, *, recipe_changes: dict[str, Any] | None, command: str) -> dict[str, Any]:
+        """The trained run's weights.pth (and preprocess.json beside it) and summary.json, returned: with
+        what the run changed of its recipe and the ``command`` that repeats it."""
+        summary = {**with_recipe_changes(self.summary(), recipe_changes), "command": command}
+        self.run.write_weights(self.eval_model.state_dict(), weights_sidecar(self.as_checkpoint()))
+        self.run.write_summary(summary)
+        return summary
+
     def summary(self) -> dict[str, Any]:
         """The summary.json content (the run folder's contract in ARCHITECTURE.md)."""
         config, progress = self.config, self.progress
@@ -391,25 +386,6 @@ def classification_sums(logits: torch.Tensor, labels: torch.Tensor) -> list[floa
     return classification_totals(logits, labels).tolist() if len(labels) else [0.0, 0.0, 0.0]
 
 
-def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.device, ctx: distributed.Distributed):
-    """Training loader (this rank's share of each global batch) and evaluation loaders."""
-    common = dict(mean=bundle.mean, std=bundle.std, device=device, rank=ctx.rank, world_size=ctx.world_size,
-                  channels_last=memory_format(device, config.channels_last) == torch.channels_last,
-                  num_workers=config.workers, skip_bad_images=config.skip_bad_images,  # these two: streaming only
-                  photo_views=config.photo_views)  # photos only
-    iterations = batch_count(len(bundle.train), config.batch_size, drop_last=config.drop_last, train=True, world_size=ctx.world_size)
-    augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
-                                crop_epochs=crop_epochs(config, iterations), copies=config.batch_copies, photo=config.photo_augmentation)
-    train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed,
-                                 drop_last=config.drop_last, **common)
-    if len(train_loader) == 0:
-        raise ResnetlabError(f"batch_size {config.batch_size} is larger than the {len(bundle.train)} training images: "
-                             f"lower {option('batch_size')}")
-    eval_batch = evaluation_batch_size(bundle.pipeline, config.batch_size, device)
-    val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
-    return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)
-
-
 def crop_epochs(config: TrainConfig, iters_per_epoch: int) -> int | None:
     """The epochs that take random crops: all but the last ``uncropped_epochs`` of the budget (None: all)."""
     if not config.uncropped_epochs:
@@ -433,7 +409,7 @@ def set_train_mode(model: nn.Module, freeze_backbone: bool) -> None:
     model.train()
     if freeze_backbone:
         for name, module in model.named_modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith("fc"):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_classifier(name):
                 module.eval()
 
 
@@ -442,24 +418,6 @@ def epoch_views(config: TrainConfig, final: bool) -> TestViews:
     evaluation, so that watching the curve stays cheap."""
     views = TestViews.from_config(config.to_dict())
     return views if final else replace(views, shift=0, ten_crop=False)
-
-
-def epoch_line(row: dict[str, Any], epochs: int) -> str:
-    views = f" ({row['test_views']} views)" if row.get("test_views", 1) > 1 else ""
-    val = f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}" if not math.isnan(row["val_acc"]) else ""
-    return (f"epoch {row['epoch']}/{epochs}  iter {row['iteration']}  lr {epoch_lr(row)}  "
-            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}{val}  "
-            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}{views}  "
-            f"{row['epoch_seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
-
-
-def epoch_lr(row: dict[str, Any]) -> str:
-    """The learning rate the epoch trained at ("0.1"), or its range ("0.1 to 0.01"); metrics.csv's
-    ``lr`` is the rate after the epoch's last step, the next epoch's first."""
-    first, last = row.get("epoch_lr") or (None, None)
-    if first is None:
-        return f"{row['lr']:.4g}"
-    return f"{first:.4g}" if f"{first:.4g}" == f"{last:.4g}" else f"{first:.4g} to {last:.4g}"
 
 
 def run_description(config: TrainConfig, bundle: DatasetBundle) -> dict[str, Any]:

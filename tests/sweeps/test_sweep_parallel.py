@@ -25,12 +25,12 @@ import resnetlab
 from resnetlab import training
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
-from resnetlab.reports import concurrency, parallel, placement, sweep
-from resnetlab.reports.sweep import equivalent_command, run_state
-from resnetlab.runs import read_metrics
+from resnetlab.runs import read_metrics, write_config
+from resnetlab.sweeps import concurrency, parallel, placement, sweep
+from resnetlab.sweeps.sweep import equivalent_command, run_state
 from resnetlab.training.config import resolve_config
 from tests.builders import tiny_train_overrides
-from tests.reports.test_sweep import FakeTrain, write_sweep
+from tests.sweeps.test_sweep import FakeTrain, write_sweep
 
 RUNS = [{"name": "a", "model": "resnet20"}, {"name": "b", "model": "plain20"}, {"name": "c", "model": "resnet20", "seed": 1}]
 TIMES = ("epoch_seconds", "images_per_second", "eval_seconds")
@@ -134,7 +134,7 @@ def test_parallel_auto_starts_the_runs_that_fit_in_the_free_gpu_memory_and_is_on
     assert concurrency.PROCESS_OVERHEAD < r20 < r56 < r110
     budget = 2 * r20 + r56 + r20 // 2  # the first three fit, resnet110 does not beside them; the last resnet20 does not either
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU (several: tests/reports/test_sweep_placement.py)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU (several: tests/sweeps/test_sweep_placement.py)
     monkeypatch.setattr(concurrency, "free_gpu_memory", lambda devices: [int(budget / concurrency.USABLE_FRACTION) + 1] * len(devices))
     monkeypatch.setattr(concurrency, "usable_cores", lambda: 16)
     share = concurrency.auto_parallel(configs)
@@ -175,7 +175,7 @@ def test_the_report_names_the_parallel_command() -> None:
 def test_a_child_trains_the_config_the_sweep_resolved(tmp_path: Path) -> None:
     """The file a child reads (--config) wins over the recipe and its per-model values: the same config."""
     config = resolve_config("paper", overrides={"model": "resnet110", "out": str(tmp_path / "r"), "epochs": 3})
-    parallel.write_config(config, tmp_path / "r.yaml")
+    write_config(config.to_dict(), tmp_path / "r.yaml")
     assert resolve_config(None, tmp_path / "r.yaml") == config
     assert config.error_warmup_lr == 0.01  # resnet110's own value in the paper recipe, kept
 

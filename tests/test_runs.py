@@ -1,8 +1,11 @@
-"""The run folder contract: files, summary keys, checkpoints, refusing an existing run, NaN stop."""
+"""runs.py, the run folder contract: files, summary keys, checkpoints, refusing an existing run, NaN stop,
+and the one log of a run."""
 
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ import yaml
 
 from resnetlab.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.errors import ResnetlabError
-from resnetlab.runs import METRICS_COLUMNS, read_metrics
+from resnetlab.runs import METRICS_COLUMNS, PACKAGE_LOG, RunFolder, read_metrics
 from resnetlab.training import train
 from tests.builders import make_tiny_bundle, poison_loss, tiny_config
 
@@ -108,6 +111,29 @@ def test_translated_views_are_averaged_in_the_final_evaluation_only(tmp_path, bu
     for name in ("last.pt",):
         saved = torch.load(out / "checkpoints" / name, weights_only=True)["test_views"]
         assert saved == {"flip": True, "shift": 1, "ten_crop": False}
+
+
+def test_every_module_logs_into_train_log_while_the_run_is_open(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (PACKAGE_LOG.level, PACKAGE_LOG.propagate, list(PACKAGE_LOG.handlers))
+    run = RunFolder(tmp_path / "run")
+    run.prepare(resume=False, overwrite=False)
+    run.open_log(quiet=True)
+    run.log.info("the run's own line")
+    logging.getLogger("resnetlab.data.folder").warning("skipped 1 unreadable image(s) in %s: %s", "train", "cats/broken.png")
+    logging.getLogger("resnetlab.data.folder").info("a data detail")
+    run.close()
+    logging.getLogger("resnetlab.data.folder").warning("after the run")
+    lines = [line.split(" ", 2)[2] for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
+    assert lines == ["the run's own line", "skipped 1 unreadable image(s) in train: cats/broken.png", "a data detail"]
+    assert capsys.readouterr().out == "skipped 1 unreadable image(s) in train: cats/broken.png\n"  # quiet: warnings, once
+    assert (PACKAGE_LOG.level, PACKAGE_LOG.propagate, PACKAGE_LOG.handlers) == before
+
+
+def test_a_process_that_does_not_write_adds_no_handler(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run", writer=False)
+    run.open_log(quiet=False)
+    assert PACKAGE_LOG.handlers == [] and not (tmp_path / "run" / "train.log").exists()
+    run.close()
 
 
 def test_overwrite_replaces_the_eval_files_of_the_old_run_and_never_a_users_config(tmp_path, bundle):

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import torch
 
-from resnetlab.reports import concurrency, parallel, placement, sweep
-from resnetlab.reports.placement import Place, choose_place, first_wave, physical_ids, visible_gpus
+from resnetlab.sweeps import concurrency, parallel, placement, sweep
+from resnetlab.sweeps.placement import Place, choose_place, first_wave, physical_ids, visible_gpus
 from resnetlab.training.config import resolve_config
 from tests.builders import fake_run
-from tests.reports.test_sweep import write_sweep
+from tests.sweeps.test_sweep import write_sweep
 
 GiB = 2**30
 
@@ -168,3 +168,17 @@ def test_free_memory_is_asked_in_a_child_process_and_in_this_one_only_if_the_chi
     assert commands[0][1:] == ["-c", concurrency.FREE_MEMORY_PROBE, "cuda:0", "cuda:1"]
     monkeypatch.setattr(concurrency.subprocess, "run", lambda command, **options: subprocess.CompletedProcess(command, 1, "", "boom"))
     assert concurrency.free_gpu_memory(gpus) == [7, 7] and here == gpus
+
+
+def test_a_run_is_estimated_by_the_one_memory_model_plus_its_process(tmp_path: Path) -> None:
+    """``--parallel auto`` packs runs by the estimate every command refuses a pass with
+    (``models.complexity.memory_needed``), plus what a CUDA process holds besides its step."""
+    from resnetlab.models import create_model
+    from resnetlab.models.complexity import count_parameters, memory_needed
+
+    plain = resolve_config("paper", overrides={"model": "resnet20", "out": str(tmp_path / "a")})
+    averaged = resolve_config("paper", overrides={"model": "resnet20", "ema_decay": 0.99, "out": str(tmp_path / "b")})
+    step = memory_needed("resnet20", {}, (3, 32, 32), plain.batch_size, training=True)
+    assert concurrency.run_memory_estimate(plain) == concurrency.PROCESS_OVERHEAD + step
+    weights = count_parameters(create_model("resnet20")) * 4  # float32: an EMA is one more copy of them
+    assert concurrency.run_memory_estimate(averaged) == concurrency.PROCESS_OVERHEAD + step + weights

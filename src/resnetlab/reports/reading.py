@@ -144,9 +144,9 @@ class Run:
             drops = [d for d in drops if 0 < d < total]
         return iterations, [config.lr * multiplier(i) for i in iterations], drops
 
-    def checkpoint(self) -> Path | None:
+    def checkpoint_file(self) -> Path | None:
         """The checkpoint whose test accuracy is ``final.test_acc`` (``run_checkpoint``'s rule)."""
-        return RunFolder(self.path).checkpoint()
+        return RunFolder(self.path).checkpoint_file()
 
 
 def read_run(path: str | Path) -> Run:

@@ -3,7 +3,7 @@
 On a machine with several GPUs, runs that leave their device to resnetlab (``auto`` or ``cuda``)
 are spread over all of them: each child process is given one GPU as ``CUDA_VISIBLE_DEVICES`` and
 trains on its ``cuda:0``, so no run's code needs to know which physical GPU it has. A run that
-names one GPU (``cuda:1``) keeps it, and the sweep then shares that one device as before.
+names one GPU (``cuda:1``) keeps it, and the sweep's runs then share that one device.
 
 A run starts on the GPU with the most of its budget left that fits the run's estimate (with
 ``--parallel auto``), or on the GPU with the fewest runs (``--parallel N``, no memory check), so
@@ -25,7 +25,7 @@ CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 @dataclass(frozen=True)
 class Place:
     """Where a sweep's child process trains: one of several GPUs, or (``visible`` None) the device
-    its config names, shared by every run as before there were several."""
+    its config names, shared by every run."""
 
     name: str = ""  # cuda:N in the sweep's own numbering ("": the one shared place)
     visible: str | None = None  # the child's CUDA_VISIBLE_DEVICES: the GPU as the sweep's parent sees it

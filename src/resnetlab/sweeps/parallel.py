@@ -29,13 +29,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import resnetlab
 from resnetlab.errors import ResnetlabError
-from resnetlab.files import replacing, writing
-from resnetlab.reports.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, choose_place, environment_at
-from resnetlab.runs import RunFolder
+from resnetlab.files import writing
+from resnetlab.runs import RunFolder, write_config
+from resnetlab.sweeps.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, choose_place, environment_at
 
 POLL_SECONDS = 0.2
 STOPPED = (130, -signal.SIGINT, -signal.SIGTERM)  # how a run stopped by a signal exits (130: with a checkpoint)
@@ -146,7 +144,7 @@ def read_data_once(jobs: list[Job], label: str) -> None:
 def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:
     """Start ``resnetlab train`` for ``job``: a fresh run, a resume, or a start over (--overwrite)."""
     config_file = logs / f"{job.name}.yaml"
-    write_config(replace(job.config, quiet=True), config_file)
+    write_config(replace(job.config, quiet=True).to_dict(), config_file)
     folder = job.config.out
     # --flag=VALUE: a folder named like a flag (--out=--psw) stays the flag's value
     command = [sys.executable, "-m", "resnetlab", "train", f"--config={config_file}"]
@@ -160,13 +158,6 @@ def start(job: Job, logs: Path, env: dict[str, str]) -> subprocess.Popen:
         console.flush()
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, preexec_fn=_stop_with_parent if _prctl is not None else None)
-
-
-def write_config(config: Any, path: Path) -> None:
-    """The run's resolved config as the YAML ``--config`` reads (it wins over recipe and per-model values)."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    with replacing(path) as tmp:
-        tmp.write_text(text)
 
 
 def child_environment(parallel: int) -> dict[str, str]:

@@ -37,11 +37,11 @@ import yaml
 from resnetlab.config_values import load_yaml, parse_key_values, read_text, shown
 from resnetlab.errors import ResnetlabError
 from resnetlab.files import writing
-from resnetlab.reports.parallel import LOGS, Job, train_in_parallel
 from resnetlab.runs import RunFolder
+from resnetlab.sweeps.parallel import LOGS, Job, train_in_parallel
 
 if TYPE_CHECKING:
-    from resnetlab.reports.concurrency import Share
+    from resnetlab.sweeps.concurrency import Share
 
 SWEEP_KEYS = {"name", "description", "out", "defaults", "runs"}
 SWEEP_FOLDERS = ("report", LOGS)  # beside the run folders in <out>
@@ -179,7 +179,7 @@ def sweep(
     ``only``: the names of the runs to train and report (default: all of them), e.g. Table 6
     without ResNet-1202, which takes longer than the other five together.
 
-    ``parallel``: runs trained at once, each in its own ``resnetlab train`` process (``reports/parallel.py``;
+    ``parallel``: runs trained at once, each in its own ``resnetlab train`` process (``sweeps/parallel.py``;
     ``"auto"``: as many as the GPUs' free memory holds), spread over every visible GPU unless the runs
     name one; 1 trains them one after another in this process.
     Returns ``<out>/report/index.html`` (or the output folder with ``write_report=False``).
@@ -255,8 +255,8 @@ def train_side_by_side(runs: list[Job], out: Path, label: str, share: Share) -> 
 def share_this_machine(runs: list[Job], label: str, parallel: int | str) -> Share:
     """``--parallel`` decided for the runs still to train (``concurrency``: how many at once, on which
     GPUs), the decision printed first."""
-    from resnetlab.reports.concurrency import Share, auto_parallel, fixed_parallel
-    from resnetlab.reports.placement import SHARED
+    from resnetlab.sweeps.concurrency import Share, auto_parallel, fixed_parallel
+    from resnetlab.sweeps.placement import SHARED
 
     configs = [run.config for run in runs if run.state != "finished"]
     if parallel != "auto":

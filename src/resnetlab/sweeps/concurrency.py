@@ -1,10 +1,10 @@
 """``--parallel auto``: how many runs of a sweep fit on this machine's GPUs at once.
 
 What one training process needs on the GPU is estimated before anything trains: a CUDA process's
-fixed cost, the model's weights four times over (weights, gradients, momentum, and an EMA or
-precision copy), and twice the activations of one batch (what the forward keeps for the backward,
-plus the gradients flowing back), measured by a forward on the meta device, which allocates
-nothing. A run starts when its estimate fits in the free memory beside the running runs' estimates,
+fixed cost plus one training step of its model and batch (``models.complexity.memory_needed``, the
+one memory model: weights, gradients, momentum and any weight average, and the activations the
+backward keeps, measured by a forward on the meta device, which allocates nothing).
+A run starts when its estimate fits in the free memory beside the running runs' estimates,
 so a sweep of small nets and one large one trains the small ones beside the large one instead of
 as few at a time as the largest allows. At most one run per CPU core (each run's Python loop and
 loader needs one). With several GPUs each has its own budget, and a run starts on the one with the
@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from resnetlab.devices import resolve_device
-from resnetlab.models import create_model
+from resnetlab.models.complexity import memory_needed
 from resnetlab.models.registry import model_info
-from resnetlab.reports.parallel import usable_cores
-from resnetlab.reports.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, first_wave, visible_gpus
+from resnetlab.sweeps.parallel import usable_cores
+from resnetlab.sweeps.placement import CUDA_VISIBLE_DEVICES, SHARED, Place, first_wave, visible_gpus
 
 # CUDA context (~0.5 GiB), cuDNN/cuBLAS workspaces, the caching allocator's slack and a CIFAR-sized
 # training set held on the device (150 MB as uint8).
@@ -126,21 +126,8 @@ def run_memory_estimate(config: Any) -> int:
     channels, height, width = model_info(config.model).input_size
     if config.image_size:
         height = width = config.image_size
-    activations = []
-
-    def keep_size(module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        if isinstance(output, torch.Tensor):
-            activations.append(output.numel() * output.element_size())
-
-    with torch.device("meta"):
-        model = create_model(config.model, in_channels=channels, **config.model_options)
-        leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-        hooks = [m.register_forward_hook(keep_size) for m in leaves]
-        model(torch.empty(config.batch_size, channels, height, width))
-    for hook in hooks:
-        hook.remove()
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return PROCESS_OVERHEAD + 4 * weights + 2 * sum(activations)
+    return PROCESS_OVERHEAD + memory_needed(config.model, config.model_options, (channels, height, width), config.batch_size,
+                                            training=True, averaged_weights=config.ema_decay > 0)
 
 
 def _gib(nbytes: float) -> str:

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
+import resnetlab
 from resnetlab import training
 from resnetlab.cli import main
 from resnetlab.errors import ResnetlabError
-from resnetlab.reports import list_sweeps, load_sweep, sweep
+from resnetlab.sweeps import list_sweeps, load_sweep, sweep
 from resnetlab.training.config import resolve_config
 from resnetlab.training.interrupt import TrainingInterrupted
 from tests.builders import fake_run, tiny_train_overrides
@@ -214,6 +215,12 @@ def test_only_trains_and_reports_the_named_runs(tmp_path: Path, monkeypatch: pyt
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--only", "a,d"]) == 2
     assert "--only d: sweep tiny has the runs a, b, c" in capsys.readouterr().err
     assert fake.calls == [("a", False, False), ("c", False, False)]
+
+
+def test_the_old_reports_spelling_names_the_sweeps_package() -> None:
+    with pytest.raises(ImportError, match=r"resnetlab.reports.sweep moved to resnetlab.sweeps.sweep"):
+        from resnetlab.reports import sweep as _  # noqa: F401
+    assert resnetlab.sweep is sweep
 
 
 def test_an_unfinished_run_with_other_settings_is_not_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

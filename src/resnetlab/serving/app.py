@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from resnetlab.data.photos import open_image
+from resnetlab.data.decode import open_image
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.predict import Predictor
 

@@ -13,8 +13,7 @@ from tests.builders import write_photo
 from tests.serving.browser import CHROMIUM, Browser
 
 pytestmark = [pytest.mark.slow,  # a browser process: the whole suite runs it, the quick tier does not
-              pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium not installed (apt-get update && apt-get install -y chromium)")]
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get update && apt-get install -y chromium)")]
 
 
 def test_a_photo_uploaded_through_the_page_shows_predicts_top_class(served: tuple[str, Path], tmp_path: Path) -> None:

@@ -14,14 +14,14 @@ import threading
 from importlib.resources import files
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from resnetlab.data.decode import open_image
+from resnetlab.data.decode import UnreadableImage, open_image, reading
 from resnetlab.errors import ResnetlabError
 from resnetlab.evaluation.predict import Predictor
 
@@ -121,12 +121,12 @@ def _decode(data: bytes) -> Image.Image:
     if not data:
         raise UploadError(400, f"the field {FIELD!r} is empty: choose a photo")
     try:
-        image = open_image(io.BytesIO(data))
-        image.load()
-        return image
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        with reading("the upload"):
+            image = open_image(io.BytesIO(data))
+            image.load()
+            return image
+    except UnreadableImage as exc:
+        reason = (str(exc.error).splitlines() or [type(exc.error).__name__])[0][:200]
         raise UploadError(400, f"the upload is not an image Pillow can read: {reason}") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,9 @@ def test_bad_image_is_named_and_can_be_skipped(tmp_path, content) -> None:
     root = make_image_folder(tmp_path / "b")
     bad = root / "train" / "dog" / "broken.png"
     bad.write_bytes(content)
-    with pytest.raises(ResnetlabError, match=f"cannot read 1 image.*{bad}.*--skip-bad-images"):
+    with pytest.raises(ResnetlabError) as caught:  # the command line's spelling of the options
         load_dataset("folder", root)
+    assert re.search(f"cannot read 1 image.*{bad}.*--skip-bad-images", caught.value.for_command_line())
     bundle = load_dataset("folder", root, skip_bad_images=True)
     assert len(bundle.train) == 12
     with pytest.raises(ResnetlabError, match="broken.png"):  # the cached result still refuses without the flag
@@ -92,11 +94,25 @@ def test_truncated_jpeg_is_a_bad_image(tmp_path) -> None:
         load_dataset("folder", root)
 
 
+def test_data_errors_raised_in_python_name_keywords_and_the_command_line_names_flags(tmp_path) -> None:
+    with pytest.raises(ResnetlabError) as caught:
+        load_dataset("folder", tmp_path / "nothing")
+    assert str(caught.value) == (f"image folder {tmp_path / 'nothing'} does not exist: pass data_dir=DIR with DIR/train/<class>/ "
+                                 "and DIR/test/<class>/ (or DIR/<class>/ and val_split=FRACTION)")
+    assert "pass --data-dir DIR with" in caught.value.for_command_line() and "--val-split FRACTION)" in caught.value.for_command_line()
+    root = make_image_folder(tmp_path / "two", classes=("a", "b"), per_class=1, splits=("",))
+    with pytest.raises(ResnetlabError) as caught:
+        load_dataset("folder", root, val_split=0.9)
+    assert str(caught.value).startswith("val_split=0.9 holds out none of the 2 photos")
+    assert caught.value.for_command_line().startswith("--val-split 0.9 holds out none of the 2 photos")
+
+
 def test_bad_layouts(tmp_path) -> None:
     with pytest.raises(ResnetlabError, match="does not exist"):
         load_dataset("folder", tmp_path / "nothing")
-    with pytest.raises(ResnetlabError, match="needs --data-dir"):
+    with pytest.raises(ResnetlabError) as caught:  # the command line's spelling of the options
         load_dataset("folder")
+    assert re.search("needs --data-dir", caught.value.for_command_line())
     (tmp_path / "no-test" / "train" / "a").mkdir(parents=True)
     with pytest.raises(ResnetlabError, match="has no test/ \\(or val/\\)"):
         load_dataset("folder", tmp_path / "no-test")

@@ -30,7 +30,7 @@ from resnetlab.data.splits import split_validation, take_subset
 from resnetlab.data.stats import channel_name, channel_stats, usable_std
 from resnetlab.data.streaming import StreamingLoader
 from resnetlab.data.types import DatasetBundle, ImageSet
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def as_height_width(image_size: int | Sequence[int] | None) -> tuple[int, int] |
         return None
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or min(size) < 1:
-        raise ResnetlabError(f"--image-size {image_size} must be one positive size or HEIGHT WIDTH")
+        raise ResnetlabError(f"{option('image_size', image_size)} must be one positive size or HEIGHT WIDTH")
     return (int(size[0]), int(size[1]))
 
 

@@ -31,7 +31,7 @@ from resnetlab.data.photos import DEFAULT_CROP, PhotoFiles, PhotoSet, check_phot
 from resnetlab.data.scan import listed
 from resnetlab.data.sources import RawDataset, SourceOptions, register_source
 from resnetlab.data.types import ImageSet
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.files import atomic_save
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def build_imageset(split_dir: Path, samples: list[tuple[str, int]], image_size: 
         (first, (h1, w1, _)), (other, (h2, w2, _)) = (good[0][0], good[0][1].shape), (odd[0], odd[1].shape)
         raise MixedSizes(  # sizes as width x height, as image viewers give them
             f"images in {split_dir} differ in size ({first} is {w1}x{h1}, {other} is {w2}x{h2}): "
-            "pass --image-size N to resize them all to NxN"
+            f"pass {option('image_size', metavar='N')} to resize them all to NxN"
         )
     channels = max(a.shape[2] for _, a, _ in good)  # any colour image makes the whole split RGB
     images = np.stack([np.broadcast_to(a, a.shape[:2] + (channels,)) for _, a, _ in good])  # (N, H, W, C)
@@ -103,7 +103,7 @@ def load_split(split_dir: Path, samples: list[tuple[str, int]], options: SourceO
     if data["skipped"]:
         if not options.skip_bad_images:
             raise ResnetlabError(f"cannot read {len(data['skipped'])} image(s): {listed(data['skipped'])}. "
-                                 "Fix or remove them, or pass --skip-bad-images")
+                                 f"Fix or remove them, or pass {option('skip_bad_images', True)}")
         log.warning("skipped %d unreadable image(s) in %s: %s", len(data["skipped"]), split_dir, listed(data["skipped"]))
     return data
 
@@ -149,8 +149,8 @@ def detect_pipeline(samples: list[tuple[str, int]]) -> tuple[str, str]:
 @register_source("folder", "your own images: DIR/train/<class>/* and DIR/test/<class>/* (or val/), or DIR/<class>/* with --val-split")
 def load_folder(data_dir: Path | None, options: SourceOptions) -> RawDataset:
     if data_dir is None:
-        raise ResnetlabError("dataset 'folder' needs --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
-                             "(or DIR/<class>/ and --val-split FRACTION)")
+        raise ResnetlabError(f"dataset 'folder' needs {option('data_dir', metavar='DIR')} with DIR/train/<class>/ and DIR/test/<class>/ "
+                             f"(or DIR/<class>/ and {option('val_split', metavar='FRACTION')})")
     root = Path(data_dir).expanduser()
     layout = read_layout(root, options.val_split, options.seed, options.split_rule)
     classes, train_samples, test_samples = layout.classes, layout.train, layout.test
@@ -175,7 +175,7 @@ def load_folder(data_dir: Path | None, options: SourceOptions) -> RawDataset:
     elif train.images.shape[1:] != test.images.shape[1:]:
         raise ResnetlabError(
             f"{layout.train_dir} images are {tuple(train.images.shape[1:])} but {layout.test_dir} images are "
-            f"{tuple(test.images.shape[1:])} (C, H, W): give both splits the same size and colour mode, or pass --image-size"
+            f"{tuple(test.images.shape[1:])} (C, H, W): give both splits the same size and colour mode, or pass {option('image_size')}"
         )
     extra = {"cache": str(cache_dir), "pipeline_reason": why, **storage,
              "test_split": layout.test_name, "passed_over": layout.passed,
@@ -220,7 +220,8 @@ def photo_crop(image_size: tuple[int, int] | None) -> int:
     if image_size is None:
         return DEFAULT_CROP
     if image_size[0] != image_size[1]:
-        raise ResnetlabError(f"--image-size for a photo folder is one crop side S (square crops), got {image_size[0]} {image_size[1]}")
+        raise ResnetlabError(f"{option('image_size')} for a photo folder is one crop side S (square crops), "
+                             f"got {image_size[0]} {image_size[1]}")
     return check_photo_crop(image_size[0])
 
 
@@ -237,8 +238,8 @@ def photo_storage(samples: list[tuple[str, int]], crop: int, options: SourceOpti
     if needed <= allowed:
         return "memory", f"cached in memory ({figures})"
     if options.stream is False:
-        raise ResnetlabError(f"the {len(samples):,} photos need {figures}: pass a larger --memory-budget-gb, "
-                             "a smaller --image-size, or --stream")
+        raise ResnetlabError(f"the {len(samples):,} photos need {figures}: pass a larger {option('memory_budget_gb')}, "
+                             f"a smaller {option('image_size')}, or {option('stream', True)}")
     return "stream", f"streamed from disk: the cache would not fit ({figures})"
 
 

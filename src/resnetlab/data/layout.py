@@ -28,7 +28,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from resnetlab.config_values import generator_seed
 from resnetlab.data.scan import class_folders, listed, scan_classes
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "test", "val")  # folders that make DIR a split layout
@@ -54,8 +54,8 @@ def read_layout(root: Path, val_split: int | float = 0, seed: int = 0, split_rul
     """The layout of ``root``, its classes and the files of each split; a message for any other layout.
     ``split_rule`` says how an unsplit folder is split (``NAME_HASH``; ``PERMUTATION`` for older runs)."""
     if not root.is_dir():
-        raise ResnetlabError(f"image folder {root} does not exist: pass --data-dir DIR with DIR/train/<class>/ and DIR/test/<class>/ "
-                             "(or DIR/<class>/ and --val-split FRACTION)")
+        raise ResnetlabError(f"image folder {root} does not exist: pass {option('data_dir', metavar='DIR')} with "
+                             f"DIR/train/<class>/ and DIR/test/<class>/ (or DIR/<class>/ and {option('val_split', metavar='FRACTION')})")
     if any((root / name).is_dir() for name in SPLIT_NAMES):
         return _split_layout(root)
     return _unsplit_layout(root, val_split, seed, split_rule)
@@ -91,7 +91,8 @@ def _unsplit_layout(root: Path, val_split: int | float, seed: int, split_rule: s
     if not val_split:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise ResnetlabError(f"image folder {root} holds class folders ({shown}) but no train/ and test/ (or val/): pass "
-                             "--val-split FRACTION (e.g. --val-split 0.2) to hold out that fraction of each class for testing")
+                             f"{option('val_split', metavar='FRACTION')} (e.g. {option('val_split', 0.2)}) "
+                             "to hold out that fraction of each class for testing")
     _refuse_linked_classes([root / c for c in classes])
     scan = scan_classes([root / c for c in classes])
     _refuse_empty(scan.empty)
@@ -121,7 +122,7 @@ def stratified_split(samples: list[tuple[str, int]], classes: list[str], root: P
         held += [s for i, s in enumerate(members) if i in picked]
         train += [s for i, s in enumerate(members) if i not in picked]
     if not held:
-        raise ResnetlabError(f"--val-split {val_split} holds out none of the {len(samples)} photos in {root}: "
+        raise ResnetlabError(f"{option('val_split', val_split)} holds out none of the {len(samples)} photos in {root}: "
                              "give a larger fraction or a number of photos")
     record = {
         "folder": str(root.resolve()), "val_split": val_split, "seed": seed, "stratified": True, "rule": split_rule,
@@ -169,9 +170,9 @@ def _permuted(by_class: list[list[tuple[str, int]]], classes: list[str], root: P
 
 def _check_val_split(val_split: int | float, total: int) -> None:
     if isinstance(val_split, float) and val_split >= 1 and not val_split.is_integer():
-        raise ResnetlabError(f"--val-split {val_split} must be a fraction below 1 or a whole number of photos")
+        raise ResnetlabError(f"{option('val_split', val_split)} must be a fraction below 1 or a whole number of photos")
     if val_split >= total:
-        raise ResnetlabError(f"--val-split {val_split} must be below the {total} photos of the folder")
+        raise ResnetlabError(f"{option('val_split', val_split)} must be below the {total} photos of the folder")
 
 
 def _quotas(sizes: list[int], val_split: int | float) -> list[int]:

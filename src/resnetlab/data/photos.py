@@ -23,7 +23,7 @@ from resnetlab.data.decode import UnreadableImage, decode_photo, header_size
 from resnetlab.data.orientation import DEFAULT_EXIF_ORIENTATION
 from resnetlab.data.photo_crops import centre_crops
 from resnetlab.data.stats import channel_stats
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet weights expect these (RGB, [0, 1] units)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -125,7 +125,8 @@ def decode_photos(paths: Sequence[str], labels: Sequence[int], shorter_side: int
 def check_photo_crop(crop: int) -> int:
     """The training crop S of a photo folder (``--image-size``): a whole number of pixels >= 16."""
     if isinstance(crop, bool) or not isinstance(crop, int) or crop < 16:
-        raise ResnetlabError(f"--image-size {crop!r} for a photo folder is the training crop in pixels: use 16 or more (224 is usual)")
+        raise ResnetlabError(f"{option('image_size', metavar=repr(crop))} for a photo folder is the training crop in pixels: "
+                             "use 16 or more (224 is usual)")
     return crop
 
 

@@ -6,7 +6,7 @@ import torch
 
 from resnetlab.config_values import generator_seed
 from resnetlab.data.types import ImageSet
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 
 
 def split_validation(train: ImageSet, val_size: int | float, seed: int) -> tuple[ImageSet, ImageSet | None]:
@@ -20,14 +20,14 @@ def split_validation(train: ImageSet, val_size: int | float, seed: int) -> tuple
     if 0 < val_size < 1:
         count = round(val_size * len(train))
         if not 0 < count < len(train):
-            raise ResnetlabError(f"--val-split {val_size} of the {len(train)} training images holds out {count}: "
+            raise ResnetlabError(f"{option('val_split', val_size)} of the {len(train)} training images holds out {count}: "
                                  "give a larger fraction or a number of images")
         val_size = count
     if isinstance(val_size, float) and not val_size.is_integer():
-        raise ResnetlabError(f"--val-split {val_size} must be a fraction below 1 or a whole number of images")
+        raise ResnetlabError(f"{option('val_split', val_size)} must be a fraction below 1 or a whole number of images")
     val_size = int(val_size)
     if not 0 < val_size < len(train):
-        raise ResnetlabError(f"--val-split {val_size} must be between 0 and the {len(train)} training images")
+        raise ResnetlabError(f"{option('val_split', val_size)} must be between 0 and the {len(train)} training images")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size].sort().values, order[val_size:].sort().values
     return train.take(train_idx), train.take(val_idx)
@@ -38,6 +38,6 @@ def take_subset(train: ImageSet, size: int | None, seed: int) -> ImageSet:
     if size is None or size >= len(train):
         return train
     if size <= 0:
-        raise ResnetlabError(f"--subset {size} must be a positive number of training images")
+        raise ResnetlabError(f"{option('subset', size)} must be a positive number of training images")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(generator_seed(seed + 1)))
     return train.take(order[:size].sort().values)

@@ -26,7 +26,7 @@ from resnetlab.data.decode import UnreadableImage, decode_photo
 from resnetlab.data.device_decode import decode_batch, read_photo
 from resnetlab.data.photo_pipeline import PhotoBatches, PhotoPipeline
 from resnetlab.data.photos import PhotoFiles, eval_resize
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class StreamingLoader(PhotoBatches):
             if "DataLoader worker" not in str(exc):
                 raise
             raise ResnetlabError(f"a photo-decoding worker process died ({str(exc).splitlines()[0]}): out of memory? "
-                                 "Lower --workers or --batch-size") from None
+                                 f"Lower {option('workers')} or {option('batch_size')}") from None
 
     def _on_device(self, indices: list[int], payloads: list[tuple[torch.Tensor, bool]], errors: list[str],
                    epoch: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, list[str]]:
@@ -172,7 +172,7 @@ class StreamingLoader(PhotoBatches):
         if not errors:
             return
         if not self.skip_bad_images:
-            raise ResnetlabError(f"cannot read image {errors[0]}: fix or remove it, or pass --skip-bad-images")
+            raise ResnetlabError(f"cannot read image {errors[0]}: fix or remove it, or pass {option('skip_bad_images', True)}")
         for error in errors:
             if error not in self._reported:
                 self._reported.add(error)

@@ -56,7 +56,8 @@ def _feeding(weights: Path, in_channels: int, image_size: int | None, mean: Sequ
              std: Sequence[float] | None) -> dict[str, Any]:
     """mean, std, input_size, preprocess and test_views for ``weights`` (see ``weights_checkpoint``)."""
     sidecar_path = weights.parent / PREPROCESS
-    sidecar = read_json(sidecar_path, "delete it, or pass --mean, --std and --image-size") if sidecar_path.is_file() else {}
+    advice = f"delete it, or pass {option('mean')}, {option('std')} and {option('image_size')}"
+    sidecar = read_json(sidecar_path, advice) if sidecar_path.is_file() else {}
     if not sidecar and weights.name == WEIGHTS and holds_run(weights.parent) and (mean is None or std is None):
         raise ResnetlabError(f"{weights} belongs to the run in {weights.parent}, which has no {PREPROCESS} (an older run) to say "
                              f"how it normalised its images: pass the run folder instead (resnetlab predict {weights.parent} "
@@ -72,7 +73,8 @@ def _feeding(weights: Path, in_channels: int, image_size: int | None, mean: Sequ
         image_size = image_size or DEFAULT_CROP
         input_size, preprocess = [in_channels, image_size, image_size], {"pipeline": "photos", "resize": eval_resize(image_size)}
     side = preprocess.get("resize", max(input_size[1:]))  # a photo is resized to this before the centre crop
-    check_image_size((in_channels, side, side), 1, f"a photo resized for --image-size {input_size[-1]}", "lower --image-size")
+    check_image_size((in_channels, side, side), 1, f"a photo resized for {option('image_size', input_size[-1])}",
+                     f"lower {option('image_size')}")
     return {"mean": mean, "std": std, "input_size": input_size, "preprocess": preprocess, "test_views": sidecar.get("test_views")}
 
 

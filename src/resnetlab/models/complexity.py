@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnetlab.errors import ResnetlabError
+from resnetlab.errors import ResnetlabError, option
 from resnetlab.memory import FLOAT32_BYTES, check_fits, check_image_size, device_memory
 from resnetlab.models.registry import create_model, list_models, model_info
 
@@ -31,7 +31,7 @@ def _run_counted(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[Fl
     """One forward pass of a single image, recording FLOPs per module and each leaf's output shape."""
     if len(input_size) != 3 or any(not isinstance(n, int) or n < 1 for n in input_size):
         raise ResnetlabError(f"input size must be three positive whole numbers C H W, got {' '.join(map(str, input_size))}")
-    check_image_size(input_size, 1, "an input of this size", "pass a smaller --input-size")
+    check_image_size(input_size, 1, "an input of this size", f"pass a smaller {option('input_size')}")
     shapes: dict[str, list[int]] = {}
     hooks = []
     for name, module in model.named_modules():

@@ -36,3 +36,24 @@ def test_the_gpu_check_keeps_to_its_time_budget_and_refuses_an_unknown_section(t
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == "gpu_check: unknown section benchmark (env gpu-tests bench photos suite paper table6)\n"
+
+
+def test_time_to_accuracy_reads_both_runs_and_prints_times_to_each_threshold_and_their_ratio(tmp_path, capsys) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", REPO / "benchmarks" / "time_to_accuracy.py")
+    tta = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tta)
+    rows = {"new": [(100, 5, 0.86), (100, 5, 0.881)], "old": [(200, 10, 0.80), (200, 10, 0.87), (200, 10, 0.8801)]}
+    curves = {}
+    for name, epochs in rows.items():
+        run = tmp_path / name
+        run.mkdir()
+        lines = ["epoch,epoch_seconds,eval_seconds,test_acc"] + [f"{i + 1},{s},{e},{a}" for i, (s, e, a) in enumerate(epochs)]
+        (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+        curves[name] = tta.read_curve(run)
+    assert curves["old"][-1] == (3, 630.0, 0.8801, 600.0)  # wall time counts the test passes, training time does not
+    tta.print_tables(curves, seed=0)
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in out if line.lstrip().startswith(("training", "to 87%", "to 88%"))] == [
+        ["training", "200", "600", "0.33x"], ["to", "87%", "210", "420", "0.50x"], ["to", "88%", "210", "630", "0.33x"]]

@@ -211,3 +211,59 @@ def test_the_last_partial_training_batch_is_dropped_by_default_and_kept_where_ba
     assert [sizes(drop_last=False, rank=r, world_size=4) for r in range(4)] == [[3, 3, 3, 3, 2]] * 2 + [[2, 2, 2, 2, 2]] * 2
     assert [len(sizes(drop_last=False, rank=r, world_size=5)) for r in range(5)] == [4] * 5
     assert len(loader(data, batch_size=10, train=False)) == 5  # evaluation keeps every image
+
+
+def test_progressive_resizing_by_crops_takes_smaller_squares_of_the_padded_image_then_whole_ones() -> None:
+    """In "crop" mode stage epochs take crops of the stage's side from anywhere in the padded image
+    (mirrored as ever); after the last stage the crops are the images' own size, drawn as without stages."""
+    data = random_set(n=96, size=8)
+    staged = loader(data, augmentation=Augmentation(crop_padding=2, flip="random", size_stages=((4, 1), (6, 2)), stage_mode="crop"),
+                    batch_size=32)
+    assert [staged.crop_shape(e) for e in range(4)] == [(4, 4), (6, 6), (8, 8), (8, 8)]
+    padded = F.pad(data.images, (2, 2, 2, 2)).float()
+    order = torch.randperm(96, generator=torch.Generator().manual_seed(0))
+    x, _ = all_batches(staged, 0)
+    corners = set()
+    for image, row in zip(x, order):
+        matches = [(dy, dx) for dy in range(9) for dx in range(9) for f in (False, True)
+                   if torch.equal(padded[row, :, dy:dy + 4, dx:dx + 4].flip(2) if f else padded[row, :, dy:dy + 4, dx:dx + 4], image)]
+        assert matches, "a stage crop is not a (mirrored) 4x4 square of its padded source image"
+        corners.update(matches)
+    assert len(corners) > 30 and {dy for dy, _ in corners} == set(range(9))  # every row of the 9 positions is drawn
+    assert all_batches(staged, 1)[0].shape[2:] == (6, 6)
+    plain = loader(data, augmentation=Augmentation(crop_padding=2, flip="random"), batch_size=32)
+    assert torch.equal(all_batches(staged, 2)[0], all_batches(plain, 2)[0])  # after the stages: the plain loader's batches
+    resumed = list(staged.batches(0, start=1))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(list(staged.batches(0))[1:], resumed))
+
+
+def test_progressive_resizing_by_crops_without_padding_still_crops_at_random() -> None:
+    data = random_set(n=64, size=8)
+    staged = loader(data, augmentation=Augmentation(crop_padding=0, flip="none", size_stages=((5, 1),), stage_mode="crop"),
+                    batch_size=64)
+    x, _ = all_batches(staged, 0)
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    corners = {next((dy, dx) for dy in range(4) for dx in range(4) if torch.equal(data.images[row, :, dy:dy + 5, dx:dx + 5].float(), image))
+               for image, row in zip(x, order)}
+    assert len(corners) > 8  # of the 16 positions inside the image: not always the top-left one
+    late = loader(data, augmentation=Augmentation(crop_padding=0, flip="none", size_stages=((5, 1),), stage_mode="crop", crop_epochs=0),
+                  batch_size=64)
+    centred = all_batches(late, 0)[0]
+    assert torch.equal(centred, data.images[order, :, 1:6, 1:6].float())  # an uncropped epoch takes the centred square
+
+
+def test_progressive_resizing_by_default_crops_the_whole_image_resized_and_padded_in_proportion() -> None:
+    """A stage of side 16 on 32-pixel images: each image resized as torchvision resizes it
+    (antialiased bilinear, rounded to uint8), padded by 4 * 16/32 = 2 pixels, cropped at random."""
+    data = random_set(n=64, size=32)
+    staged = loader(data, augmentation=Augmentation(crop_padding=4, flip="none", size_stages=((16, 1),)), batch_size=64)
+    small = F.interpolate(data.images.float(), size=(16, 16), mode="bilinear", antialias=True).round().clamp(0, 255)
+    padded = F.pad(small, (2, 2, 2, 2))
+    order, plans = staged._epoch_plan(0)
+    x, _ = all_batches(staged, 0)
+    assert x.shape[1:] == (3, 16, 16)
+    corners = [plans[0].offsets[row].tolist() for row in order]
+    assert all(torch.equal(image, padded[row, :, r:r + 16, c:c + 16]) for image, row, (r, c) in zip(x, order, corners))
+    assert {r for r, _ in corners} == set(range(5))  # 2 pixels of padding each side: 5 positions
+    plain = loader(data, augmentation=Augmentation(crop_padding=4, flip="none"), batch_size=64)
+    assert torch.equal(all_batches(staged, 1)[0], all_batches(plain, 1)[0])  # after the stage: full size, as without one

@@ -204,3 +204,27 @@ def test_norm_and_bias_weight_decay_are_rates_or_none(key):
         resolve_config(overrides={key: -1e-4})
     with pytest.raises(ResnetlabError, match=f"{key} must be a finite number"):
         resolve_config(overrides={key: float("nan")})
+
+
+def test_progressive_resizing_stages_end_at_fractions_or_counts_of_the_epochs_and_are_checked(tmp_path, bundle):
+    from resnetlab.training.trainer import size_stages
+
+    fast = {"epochs": 20, "progressive_sizes": [20, 24], "progressive_ends": [0.3, 0.6]}
+    assert size_stages(resolve_config("fast", overrides=fast), 390) == ((20, 6), (24, 12))
+    assert size_stages(resolve_config("fast", overrides=fast | {"progressive_ends": [5, 9]}), 390) == ((20, 5), (24, 9))
+    assert size_stages(resolve_config("fast", overrides={"epochs": 20}), 390) == ()
+    for bad, message in [({"progressive_sizes": [20]}, "one entry each per stage, got 1 size"),
+                         ({"progressive_sizes": [20.5, 24]}, "progressive_sizes must be whole numbers"),
+                         ({"progressive_ends": [0.6, 0.3]}, "progressive_ends must be positive and increasing"),
+                         ({"progressive_mode": "shrink"}, "progressive_mode must be one of resize, crop")]:
+        with pytest.raises(ResnetlabError, match=message):
+            resolve_config("fast", overrides=fast | bad)
+    with pytest.raises(ResnetlabError, match=r"end the stages at epochs \[1, 1\] of 4"):
+        size_stages(resolve_config("fast", overrides={"epochs": 4, "progressive_sizes": [4, 6], "progressive_ends": [0.3, 0.35]}), 10)
+    config = tiny_config(tmp_path, epochs=4, progressive_sizes=[4, 6], progressive_ends=[0.25, 0.5])
+    train_loader, _, test_loader = build_loaders(config, bundle, torch.device("cpu"), Distributed())
+    assert [next(train_loader.batches(e))[0].shape[2] for e in range(4)] == [4, 6, 8, 8]
+    assert next(test_loader.batches(0))[0].shape[2] == 8  # evaluation sees the whole images
+    with pytest.raises(ResnetlabError, match=r"progressive_sizes \[4, 12\] has a side larger than the 8-pixel images"):
+        too_large = tiny_config(tmp_path, epochs=4, progressive_sizes=[4, 12], progressive_ends=[1, 2])
+        build_loaders(too_large, bundle, torch.device("cpu"), Distributed())

@@ -17,6 +17,7 @@ RESULT_COLUMNS = ("epoch", "iteration", "lr", "train_loss", "train_acc", "test_l
 # EMA and the error warm-up add state that must survive the interrupt too.
 EXTRAS = {"ema_decay": 0.9, "error_warmup_lr": 0.01, "error_warmup_threshold": 0.5, "label_smoothing": 0.1}
 FAST_LOADER = {"flip": "alternate", "batch_copies": 2, "uncropped_epochs": 1}  # the loader's per-epoch plans
+PROGRESSIVE = {"progressive_sizes": [4, 6], "progressive_ends": [1, 2], "batch_copies": 2}  # crops of 4, then 6, then 8 pixels
 
 
 def interrupt_at(iteration: int, sig: int = signal.SIGINT):
@@ -31,9 +32,10 @@ def final_weights(out):
     return torch.load(out / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize(("stop", "extras"), [(8, {}), (6, {}), (10, EXTRAS), (9, FAST_LOADER), (8, {"precision": "bf16"})],
+@pytest.mark.parametrize(("stop", "extras"), [(8, {}), (6, {}), (10, EXTRAS), (9, FAST_LOADER), (8, {"precision": "bf16"}),
+                                            (9, PROGRESSIVE)],
                          ids=["mid-epoch", "epoch-end", "mid-epoch-ema-warmup", "mid-epoch-copies-alternate-uncropped",
-                              "mid-epoch-bf16"])
+                              "mid-epoch-bf16", "mid-epoch-progressive-resizing"])
 def test_resume_is_bit_identical(tmp_path, bundle, stop, extras):
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     expected = train(tiny_config(straight, **extras), bundle=bundle)

@@ -193,3 +193,24 @@ def test_on_a_gpu_a_refused_capture_leaves_the_device_usable_and_the_run_eager()
     eager, after_refusal = run(False), run(True)
     assert len(told) == 1
     assert all(torch.allclose(eager[k], after_refusal[k], rtol=1e-4, atol=1e-5) for k in eager)
+
+
+def test_full_batches_of_a_new_image_size_are_recorded_anew_with_the_same_numbers_as_eager_steps() -> None:
+    """Progressive resizing: after 8x8 images come 6x6 ones; the graph-ready step warms up and
+    records again at the new size instead of running every later step eagerly."""
+    gen = torch.Generator().manual_seed(2)
+    stream = [(torch.randn(8, 3, side, side, generator=gen), torch.randint(0, 3, (8,), generator=gen)) for side in (8,) * 4 + (6,) * 5]
+    eager, eager_schedule = parts_and_schedule(9)
+    graph_ready, graph_schedule = parts_and_schedule(9)
+    graphed = GraphedStep(graph_ready, warmup=2, capture=False)
+    shapes, eager_totals, graphed_totals = [], [], []
+    for images, labels in stream:
+        eager_totals.append(train_step(eager, images, labels))
+        eager_schedule.step()
+        graphed_totals.append(graphed(images, labels))
+        graph_schedule.step()
+        shapes.append(None if graphed.images is None else tuple(graphed.images.shape[2:]))
+    assert shapes == [None, None, (8, 8), (8, 8), None, None, (6, 6), (6, 6), (6, 6)]  # 2 warm-up steps at each size
+    assert all(torch.equal(a, b) for a, b in zip(eager_totals, graphed_totals))
+    weights, graph_weights = eager.forward.state_dict(), graph_ready.forward.state_dict()
+    assert all(torch.equal(weights[k], graph_weights[k]) for k in weights)

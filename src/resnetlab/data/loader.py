@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 
 from resnetlab.config_values import generator_seed
-from resnetlab.data.choices import FLIP_MODES, PHOTO_AUGMENTATIONS
+from resnetlab.data.choices import FLIP_MODES, PHOTO_AUGMENTATIONS, STAGE_MODES
 from resnetlab.data.types import ImageSet
 
 
@@ -32,6 +32,8 @@ class Augmentation:
     cutout: int = 0  # side of a zeroed square (0 disables)
     crop_epochs: int | None = None  # crop only in epochs before this one; later epochs see whole images
     copies: int = 1  # copies of each image per batch, each its own crop (batch augmentation); 1: off
+    size_stages: tuple[tuple[int, int], ...] = ()  # progressive resizing: (side, first epoch after the stage), in order
+    stage_mode: str = "resize"  # the stages' images: "resize"d whole (padding scaled alike) or "crop"ped smaller
     photo: str = "random-resized-crop"  # photo folders (PhotoLoader): torchvision's reference, or the paper's "scale"
 
     def __post_init__(self) -> None:
@@ -41,11 +43,20 @@ class Augmentation:
             raise ValueError(f"photo augmentation must be one of {PHOTO_AUGMENTATIONS}, got {self.photo!r}")
         if self.copies < 1:
             raise ValueError(f"copies must be at least 1, got {self.copies}")
+        if self.stage_mode not in STAGE_MODES:
+            raise ValueError(f"stage mode must be one of {STAGE_MODES}, got {self.stage_mode!r}")
 
     def crops_in(self, epoch: int) -> bool:
         """Whether ``epoch`` takes random crops: training's last epochs may see whole images, as the
         test does (measured in docs/fast-recipe.md)."""
-        return bool(self.crop_padding) and (self.crop_epochs is None or epoch < self.crop_epochs)
+        cropping = bool(self.crop_padding) or self.crop_side(epoch) is not None
+        return cropping and (self.crop_epochs is None or epoch < self.crop_epochs)
+
+    def crop_side(self, epoch: int) -> int | None:
+        """The side of ``epoch``'s smaller images under progressive resizing (None: full size).
+        A network that ends in global average pooling runs unchanged on them, at the cost of their
+        pixels: (24/32)^2 = 0.56 of a CIFAR image's."""
+        return next((side for side, end in self.size_stages if epoch < end), None)
 
 
 NO_AUGMENTATION = Augmentation(crop_padding=0, flip="none", cutout=0)
@@ -152,6 +163,26 @@ class TensorLoader(Batches):
         # Stored channels-last (N, H+2p, W+2p, C): a gathered batch is already in the fast layout.
         self.pixels = padded.permute(0, 2, 3, 1).contiguous().to(self.device)
         self.labels = data.labels.to(self.device)
+        self._images = data.images if self.augmentation.size_stages and self.augmentation.stage_mode == "resize" else None
+        self._resized: dict[int, torch.Tensor] = {}  # progressive resizing: side -> padded pixels, made when first used
+
+    def epoch_view(self, epoch: int) -> tuple[torch.Tensor, tuple[int, int], int]:
+        """(padded channels-last pixels, crop (H, W), padding) of ``epoch``: the images as they are,
+        or under progressive resizing either smaller crops of them or the whole images resized to
+        the stage's side (antialiased bilinear, as torchvision resizes), padded in proportion."""
+        side = self.augmentation.crop_side(epoch)
+        padding = self.augmentation.crop_padding
+        if side is None:
+            return self.pixels, self.image_size, padding
+        if self._images is None:  # "crop": a side x side crop of the padded full-size image
+            return self.pixels, (side, side), padding
+        padding = round(padding * side / max(self.image_size))
+        if side not in self._resized:
+            small = torch.nn.functional.interpolate(self._images.float(), size=(side, side), mode="bilinear", antialias=True,
+                                                    align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+            small = torch.nn.functional.pad(small, (padding,) * 4) if padding else small
+            self._resized[side] = small.permute(0, 2, 3, 1).contiguous().to(self.device)
+        return self._resized[side], (side, side), padding
 
     def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, list[CopyPlan]]:
         """Order, and per copy the crop offsets, flips and cutout centres of a whole epoch, from one
@@ -160,12 +191,16 @@ class TensorLoader(Batches):
         gen = self.epoch_generator(epoch)
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         aug = self.augmentation
-        h, w = self.image_size
+        pixels, (h, w), padding = self.epoch_view(epoch)
+        spans = torch.tensor([pixels.shape[1] - h, pixels.shape[2] - w])  # corner positions - 1
         plans: list[CopyPlan] = []
         for copy in range(aug.copies):
-            offsets = torch.randint(0, 2 * aug.crop_padding + 1, (n, 2), generator=gen)
+            if (h, w) == self.image_size:
+                offsets = torch.randint(0, 2 * aug.crop_padding + 1, (n, 2), generator=gen)
+            else:
+                offsets = torch.stack([torch.randint(0, int(span) + 1, (n,), generator=gen) for span in spans], 1)
             if not aug.crops_in(epoch):
-                offsets.fill_(aug.crop_padding)  # the centred crop: the image itself (drawn anyway, so flips stay as they were)
+                offsets[:] = spans // 2  # the centred crop: the image itself (drawn anyway, so flips stay as they were)
             if aug.flip == "random":
                 flips = torch.rand(n, generator=gen) < 0.5
             elif aug.flip == "alternate":
@@ -185,9 +220,10 @@ class TensorLoader(Batches):
         # The whole epoch's plan goes to the device in one copy per tensor, not four small ones per batch.
         order = self._to_device(order)
         plans = [CopyPlan(*(self._to_device(t) for t in plan)) for plan in plans]
+        pixels, shape, _ = self.epoch_view(epoch)
         for b in range(start, len(self)):
             idx = self.rank_rows(order, b)
-            copies = [self._augmented(idx, p.offsets[idx], p.flips[idx], p.centres[idx]) for p in plans]  # (B, H, W, C) uint8
+            copies = [self._augmented(pixels, idx, p.offsets[idx], p.flips[idx], p.centres[idx], shape) for p in plans]  # (B, H, W, C)
             x = copies[0] if len(copies) == 1 else torch.cat(copies)
             x = x.permute(0, 3, 1, 2)  # (B, C, H, W) view with channels-last strides
             x = x.float().mul_(self.scale).add_(self.shift)  # measured faster than a promoting uint8 * float mul
@@ -200,21 +236,27 @@ class TensorLoader(Batches):
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor.to(self.device)
 
-    def _augmented(self, idx: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """Gather, crop and flip a batch with ONE advanced-indexing op on the padded pixels (every
-        argument already on the device)."""
+    def crop_shape(self, epoch: int) -> tuple[int, int]:
+        """(H, W) of ``epoch``'s training images: the images' own, or progressive resizing's smaller side."""
+        side = self.augmentation.crop_side(epoch)
+        return self.image_size if side is None else (side, side)
+
+    def _augmented(self, pixels: torch.Tensor, idx: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor,
+                   centres: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        """Gather, crop and flip a batch of crops of ``shape`` with ONE advanced-indexing op on the
+        padded ``pixels`` (every argument already on the device)."""
         aug = self.augmentation
-        if not aug.crop_padding and aug.flip == "none" and not aug.cutout:
-            return self.pixels[idx]
+        if tuple(pixels.shape[1:3]) == shape and aug.flip == "none" and not aug.cutout:
+            return pixels[idx]
         dev = self.device
-        h, w = self.image_size
+        h, w = shape
         ys, xs = torch.arange(h, device=dev), torch.arange(w, device=dev)
         cols = xs.expand(len(idx), w)
         if aug.flip != "none":
             cols = torch.where(flips[:, None], w - 1 - xs, xs)  # a mirrored crop reads columns backwards
         rows = offsets[:, 0, None] + ys  # (B, H); offsets all zeros without padding
         cols = offsets[:, 1, None] + cols  # (B, W)
-        x = self.pixels[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+        x = pixels[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
         if aug.cutout:
             half = aug.cutout // 2
             cy, cx = centres[:, 0, None, None], centres[:, 1, None, None]

@@ -30,7 +30,7 @@ from resnetlab.training.optim import create_optimizer, freeze_backbone
 from resnetlab.training.run_log import RunLog
 from resnetlab.training.schedules import create_schedule
 from resnetlab.training.step import GraphedStep, StepParts, graphs_unsupported
-from resnetlab.training.trainer import Loaders, Progress, Trainer, crop_epochs, training_budget
+from resnetlab.training.trainer import Loaders, Progress, Trainer, crop_epochs, size_stages, training_budget
 
 
 def build_trainer(config: TrainConfig, bundle: DatasetBundle, model: nn.Module, *, run: RunFolder,
@@ -69,7 +69,9 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
                   photo_views=config.photo_views)  # photos only
     iterations = batch_count(len(bundle.train), config.batch_size, drop_last=config.drop_last, train=True, world_size=ctx.world_size)
     augmentation = Augmentation(crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
-                                crop_epochs=crop_epochs(config, iterations), copies=config.batch_copies, photo=config.photo_augmentation)
+                                crop_epochs=crop_epochs(config, iterations), copies=config.batch_copies, photo=config.photo_augmentation,
+                                size_stages=size_stages(config, iterations), stage_mode=config.progressive_mode)
+    check_progressive_sizes(config, bundle)
     train_loader = create_loader(bundle.train, config.batch_size, train=True, augmentation=augmentation, seed=config.seed,
                                  drop_last=config.drop_last, **common)
     if len(train_loader) == 0:
@@ -78,6 +80,19 @@ def build_loaders(config: TrainConfig, bundle: DatasetBundle, device: torch.devi
     eval_batch = evaluation_batch_size(bundle.pipeline, config.batch_size, device)
     val_loader = create_loader(bundle.val, eval_batch, **common) if bundle.val is not None and len(bundle.val) else None
     return train_loader, val_loader, create_loader(bundle.test, eval_batch, **common)
+
+
+def check_progressive_sizes(config: TrainConfig, bundle: DatasetBundle) -> None:
+    """Progressive resizing shrinks small images held in memory, never beyond their own size."""
+    if not config.progressive_sizes:
+        return
+    if bundle.pipeline == "photos":
+        raise ResnetlabError(f"{option('progressive_sizes')} (progressive resizing) applies to small images (CIFAR, MNIST, folders of "
+                             f"thumbnails), not to photos: set the photos' training crop with {option('image_size')}")
+    side = min(bundle.image_shape[1:])
+    if max(config.progressive_sizes) > side:
+        raise ResnetlabError(f"{option('progressive_sizes')} {config.progressive_sizes} has a side larger than the {side}-pixel images: "
+                             f"give sides of at most {side}")
 
 
 def graphed_step(config: TrainConfig, parts: StepParts, device: torch.device, ctx: distributed.Distributed,

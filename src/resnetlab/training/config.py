@@ -102,6 +102,12 @@ class TrainConfig:
     cutout: int = setting(0, "side of a zeroed square in pixels (0: off)")
     uncropped_epochs: int = setting(0, "the last N epochs train on whole images, as the test sees them (0: crop in every epoch)")
     batch_copies: int = setting(1, "views of each image per batch, each its own crop and flip (batch augmentation; 1: off)")
+    progressive_sizes: list[float] = setting([], "progressive resizing (small images): the training images' side in the first stages, "
+                                                 "e.g. 20 24 (smaller images cost less: a network ending in global average "
+                                                 "pooling runs unchanged on them); full size after the last stage")
+    progressive_ends: list[float] = setting([], "the epoch where each progressive_sizes stage ends: <1 fraction of the epochs, >=1 count")
+    progressive_mode: str = setting("resize", "progressive resizing's images: resize (the whole image made smaller, its crop "
+                                              "padding in proportion) | crop (a smaller random crop of the padded full-size image)")
     photo_augmentation: str = setting("random-resized-crop", "photos: random-resized-crop (torchvision's) | "
                                                              "scale (paper: 256-480 px, PCA colour)")
 
@@ -394,7 +400,7 @@ def _check_keys(values: dict[str, Any], source: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check choices and ranges, coercing YAML/CLI types (ints for floats, lists for tuples)."""
-    from resnetlab.data.loader import FLIP_MODES, PHOTO_AUGMENTATIONS  # the data's own choices, loaded with torch
+    from resnetlab.data.loader import FLIP_MODES, PHOTO_AUGMENTATIONS, STAGE_MODES  # the data's own choices, loaded with torch
     from resnetlab.data.photo_pipeline import PHOTO_VIEWS
     from resnetlab.models.registry import check_model_options
 
@@ -402,7 +408,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         setattr(config, key, check_value(key, getattr(config, key), HINTS[key], ""))
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "flip": FLIP_MODES,
                "photo_augmentation": PHOTO_AUGMENTATIONS, "normalization": NORMALIZATIONS, "precision": PRECISIONS,
-               "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS, "init": INITS}
+               "exif_orientation": EXIF_ORIENTATIONS, "photo_views": PHOTO_VIEWS, "init": INITS,
+               "progressive_mode": STAGE_MODES}
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise ResnetlabError(f"{key} must be one of {', '.join(allowed)}, got {shown(getattr(config, key))}")
@@ -431,6 +438,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ResnetlabError("model_options must be a mapping of option names to values")
     check_model_options(config.model, config.model_options)  # before any data is read or downloaded
     config.milestones = [float(m) for m in (config.milestones or [])]
+    _check_size_stages(config)
     for key in ("lr", "momentum", "weight_decay", "norm_weight_decay", "bias_weight_decay", "label_smoothing", "lr_decay",
                 "warmup", "val_split"):
         if getattr(config, key) is not None:  # None only where the field allows it (checked above)
@@ -440,6 +448,20 @@ def validate(config: TrainConfig) -> TrainConfig:
         if value is not None and not within(value):
             raise ResnetlabError(f"{key} must be {allowed}, got {shown(value)}")
     return config
+
+
+def _check_size_stages(config: TrainConfig) -> None:
+    """Progressive resizing: one end per size, sizes whole and >= 1, the ends in order."""
+    sizes, ends = config.progressive_sizes or [], config.progressive_ends or []
+    if len(sizes) != len(ends):
+        raise ResnetlabError(f"progressive_sizes and progressive_ends need one entry each per stage, got {len(sizes)} size(s) and "
+                             f"{len(ends)} end(s), e.g. progressive_sizes [20, 24] with progressive_ends [0.3, 0.6]")
+    if any(not float(s).is_integer() or s < 1 for s in sizes):
+        raise ResnetlabError(f"progressive_sizes must be whole numbers of pixels >= 1, got {shown(sizes)}")
+    if any(e <= 0 for e in ends) or any(b <= a for a, b in zip(ends, ends[1:])):
+        raise ResnetlabError(f"progressive_ends must be positive and increasing, got {shown(ends)}")
+    config.progressive_sizes = [int(s) for s in sizes]
+    config.progressive_ends = [float(e) for e in ends]
 
 
 _LIMITS = {  # ranges beyond "a finite number >= 0" (validate)

@@ -93,7 +93,8 @@ def train_step(parts: StepParts, images: torch.Tensor, labels: torch.Tensor) -> 
 
 
 class GraphedStep:
-    """``train_step`` recorded once as a CUDA graph and replayed for every batch of one shape; the
+    """``train_step`` recorded once as a CUDA graph and replayed for every batch of one shape (recorded
+    again when full batches change image size, as progressive resizing does); the
     ``warmup`` steps before it, batches of another shape and every step after a failed capture
     (``on_failure`` is told why) run eagerly through the same learning-rate tensors, so a graphed
     run's numbers are an eager run's. Why each part is so: docs/gpu.md, "The training step as a
@@ -118,6 +119,8 @@ class GraphedStep:
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self.fill_learning_rates(images.device)
+        if self.images is not None and len(images) == self.largest and images.shape[1:] != self.images.shape[1:]:
+            self.release()  # full batches of a new image size (progressive resizing): recorded anew for it
         if self.failure is None and self.images is None:
             size = len(images)
             if size > self.largest:  # warm up at the batch size that will be recorded
@@ -167,6 +170,12 @@ class GraphedStep:
             # thread_local: a streaming loader's pinned-memory thread may allocate while this records
             with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.totals = train_step(self.parts, self.images, self.labels)
+
+    def release(self) -> None:
+        """Forget the recorded graph and its buffers (its memory pool goes with it); the next full
+        batches warm up and record again."""
+        self.graph = self.images = self.labels = self.totals = None
+        self.warm_steps = 0
 
     def give_up(self, exc: RuntimeError) -> None:
         """After a failed capture: drop what it left (gradients from its memory pool, the static

@@ -393,6 +393,19 @@ def crop_epochs(config: TrainConfig, iters_per_epoch: int) -> int | None:
     return max(0, budget_epochs(training_budget(config, iters_per_epoch), iters_per_epoch) - config.uncropped_epochs)
 
 
+def size_stages(config: TrainConfig, iters_per_epoch: int) -> tuple[tuple[int, int], ...]:
+    """Progressive resizing as (image side, first epoch after the stage) pairs: ``progressive_ends``
+    below 1 are fractions of the budget's epochs (rounded), others epoch counts."""
+    if not config.progressive_sizes:
+        return ()
+    epochs = budget_epochs(training_budget(config, iters_per_epoch), iters_per_epoch)
+    ends = [round(e * epochs) if e < 1 else int(e) for e in config.progressive_ends]
+    if any(b <= a for a, b in zip(ends, ends[1:])):
+        raise ResnetlabError(f"{option('progressive_ends')} {config.progressive_ends} end the stages at epochs {ends} of {epochs}: "
+                             f"each stage needs at least one epoch of its own")
+    return tuple(zip(config.progressive_sizes, ends))
+
+
 def budget_epochs(total_iters: int, iters_per_epoch: int) -> int:
     """Epochs the budget touches, the last one possibly partial (what progress lines count to)."""
     return math.ceil(total_iters / max(1, iters_per_epoch))

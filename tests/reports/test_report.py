@@ -20,7 +20,7 @@ from tests.builders import fake_checkpoint, fake_run, read_json
 
 OVERVIEW = ["figures/error_curves.png", "figures/depth_vs_error.png", "figures/params_vs_accuracy.png",
             "figures/time_vs_accuracy.png"]
-PER_RUN = ["error_curves.png", "loss.png", "lr.png"]
+PER_RUN = ["error_curves.png", "loss.png", "epochs.png", "lr.png"]
 PER_RUN_WITH_CHECKPOINT = [*PER_RUN, "confusion.png", "predictions.png"]
 
 

@@ -138,6 +138,30 @@ def loss_curves(run: Run, path: Path) -> Path:
     return _save(fig, path)
 
 
+def epoch_curves(run: Run, path: Path) -> Path:
+    """Training loss, training accuracy and test accuracy against epochs on one axes, as d2l's
+    ``train_ch6`` draws them: the figure the seed write-ups show, to set beside theirs."""
+    fig, ax = _axes(6, 4.0)
+    epochs = np.asarray(run.metrics.get("epoch", []), dtype=float)
+    plotted = False
+    for column, style, colour in (("train_loss", "-", "tab:blue"), ("train_acc", "--", "tab:purple"),
+                                  ("test_acc", ":", "tab:green")):
+        y = np.asarray(run.metrics.get(column, []), dtype=float)
+        keep = ~np.isnan(y) if len(y) == len(epochs) else np.zeros(0, dtype=bool)
+        if keep.any():
+            ax.plot(epochs[keep], y[keep], linestyle=style, color=colour, linewidth=1.8, marker="o" if keep.sum() < 4 else None,
+                    markersize=3, label=column.replace("_", " "))
+            plotted = True
+    if plotted:
+        ax.legend(loc="center right")
+        ax.grid(alpha=0.3)
+    else:
+        _no_data(ax, "epochs")
+    ax.set_xlabel("epoch")
+    ax.set_title(f"{run.name}: loss and accuracy by epoch")
+    return _save(fig, path)
+
+
 def lr_schedule(run: Run, path: Path) -> Path:
     """The learning rate of every iteration (from the run's schedule) and as recorded per epoch.
 

@@ -6,7 +6,7 @@ The report folder it writes:
     results.md, results.csv    the Table 6-style results table
     figures/                   across runs: error_curves.png (Fig. 6), depth_vs_error.png,
                                params_vs_accuracy.png, time_vs_accuracy.png
-    runs/<run>/                per run: error_curves.png, loss.png, lr.png, confusion.png,
+    runs/<run>/                per run: error_curves.png, loss.png, epochs.png, lr.png, confusion.png,
                                predictions.png (the last two need the checkpoint and the data)
 
 Anything that cannot be drawn (no checkpoint, data not on this machine, unfinished run) is
@@ -156,6 +156,7 @@ def _run_section(run: Run, out: Path, folder_name: str, cache: DatasetCache | No
         _ref(out, plots.error_curves([(f"{run.name}: error", [run])], folder / "error_curves.png"),
              "Training (thin) and test (bold) error; dotted lines: learning-rate drops"),
         _ref(out, plots.loss_curves(run, folder / "loss.png"), "Loss curves"),
+        _ref(out, plots.epoch_curves(run, folder / "epochs.png"), "Training loss, training and test accuracy by epoch"),
         _ref(out, plots.lr_schedule(run, folder / "lr.png"), "Learning-rate schedule"),
     ]
     if cache is None:

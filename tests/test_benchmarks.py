@@ -57,3 +57,15 @@ def test_time_to_accuracy_reads_both_runs_and_prints_times_to_each_threshold_and
     out = capsys.readouterr().out.splitlines()
     assert [line.split() for line in out if line.lstrip().startswith(("training", "to 87%", "to 88%"))] == [
         ["training", "200", "600", "0.33x"], ["to", "87%", "210", "420", "0.50x"], ["to", "88%", "210", "630", "0.33x"]]
+
+
+def test_the_compile_benchmark_says_when_a_faster_step_has_repaid_its_compilation() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compile_cpu", REPO / "benchmarks" / "compile_cpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # 1000 -> 1250 images/s saves 0.2 ms an image: 60 s of compilation is repaid after 300,000 images (6 CIFAR epochs)
+    assert bench.images_to_break_even(60.0, 1000.0, 1250.0) == pytest.approx(300_000)
+    assert bench.images_to_break_even(60.0, 1000.0, 990.0) is None  # a slower compiled step never repays it
+    assert bench.SideResult(32, 25.0, 900.0, 1080.0).ratio == pytest.approx(1.2)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module: the scripts are no package, so they are loaded from their file."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow  # a real process: the whole suite runs it, the quick tier does not
@@ -39,11 +49,7 @@ def test_the_gpu_check_keeps_to_its_time_budget_and_refuses_an_unknown_section(t
 
 
 def test_time_to_accuracy_reads_both_runs_and_prints_times_to_each_threshold_and_their_ratio(tmp_path, capsys) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("time_to_accuracy", REPO / "benchmarks" / "time_to_accuracy.py")
-    tta = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tta)
+    tta = load_benchmark("time_to_accuracy")
     rows = {"new": [(100, 5, 0.86), (100, 5, 0.881)], "old": [(200, 10, 0.80), (200, 10, 0.87), (200, 10, 0.8801)]}
     curves = {}
     for name, epochs in rows.items():
@@ -60,11 +66,7 @@ def test_time_to_accuracy_reads_both_runs_and_prints_times_to_each_threshold_and
 
 
 def test_the_compile_benchmark_says_when_a_faster_step_has_repaid_its_compilation() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("compile_cpu", REPO / "benchmarks" / "compile_cpu.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("compile_cpu")
     # 1000 -> 1250 images/s saves 0.2 ms an image: 60 s of compilation is repaid after 300,000 images (6 CIFAR epochs)
     assert bench.images_to_break_even(60.0, 1000.0, 1250.0) == pytest.approx(300_000)
     assert bench.images_to_break_even(60.0, 1000.0, 990.0) is None  # a slower compiled step never repays it
